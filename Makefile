@@ -1,0 +1,35 @@
+# `make demo` and `make test` each set up .venv when it is missing or pyproject.toml changed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR := data/demo
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test lint dbt-parse pytest clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[dev]' 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -c "import orchestration.definitions, dbt.version, great_expectations"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/retentext simulate --out $(DEMO_DIR)/landing --customers 3000 --start 2025-01-01 --days 365 --seed 7 --bad-rows 0.002
+	RETENTEXT_PARTITIONS_START=2025-01-01 $(BIN)/retentext run --landing $(DEMO_DIR)/landing --as-of 2026-01-01T00:00:00Z --warehouse $(DEMO_DIR)/warehouse.duckdb
+	@echo "landing files: $(DEMO_DIR)/landing   warehouse: $(DEMO_DIR)/warehouse.duckdb (tables raw.*, raw.quarantine, raw.load_files)"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+dbt-parse: $(STAMP)
+	cd dbt_project && ../$(BIN)/dbt parse --profiles-dir . --quiet
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+test: lint dbt-parse pytest
+
+clean:
+	rm -rf $(VENV) data/demo dbt_project/target dbt_project/logs .pytest_cache

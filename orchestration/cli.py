@@ -1,0 +1,250 @@
+"""``retentext`` command line: simulate a shop, run the pipeline in process."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from orchestration import settings
+
+console = Console(stderr=True, soft_wrap=True)  # no hard wraps in logs
+
+
+def _as_of(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"--as-of {text!r} is not an ISO timestamp (e.g. 2025-06-01T00:00:00Z)"
+        ) from exc
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"--as-of {text!r} has no time zone; add Z or an offset such as +02:00"
+        )
+    return value.astimezone(UTC)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from simulator.writer import simulate
+
+    started = time.perf_counter()
+    with console.status("simulating") as status:
+        summary = simulate(
+            Path(args.out),
+            args.customers,
+            args.start,
+            args.days,
+            args.seed,
+            args.bad_rows,
+            progress=lambda s: status.update(f"writing {s}"),
+        )
+    table = Table("source", "rows", "files", "bad rows injected", title="landing files")
+    for source, info in summary.items():
+        table.add_row(
+            source, f"{info['rows']:,}", str(info["files"]), str(sum(info["defects"].values()))
+        )
+    console.print(table)
+    console.print(f"wrote {Path(args.out).resolve()} in {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+def pending_ranges(landing: Path, warehouse: Path, as_of: datetime) -> list[tuple[date, date]]:
+    """Contiguous day ranges with landing files not loaded yet (complete days before as_of)."""
+    import duckdb
+
+    from orchestration.ingest.landing import discover
+    from orchestration.ingest.spec import sources
+
+    on_disk: dict[date, set] = {}
+    for source in sources():
+        for f in discover(landing, source)[0]:
+            if f.day + timedelta(days=1) <= as_of.date():
+                on_disk.setdefault(f.day, set()).add((f.name, f.size, f.mtime_ns))
+    loaded: dict[date, set] = {}
+    if warehouse.exists():
+        con = duckdb.connect(str(warehouse), read_only=True)
+        try:
+            rows = con.execute(
+                "SELECT partition_date, file, file_size, file_mtime_ns FROM raw.load_files"
+            ).fetchall()
+        except duckdb.CatalogException:
+            rows = []
+        con.close()
+        for day, name, size, mtime in rows:
+            loaded.setdefault(day, set()).add((name, size, mtime))
+    days = sorted(d for d, files in on_disk.items() if files != loaded.get(d, set()))
+    ranges: list[tuple[date, date]] = []
+    for d in days:
+        if ranges and ranges[-1][1] + timedelta(days=1) == d:
+            ranges[-1] = (ranges[-1][0], d)
+        else:
+            ranges.append((d, d))
+    return ranges
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    os.environ[settings.LANDING_ENV] = str(Path(args.landing).resolve())
+    if args.warehouse:
+        os.environ[settings.WAREHOUSE_ENV] = str(Path(args.warehouse).resolve())
+    landing, warehouse = settings.landing_path(), settings.warehouse_path()
+    if not landing.is_dir():
+        console.print(
+            f"[red]error:[/red] landing folder {landing} does not exist; create it or "
+            "run `retentext simulate --out DIR` first"
+        )
+        return 2
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    ranges = pending_ranges(landing, warehouse, args.as_of)
+    first = date.fromisoformat(settings.partitions_start())
+    if ranges and ranges[0][0] < first:
+        console.print(
+            f"[red]error:[/red] landing has files dated {ranges[0][0]}, before the first "
+            f"partition {first}; set {settings.PARTITIONS_START_ENV} to an earlier date"
+        )
+        return 2
+
+    import dagster as dg
+
+    from orchestration.definitions import defs
+    from orchestration.resources import landing_resource, warehouse_resource
+
+    # built now, from this run's paths (definitions may have been imported with others)
+    resources = {"warehouse": warehouse_resource(), "landing": landing_resource()}
+    started = time.perf_counter()
+    instance = (
+        dg.DagsterInstance.get()
+        if os.environ.get("DAGSTER_HOME")
+        else (dg.DagsterInstance.ephemeral())
+    )
+    assets = [defs.get_assets_def(dg.AssetKey(["raw", s])) for s in _sources()]
+    failed_checks = []
+    with console.status("loading") as status:
+        for start, end in ranges:
+            status.update(f"loading partitions {start}..{end}")
+            result = dg.materialize(
+                assets,
+                instance=instance,
+                resources=resources,
+                tags={
+                    "dagster/asset_partition_range_start": start.isoformat(),
+                    "dagster/asset_partition_range_end": end.isoformat(),
+                },
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            )
+            if not result.success:
+                console.print(
+                    f"[red]error:[/red] the load of {start}..{end} failed; see above. "
+                    "Nothing of that range was committed."
+                )
+                return 1
+            for evaluation in result.get_asset_check_evaluations():
+                if not evaluation.passed:
+                    failed_checks.append(
+                        (
+                            evaluation.asset_key.to_user_string(),
+                            start,
+                            end,
+                            evaluation.metadata.get("failed"),
+                        )
+                    )
+    _print_summary(warehouse, ranges, time.perf_counter() - started)
+    for key, start, end, failed in failed_checks:
+        console.print(
+            f"[yellow]check failed:[/yellow] {key} {start}..{end} great_expectations: "
+            f"{failed.value if failed else ''}"
+        )
+    console.print(f"warehouse: {warehouse}")
+    return 0
+
+
+def _sources() -> list[str]:
+    from orchestration.ingest.spec import sources
+
+    return list(sources())
+
+
+def _print_summary(warehouse: Path, ranges, seconds: float) -> None:
+    import duckdb
+
+    if not ranges:
+        console.print("nothing new to load: every landing file up to as_of is loaded")
+        return
+    con = duckdb.connect(str(warehouse), read_only=True)
+    where = " OR ".join(f"partition_date BETWEEN '{s}' AND '{e}'" for s, e in ranges)
+    table = Table(
+        "source",
+        "files",
+        "read",
+        "accepted",
+        "quarantined",
+        "duplicates dropped",
+        title=f"loaded {len(ranges)} range(s) in {seconds:.1f}s",
+    )
+    rows = con.execute(f"""SELECT source, count(*), sum(rows_read), sum(rows_accepted),
+        sum(rows_quarantined), sum(duplicates_dropped) FROM raw.load_files WHERE {where}
+        GROUP BY source ORDER BY source""").fetchall()
+    for row in rows:
+        table.add_row(row[0], *(f"{int(v or 0):,}" for v in row[1:]))
+    console.print(table)
+    reasons = con.execute(f"""SELECT source, reason, count(*) FROM raw.quarantine WHERE {where}
+        GROUP BY ALL ORDER BY 1, 3 DESC""").fetchall()
+    if reasons:
+        qt = Table("source", "quarantine reason", "rows", title="raw.quarantine")
+        for source, reason, n in reasons:
+            qt.add_row(source, reason, f"{n:,}")
+        console.print(qt)
+    for file, note in con.execute(f"""SELECT file, note FROM raw.load_files
+            WHERE ({where}) AND note IS NOT NULL ORDER BY file""").fetchall():
+        console.print(f"  {file}: {note}")
+    con.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="retentext", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sim = sub.add_parser("simulate", help="write a synthetic shop's landing files")
+    sim.add_argument("--out", required=True, help="landing folder to write")
+    sim.add_argument("--customers", type=int, default=5000)
+    sim.add_argument(
+        "--start", type=date.fromisoformat, default=date(2025, 1, 1), help="first day, YYYY-MM-DD"
+    )
+    sim.add_argument("--days", type=int, default=365)
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument(
+        "--bad-rows", type=float, default=0.0, help="rate of defective rows per source, e.g. 0.01"
+    )
+    sim.set_defaults(func=cmd_simulate)
+
+    run = sub.add_parser("run", help="load every complete day up to --as-of not loaded yet")
+    run.add_argument("--landing", default=os.environ.get(settings.LANDING_ENV, "data/landing"))
+    run.add_argument(
+        "--as-of", type=_as_of, required=True, help="the run's time, e.g. 2026-01-01T00:00:00Z"
+    )
+    run.add_argument(
+        "--warehouse",
+        help=f"DuckDB file (default: ${settings.WAREHOUSE_ENV} or data/warehouse.duckdb)",
+    )
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

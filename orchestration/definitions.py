@@ -1,0 +1,7 @@
+"""The Dagster code location: one small ``Definitions`` per concern under ``defs/``."""
+
+import dagster as dg
+
+from orchestration.defs import ingest
+
+defs = dg.Definitions.merge(ingest.defs)

@@ -1,0 +1,98 @@
+"""Great Expectations suites (from ``expectations.yaml``) run on an accepted batch."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import yaml
+
+from orchestration.ingest.validate import ident
+
+SUITES_FILE = Path(__file__).with_name("expectations.yaml")
+
+
+@dataclass
+class SuiteResult:
+    success: bool
+    evaluated: int
+    failed: list[dict]  # expectation, column(s), unexpected count, examples
+    rows: int
+
+
+@cache
+def suites() -> dict[str, list[tuple[str, dict]]]:
+    raw = yaml.safe_load(SUITES_FILE.read_text())
+    return {src: [next(iter(e.items())) for e in entries] for src, entries in raw.items()}
+
+
+def _class_name(snake: str) -> str:
+    return "".join(part.capitalize() for part in snake.split("_"))
+
+
+@cache
+def _context():
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx  # slow import; only when a suite runs
+
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = {"globally": False}
+    return gx, ctx
+
+
+def _columns(entries: list[tuple[str, dict]]) -> list[str]:
+    cols = []
+    for _, kwargs in entries:
+        cols += [kwargs["column"]] if "column" in kwargs else list(kwargs.get("column_list", []))
+    return list(dict.fromkeys(cols))
+
+
+def validate_frame(source: str, frame: pd.DataFrame) -> SuiteResult:
+    """Run the source's suite on a DataFrame of accepted rows."""
+    gx, ctx = _context()
+    entries = suites()[source]
+    suite = gx.ExpectationSuite(name=f"raw_{source}")
+    for name, kwargs in entries:
+        suite.add_expectation(getattr(gx.expectations, _class_name(name))(**kwargs))
+    name = f"raw_{source}"
+    try:
+        data_source = ctx.data_sources.get(name)
+    except (KeyError, ValueError):
+        data_source = ctx.data_sources.add_pandas(name)
+    asset = data_source.add_dataframe_asset(f"{name}_{len(data_source.assets)}")
+    batch = asset.add_batch_definition_whole_dataframe("batch").get_batch(
+        batch_parameters={"dataframe": frame}
+    )
+    result = batch.validate(suite)
+    failed = []
+    for r in result.results:
+        if not r.success:
+            cfg = r.expectation_config
+            failed.append(
+                {
+                    "expectation": cfg.type,
+                    "column": cfg.kwargs.get("column") or cfg.kwargs.get("column_list"),
+                    "unexpected_count": r.result.get("unexpected_count"),
+                    "examples": [
+                        str(x) for x in (r.result.get("partial_unexpected_list") or [])[:5]
+                    ],
+                }
+            )
+    return SuiteResult(bool(result.success), len(result.results), failed, len(frame))
+
+
+def validate_partitions(
+    con: duckdb.DuckDBPyConnection, source: str, start: date, end: date
+) -> SuiteResult:
+    """The suite on the rows accepted for ``start``..``end`` (only the columns it needs)."""
+    cols = ", ".join(ident(c) for c in _columns(suites()[source]))
+    frame = con.execute(
+        f"SELECT {cols} FROM raw.{source} WHERE partition_date BETWEEN $s AND $e",
+        {"s": start, "e": end},
+    ).df()
+    return validate_frame(source, frame)

@@ -1,0 +1,204 @@
+"""Validation SQL built from the source contract: parse, type and give each bad line a reason.
+
+Input relations: ``lines(file_idx, line_number, raw BLOB)`` and ``files`` (one row per file:
+format, field positions from its header, file-level error). Output: one row per non-blank
+line with typed columns, ``reason`` (the first failing check, a short stable phrase) and
+``detail`` (every failing check, specific). All of it is one set-based query.
+"""
+
+from __future__ import annotations
+
+from orchestration.ingest.phones import known_countries, phone_is_valid_sql
+from orchestration.ingest.spec import Column, Source
+
+# one CSV field: quoted (with "" escapes) or bare; lines get a leading comma so every field
+# starts with one and no match is empty
+CSV_FIELD_RE = r',("(?:[^"]|"")*"|[^,"]*)'
+CSV_LINE_RE = r'(?:,(?:"(?:[^"]|"")*"|[^,"]*))*'
+ZONE_RE = r".*(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+FUTURE_SLACK = "INTERVAL 2 DAY"  # a row may be stamped up to a day after its file's day ends
+OLDEST = "TIMESTAMP '1900-01-01'"
+
+
+def lit(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _value(col: Column) -> str:
+    csv = f"nullif(trim(fields[idx_{col.name}]), '')"
+    json = f"nullif(trim(json_extract_string(line, {lit('$.' + ident(col.name))})), '')"
+    return (
+        f"CASE WHEN fmt = 'csv' THEN {csv} WHEN json_ok THEN {json} END AS {ident('v_' + col.name)}"
+    )
+
+
+def _typed(col: Column) -> str:
+    v = ident("v_" + col.name)
+    if col.type == "integer":
+        expr = f"TRY_CAST({v} AS BIGINT)"
+    elif col.type == "decimal":
+        expr = f"TRY_CAST({v} AS DECIMAL(18,4))"
+    elif col.type == "timestamp":
+        expr = (
+            f"CASE WHEN regexp_full_match({v}, {lit(ZONE_RE)}) "
+            f"THEN timezone('UTC', TRY_CAST({v} AS TIMESTAMPTZ)) END"
+        )
+    else:
+        expr = v
+    return f"{expr} AS {ident(col.name)}"
+
+
+def _check(cond: str, reason: str, detail: str) -> str:
+    return f"CASE WHEN {cond} THEN {{'reason': {lit(reason)}, 'detail': {detail}}} END"
+
+
+def _checks(col: Column) -> list[str]:
+    v, t, name = ident("v_" + col.name), ident(col.name), col.name
+    shown = f"{lit(name + '=')} || {v}"
+    out = []
+    if col.required:
+        out.append(_check(f"{v} IS NULL", "missing required field", lit(f"{name} is empty")))
+    if col.type in ("integer", "decimal"):
+        out.append(_check(f"{v} IS NOT NULL AND {t} IS NULL", "non-numeric value", shown))
+        out.append(_check(f"{t} < 0", "negative value", shown))
+        if col.min is not None and col.min > 0:
+            out.append(
+                _check(
+                    f"{t} >= 0 AND {t} < {col.min}",
+                    "value out of range",
+                    f"{shown} || {lit(f' (minimum {col.min})')}",
+                )
+            )
+    elif col.type == "timestamp":
+        naive = (
+            f"(NOT regexp_full_match({v}, {lit(ZONE_RE)}) "
+            f"AND TRY_CAST({v} AS TIMESTAMP) IS NOT NULL)"
+        )
+        out.append(_check(f"{v} IS NOT NULL AND {naive}", "timestamp without time zone", shown))
+        out.append(
+            _check(
+                f"{v} IS NOT NULL AND {t} IS NULL AND NOT {naive}", "unparseable timestamp", shown
+            )
+        )
+        out.append(
+            _check(
+                f"{t} > partition_date + {FUTURE_SLACK}",
+                "timestamp far in the future",
+                f"{shown} || ' in the file of ' || partition_date::VARCHAR",
+            )
+        )
+        out.append(_check(f"{t} < {OLDEST}", "timestamp far in the past", shown))
+    elif col.type == "enum":
+        values = ", ".join(lit(x) for x in col.values)
+        out.append(
+            _check(
+                f"{v} IS NOT NULL AND {v} NOT IN ({values})", col.reason or "unknown value", shown
+            )
+        )
+    elif col.type == "phone":
+        country = ident("v_" + col.country_column) if col.country_column else None
+        valid = phone_is_valid_sql(v, country)
+        out.append(_check(f"{v} IS NOT NULL AND NOT {valid}", "invalid phone number", shown))
+    elif col.type == "time_zone":
+        out.append(
+            _check(
+                f"{v} IS NOT NULL AND {v} NOT IN (SELECT name FROM pg_timezone_names())",
+                "unknown time zone",
+                shown,
+            )
+        )
+    elif col.type == "country":
+        values = ", ".join(lit(x) for x in known_countries())
+        out.append(_check(f"{v} IS NOT NULL AND {v} NOT IN ({values})", "unknown country", shown))
+    elif col.type == "json":
+        out.append(_check(f"{v} IS NOT NULL AND NOT json_valid({v})", "invalid JSON value", shown))
+    return out
+
+
+def batch_sql(src: Source) -> str:
+    """The query that turns ``lines`` + ``files`` into typed rows with reasons."""
+    idx = ", ".join(f"f.idx_{c}" for c in src.names)
+    known = "[" + ", ".join(lit(c) for c in src.names) + "]"
+    values = ",\n        ".join(_value(c) for c in src.columns)
+    typed = ",\n        ".join(_typed(c) for c in src.columns)
+    # a phone is judged against its country, so a bad country is reported first
+    ordered = sorted(src.columns, key=lambda c: c.type == "phone")
+    col_checks = [chk for c in ordered for chk in _checks(c)]
+    rule_checks = [_check(r.when, r.reason, lit(r.detail or r.reason)) for r in src.rules]
+    checks = ",\n            ".join(col_checks + rule_checks)
+    out_cols = ", ".join(ident(c) for c in src.names)
+    quotes = "length(line) - length(replace(line, '\"', ''))"
+    return f"""
+WITH decoded AS (
+    SELECT l.file_idx, l.line_number, l.raw, f.fmt, f.ncols, f.partition_date,
+           f.file_error, f.file_error_detail, f.extra_names, f.extra_idx, {idx},
+           rtrim(try(decode(l.raw)), chr(10) || chr(13)) AS line
+    FROM lines l JOIN files f USING (file_idx)
+), split AS (
+    SELECT *,
+        CASE WHEN line IS NULL OR fmt <> 'csv' THEN NULL
+             WHEN NOT contains(line, '"') THEN string_split(line, ',')
+             ELSE list_transform(regexp_extract_all(',' || line, {lit(CSV_FIELD_RE)}, 1),
+                  lambda x: CASE WHEN starts_with(x, '"') THEN replace(x[2:-2], '""', '"')
+                                 ELSE x END)
+        END AS fields,
+        CASE WHEN fmt = 'jsonl' AND line IS NOT NULL AND json_valid(line)
+             THEN json_type(line) = 'OBJECT' ELSE false END AS json_ok
+    FROM decoded
+    WHERE line IS NULL OR trim(line) <> ''
+), structural AS (
+    SELECT *,
+        CASE WHEN json_ok THEN list_filter(json_keys(line),
+                                           lambda k: NOT list_contains({known}, k))
+        END AS json_extra_keys,
+        CASE
+            WHEN file_error IS NOT NULL THEN {{'reason': file_error, 'detail': file_error_detail}}
+            WHEN line IS NULL THEN {{'reason': 'invalid UTF-8',
+                                    'detail': 'line is not valid UTF-8 text'}}
+            WHEN fmt = 'csv' AND contains(line, '"')
+                 AND NOT regexp_full_match(',' || line, {lit(CSV_LINE_RE)}) THEN
+                 CASE WHEN ({quotes}) % 2 = 1
+                      THEN {{'reason': 'unclosed quote', 'detail': 'a quoted field is not closed'}}
+                      ELSE {{'reason': 'malformed quoting',
+                            'detail': 'a quote appears inside an unquoted field'}} END
+            WHEN fmt = 'csv' AND len(fields) <> ncols THEN
+                 {{'reason': 'wrong column count', 'detail': 'expected ' || ncols::VARCHAR ||
+                   ' fields, found ' || len(fields)::VARCHAR}}
+            WHEN fmt = 'jsonl' AND NOT json_ok THEN
+                 {{'reason': 'invalid JSON', 'detail': 'line is not one JSON object'}}
+        END AS broken
+    FROM split
+), vals AS (
+    SELECT file_idx, line_number, raw, line, partition_date, broken,
+        {values},
+        CASE
+            WHEN broken IS NOT NULL THEN NULL
+            WHEN fmt = 'csv' AND len(extra_idx) > 0 THEN to_json(map(extra_names,
+                 list_transform(extra_idx, lambda i: fields[i])))::VARCHAR
+            WHEN len(json_extra_keys) > 0 THEN to_json(map(json_extra_keys,
+                 list_transform(json_extra_keys,
+                                lambda k: json_extract(line, '$."' || k || '"'))))::VARCHAR
+        END AS extra
+    FROM structural
+), typed AS (
+    SELECT *,
+        {typed}
+    FROM vals
+), checked AS (
+    SELECT *,
+        CASE WHEN broken IS NOT NULL THEN [broken]
+             ELSE list_filter([
+            {checks}
+        ], lambda r: r IS NOT NULL) END AS failures
+    FROM typed
+)
+SELECT file_idx, line_number, partition_date, {out_cols}, extra,
+       coalesce(line, raw::VARCHAR) AS raw_record,
+       failures[1].reason AS reason,
+       array_to_string(list_transform(failures, lambda r: r.detail), '; ') AS detail
+FROM checked
+"""

@@ -1,0 +1,23 @@
+"""Configuration from environment variables, with safe defaults (see .env.example)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+WAREHOUSE_ENV = "RETENTEXT_WAREHOUSE"  # read by dbt's profiles.yml too
+LANDING_ENV = "RETENTEXT_LANDING"
+PARTITIONS_START_ENV = "RETENTEXT_PARTITIONS_START"
+
+
+def warehouse_path() -> Path:
+    return Path(os.environ.get(WAREHOUSE_ENV, "data/warehouse.duckdb")).resolve()
+
+
+def landing_path() -> Path:
+    return Path(os.environ.get(LANDING_ENV, "data/landing")).resolve()
+
+
+def partitions_start() -> str:
+    # the first day the daily partitions cover; landing files before it are refused loudly
+    return os.environ.get(PARTITIONS_START_ENV, "2024-01-01")

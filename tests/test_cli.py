@@ -1,0 +1,89 @@
+"""`retentext simulate` and `retentext run` end to end, in process, on a real DuckDB file."""
+
+import duckdb
+import pytest
+
+from orchestration.cli import main
+
+from .conftest import WORLD
+
+
+@pytest.fixture
+def ran(bad_world, tmp_path, capsys):
+    landing, _ = bad_world
+    warehouse = tmp_path / "w.duckdb"
+    code = main(
+        [
+            "run",
+            "--landing",
+            str(landing),
+            "--as-of",
+            "2025-01-21T06:00:00Z",
+            "--warehouse",
+            str(warehouse),
+        ]
+    )
+    return code, landing, warehouse, capsys.readouterr().err
+
+
+def test_run_loads_complete_days_up_to_as_of_and_prints_summary(ran):
+    code, _, warehouse, err = ran
+    assert code == 0
+    assert "accepted" in err and "quarantined" in err and str(warehouse) in err
+    con = duckdb.connect(str(warehouse), read_only=True)
+    days = con.execute(
+        "SELECT min(partition_date), max(partition_date) FROM raw.load_files"
+    ).fetchone()
+    assert str(days[0]) == "2025-01-01" and str(days[1]) == "2025-01-20"  # 01-21 is not over
+    for source in ["customers", "products", "orders", "events", "consent"]:
+        assert con.execute(f"SELECT count(*) FROM raw.{source}").fetchone()[0] > 0
+    unreconciled = con.execute(
+        "SELECT count(*) FROM raw.load_files WHERE rows_read <> "
+        "rows_accepted + rows_quarantined + duplicates_dropped"
+    ).fetchone()
+    assert unreconciled[0] == 0
+
+
+def test_second_run_loads_nothing_new_then_later_as_of_continues(ran, capsys):
+    _, landing, warehouse, _ = ran
+    args = ["run", "--landing", str(landing), "--warehouse", str(warehouse)]
+    assert main([*args, "--as-of", "2025-01-21T06:00:00Z"]) == 0
+    assert "nothing new to load" in capsys.readouterr().err
+    assert main([*args, "--as-of", "2025-02-20T00:00:00Z"]) == 0
+    con = duckdb.connect(str(warehouse), read_only=True)
+    last = con.execute("SELECT max(partition_date) FROM raw.load_files").fetchone()[0]
+    assert str(last) == "2025-02-14"  # the world's last day (45 days from 2025-01-01)
+    assert WORLD["days"] == 45
+
+
+def test_clear_errors(tmp_path, capsys):
+    assert (
+        main(["run", "--landing", str(tmp_path / "nope"), "--as-of", "2025-01-01T00:00:00Z"]) == 2
+    )
+    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["run", "--landing", str(tmp_path), "--as-of", "2025-01-01 00:00"])
+    assert "no time zone" in capsys.readouterr().err
+
+
+def test_simulate_command(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "simulate",
+                "--out",
+                str(tmp_path / "l"),
+                "--customers",
+                "50",
+                "--days",
+                "3",
+                "--start",
+                "2025-03-01",
+                "--seed",
+                "2",
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "l" / "orders").is_dir()
+    assert "wrote" in capsys.readouterr().err
