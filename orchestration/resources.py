@@ -23,7 +23,9 @@ class LandingResource(dg.ConfigurableResource):
 def warehouse_resource() -> DuckDBResource:
     path = settings.warehouse_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return DuckDBResource(database=str(path))
+    return DuckDBResource(
+        database=str(path), connection_config={"memory_limit": settings.duckdb_memory_limit()}
+    )
 
 
 def landing_resource() -> LandingResource:

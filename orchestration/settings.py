@@ -21,3 +21,8 @@ def landing_path() -> Path:
 def partitions_start() -> str:
     # the first day the daily partitions cover; landing files before it are refused loudly
     return os.environ.get(PARTITIONS_START_ENV, "2024-01-01")
+
+
+def duckdb_memory_limit() -> str:
+    # DuckDB spills to disk past this; keeps a nightly run's memory predictable on small boxes
+    return os.environ.get("RETENTEXT_DUCKDB_MEMORY_LIMIT", "4GB")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 FILE_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})((?:\.[A-Za-z0-9_-]+)*)\.(csv|jsonl)$")
 BOM = b"\xef\xbb\xbf"
@@ -71,6 +72,26 @@ def split_lines(data: bytes) -> pa.LargeBinaryArray:
         pa.large_binary(), len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
     )
     return lines
+
+
+def as_text(lines: pa.LargeBinaryArray) -> tuple[pa.LargeStringArray, pa.LargeBinaryArray]:
+    """Lines as UTF-8 text without their terminator (null where a line is not valid UTF-8)
+    and, for those lines only, their raw bytes. A clean file is validated by one Arrow cast;
+    only a file that fails it is checked line by line."""
+    try:
+        text = lines.cast(pa.large_string())
+        raw = pa.nulls(len(lines), pa.large_binary())
+    except pa.ArrowInvalid:
+        decoded, bad = [], []
+        for line in lines.to_pylist():
+            try:
+                decoded.append(line.decode("utf-8"))
+                bad.append(None)
+            except UnicodeDecodeError:
+                decoded.append(None)
+                bad.append(line.rstrip(b"\r\n"))
+        text, raw = pa.array(decoded, pa.large_string()), pa.array(bad, pa.large_binary())
+    return pc.utf8_rtrim(text, characters="\r\n"), raw
 
 
 def parse_header(first_line: bytes) -> list[str]:

@@ -16,9 +16,11 @@ from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from orchestration.ingest.landing import LandingFile, discover, parse_header, split_lines
+from orchestration.ingest.landing import LandingFile, as_text, discover, parse_header, split_lines
 from orchestration.ingest.spec import Source, sources
 from orchestration.ingest.validate import batch_sql, ident
 
@@ -127,14 +129,19 @@ def _file_entry(src: Source, idx: int, f: LandingFile) -> tuple[dict, pa.Table |
         report.note = "empty file"
     elif len(lines) == 0:
         report.note = report.note or "header only, no rows"
+    text, raw = as_text(lines)
     table = pa.table(
         {
-            "file_idx": pa.array([idx] * len(lines), pa.int32()),
-            "line_number": pa.array(range(first, first + len(lines)), pa.int64()),
-            "raw": lines,
+            "file_idx": pa.array(np.full(len(lines), idx, np.int32)),
+            "line_number": pa.array(np.arange(first, first + len(lines), dtype=np.int64)),
+            "text": text,
+            "raw": raw,
         }
     )
-    report.blank_lines = len(lines)  # reduced to the true blank count after validation
+    # a blank line (nothing before its terminator) carries no record: counted, not loaded
+    blank = pc.and_kleene(pc.equal(pc.binary_length(text), 0), pc.is_valid(text))
+    report.blank_lines = pc.sum(blank).as_py() or 0
+    table = table.filter(pc.invert(blank))
     return entry, table, report
 
 
@@ -253,6 +260,7 @@ def _load_chunk(con, src: Source, chunk, params: dict) -> list[FileReport]:
             {
                 "file_idx": pa.array([], pa.int32()),
                 "line_number": pa.array([], pa.int64()),
+                "text": pa.array([], pa.large_string()),
                 "raw": pa.array([], pa.large_binary()),
             }
         )
@@ -266,8 +274,7 @@ def _load_chunk(con, src: Source, chunk, params: dict) -> list[FileReport]:
         con.execute(
             f"""INSERT INTO raw.{src.name}
             SELECT {jcols}, j.extra, j.partition_date, f.file_name, j.line_number, $at
-            FROM judged j JOIN files f USING (file_idx) WHERE j._verdict = 'accepted'
-            ORDER BY j.file_idx, j.line_number""",
+            FROM judged j JOIN files f USING (file_idx) WHERE j._verdict = 'accepted'""",
             {"at": params["at"]},
         )
         con.execute(
@@ -293,31 +300,32 @@ def _load_chunk(con, src: Source, chunk, params: dict) -> list[FileReport]:
             FROM batch b LEFT JOIN judged j USING (file_idx, line_number) GROUP BY b.file_idx
         """).fetchall()
         }
+        log = []
         for (idx, f), rep in zip(chunk, reports, strict=True):
             read, accepted, quarantined, dupes, extra = counts.get(idx, (0, 0, 0, 0, []))
-            rep.blank_lines -= read
             rep.rows_read, rep.rows_accepted = read, accepted
             rep.rows_quarantined, rep.duplicates_dropped = quarantined, dupes
             rep.extra_columns = sorted(set(rep.extra_columns) | set(extra or []))
-            con.execute(
-                "INSERT INTO raw.load_files VALUES ($src, $file, $day, $size, $mtime, $read, "
-                "$acc, $q, $d, $blank, $extra, $note, $at)",
-                {
-                    "src": src.name,
-                    "file": f.name,
-                    "day": f.day,
-                    "size": f.size,
-                    "mtime": f.mtime_ns,
-                    "read": read,
-                    "acc": accepted,
-                    "q": quarantined,
-                    "d": dupes,
-                    "blank": rep.blank_lines,
-                    "extra": rep.extra_columns,
-                    "note": rep.note,
-                    "at": params["at"],
-                },
+            log.append(
+                [
+                    src.name,
+                    f.name,
+                    f.day,
+                    f.size,
+                    f.mtime_ns,
+                    read,
+                    accepted,
+                    quarantined,
+                    dupes,
+                    rep.blank_lines,
+                    rep.extra_columns,
+                    rep.note,
+                    params["at"],
+                ]
             )
+        con.executemany(
+            "INSERT INTO raw.load_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", log
+        )
     finally:
         with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses; re-registered
             con.unregister("lines")

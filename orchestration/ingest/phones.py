@@ -1,9 +1,9 @@
 """Set-based phone validation: libphonenumber's own metadata compiled into one SQL expression.
 
-Calling codes are prefix-free, so a ``CASE`` on the prefix finds the code; the national number
-must then match the mobile pattern (SMS needs a mobile) of the customer's country, or of any
-region sharing the code when the row has no country. Patterns are constants, so DuckDB
-compiles each regex once per query instead of once per row.
+A number must be E.164 and match the mobile pattern (SMS needs a mobile) of the row's country,
+or of any region when the row has no country: one alternation over all regions, which RE2
+runs as a single automaton. Patterns are constants, so DuckDB compiles each regex once per
+query instead of once per row.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from functools import cache
 
 import phonenumbers
 from phonenumbers import PhoneMetadata
-
-E164 = r"\+[1-9][0-9]{6,14}"
 
 
 @cache
@@ -38,27 +36,33 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _full_pattern(code: str, patterns: list[str]) -> str:
+    return r"\+" + code + "(?:" + "|".join(f"(?:{p})" for p in patterns) + ")"
+
+
+def any_region_pattern() -> str:
+    """One regex for every valid mobile number in any region (calling codes are prefix-free)."""
+    return (
+        "(?:"
+        + "|".join(
+            _full_pattern(code, [p for _, p in entries])
+            for code, entries in mobile_patterns().items()
+        )
+        + ")"
+    )
+
+
 def phone_is_valid_sql(phone: str, country: str | None) -> str:
     """SQL boolean: ``phone`` is E.164 and a valid mobile number (for ``country`` if given)."""
-    branches = []
-    for code, entries in mobile_patterns().items():
-        nsn = f"substr({phone}, {len(code) + 2})"
-        checks = {
-            region: f"regexp_full_match({nsn}, {_lit('(?:' + pattern + ')')})"
-            for region, pattern in entries
-        }
-        any_region = " OR ".join(checks.values())
-        if country is None:
-            body = f"({any_region})"
-        else:
-            by_country = " ".join(f"WHEN {_lit(r)} THEN {c}" for r, c in checks.items())
-            body = (
-                f"(CASE WHEN {country} IS NULL THEN ({any_region}) "
-                f"ELSE CASE {country} {by_country} ELSE false END END)"
-            )
-        branches.append(f"WHEN starts_with({phone}, '+{code}') THEN {body}")
+    anywhere = f"regexp_full_match({phone}, {_lit(any_region_pattern())})"
+    if country is None:
+        return f"coalesce({anywhere}, false)"
+    by_country = " ".join(
+        f"WHEN {_lit(region)} THEN regexp_full_match({phone}, {_lit(_full_pattern(code, [p]))})"
+        for code, entries in mobile_patterns().items()
+        for region, p in entries
+    )
     return (
-        f"(CASE WHEN NOT regexp_full_match({phone}, {_lit(E164)}) THEN false "
-        + " ".join(branches)
-        + " ELSE false END)"
+        f"coalesce(CASE WHEN {country} IS NULL THEN {anywhere} "
+        f"ELSE CASE {country} {by_country} ELSE false END END, false)"
     )

@@ -13,7 +13,7 @@ from orchestration.ingest.spec import Column, Source
 
 # one CSV field: quoted (with "" escapes) or bare; lines get a leading comma so every field
 # starts with one and no match is empty
-CSV_FIELD_RE = r',("(?:[^"]|"")*"|[^,"]*)'
+CSV_FIELD_RE = r',(?:"(?:[^"]|"")*"|[^,"]*)'  # no capture group: RE2 can use its DFA
 CSV_LINE_RE = r'(?:,(?:"(?:[^"]|"")*"|[^,"]*))*'
 ZONE_RE = r".*(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 FUTURE_SLACK = "INTERVAL 2 DAY"  # a row may be stamped up to a day after its file's day ends
@@ -28,9 +28,9 @@ def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _value(col: Column) -> str:
+def _value(col: Column, position: int) -> str:
     csv = f"nullif(trim(fields[idx_{col.name}]), '')"
-    json = f"nullif(trim(json_extract_string(line, {lit('$.' + ident(col.name))})), '')"
+    json = f"nullif(trim(json_values[{position}]), '')"
     return (
         f"CASE WHEN fmt = 'csv' THEN {csv} WHEN json_ok THEN {json} END AS {ident('v_' + col.name)}"
     )
@@ -123,7 +123,8 @@ def batch_sql(src: Source) -> str:
     """The query that turns ``lines`` + ``files`` into typed rows with reasons."""
     idx = ", ".join(f"f.idx_{c}" for c in src.names)
     known = "[" + ", ".join(lit(c) for c in src.names) + "]"
-    values = ",\n        ".join(_value(c) for c in src.columns)
+    json_paths = "[" + ", ".join(lit("$." + ident(c)) for c in src.names) + "]"
+    values = ",\n        ".join(_value(c, i + 1) for i, c in enumerate(src.columns))
     typed = ",\n        ".join(_typed(c) for c in src.columns)
     # a phone is judged against its country, so a bad country is reported first
     ordered = sorted(src.columns, key=lambda c: c.type == "phone")
@@ -136,22 +137,22 @@ def batch_sql(src: Source) -> str:
 WITH decoded AS (
     SELECT l.file_idx, l.line_number, l.raw, f.fmt, f.ncols, f.partition_date,
            f.file_error, f.file_error_detail, f.extra_names, f.extra_idx, {idx},
-           rtrim(try(decode(l.raw)), chr(10) || chr(13)) AS line
+           l.text AS line
     FROM lines l JOIN files f USING (file_idx)
 ), split AS (
     SELECT *,
         CASE WHEN line IS NULL OR fmt <> 'csv' THEN NULL
              WHEN NOT contains(line, '"') THEN string_split(line, ',')
-             ELSE list_transform(regexp_extract_all(',' || line, {lit(CSV_FIELD_RE)}, 1),
-                  lambda x: CASE WHEN starts_with(x, '"') THEN replace(x[2:-2], '""', '"')
-                                 ELSE x END)
+             ELSE list_transform(regexp_extract_all(',' || line, {lit(CSV_FIELD_RE)}),
+                  lambda x: CASE WHEN x[2] = '"' THEN replace(x[3:-2], '""', '"')
+                                 ELSE x[2:] END)
         END AS fields,
         CASE WHEN fmt = 'jsonl' AND line IS NOT NULL AND json_valid(line)
              THEN json_type(line) = 'OBJECT' ELSE false END AS json_ok
     FROM decoded
-    WHERE line IS NULL OR trim(line) <> ''
 ), structural AS (
     SELECT *,
+        CASE WHEN json_ok THEN json_extract_string(line, {json_paths}) END AS json_values,
         CASE WHEN json_ok THEN list_filter(json_keys(line),
                                            lambda k: NOT list_contains({known}, k))
         END AS json_extra_keys,
