@@ -19,18 +19,20 @@ daily = dg.DailyPartitionsDefinition(start_date=settings.partitions_start(), tim
 
 
 def _metadata(report: LoadReport) -> dict:
+    """Counts and reasons. Kept small: Dagster copies it onto every partition of a range,
+    and the detail per file and line is in raw.load_files and raw.quarantine."""
+    notes = {f.file: f.note for f in report.files if f.note}
+    extra = sorted({c for f in report.files for c in f.extra_columns})
     return {
         "rows_read": report.total("rows_read"),
         "rows_accepted": report.total("rows_accepted"),
         "rows_quarantined": report.total("rows_quarantined"),
         "duplicates_dropped": report.total("duplicates_dropped"),
         "files": len(report.files),
-        "quarantine_reasons": dg.MetadataValue.json(report.reasons),
-        "file_notes": dg.MetadataValue.json({f.file: f.note for f in report.files if f.note}),
-        "extra_columns": dg.MetadataValue.json(
-            {f.file: f.extra_columns for f in report.files if f.extra_columns}
-        ),
         "reconciled": all(f.reconciles for f in report.files),
+        "quarantine_reasons": dg.MetadataValue.json(report.reasons),
+        "file_notes": dg.MetadataValue.json(dict(list(notes.items())[:20])),
+        "extra_columns": dg.MetadataValue.json(extra),
     }
 
 
