@@ -205,10 +205,11 @@ def build_orders(rng, spec, cust, catalog) -> dict[str, np.ndarray]:
     kind = cust["kind"]
     rc, rt, rh = _replenisher_orders(rng, spec, cust, catalog, np.flatnonzero(kind == 0))
     oc, ot, oh = _occasional_orders(rng, spec, cust, np.flatnonzero(kind == 1))
-    customer = np.concatenate([rc, oc]) - 1  # 0-based index into customers
+    customer = np.concatenate([rc, oc])  # 0-based index into customers
     t = np.concatenate([rt, ot])
     home = np.concatenate([rh, oh])
     t = _local_daytime(rng, t, cust["utc_offset"][customer])
+    t = np.maximum(t, cust["created"][customer] + 60)  # never before the account exists
     keep = (t >= spec.start_ts) & (t < spec.end_ts)
     customer, t, home = customer[keep], t[keep], home[keep]
     order = np.lexsort((customer, t))
@@ -346,9 +347,10 @@ def build_events(rng, spec, cust, catalog, orders) -> dict[str, np.ndarray]:
         store[members] = rng.choice(stores, size=members.size)
     checklist = rng.integers(0, len(ref.APPOINTMENT_CHECKLISTS), bc.size)
 
-    ts = np.concatenate([p[1] for p in parts])
-    keep = (ts >= spec.start_ts) & (ts < spec.end_ts)
-    cols = [np.concatenate([p[i] for p in parts])[keep] for i in range(6)]
+    cols = [np.concatenate([p[i] for p in parts]) for i in range(6)]
+    cols[1] = np.maximum(cols[1], cust["created"][cols[0]])  # nothing before the account
+    keep = (cols[1] >= spec.start_ts) & (cols[1] < spec.end_ts)
+    cols = [c[keep] for c in cols]
     order = np.lexsort((cols[2], cols[0], cols[1]))
     cols = [c[order] for c in cols]
     return {

@@ -312,3 +312,19 @@ def test_split_lines_keeps_every_physical_line():
     lines = split_lines(data)
     assert lines.to_pylist() == [b"a\r\n", b"b\n", b"\n", b"c"]
     assert split_lines(b"").to_pylist() == []
+
+
+def test_unparseable_file_is_quarantined_whole_and_others_load(tmp_path, con):
+    import random
+
+    garbage = bytes(random.Random(4).randrange(256) for _ in range(5000))  # e.g. a zip
+    write(tmp_path, "orders/2025-01-02.csv", b"\xff\xfe" + garbage)
+    write(tmp_path, "orders/2025-01-03.csv", f"{ORDERS_HEADER}\n{GOOD.replace('01-02', '01-03')}\n")
+    report = load_range(con, "orders", tmp_path, date(2025, 1, 2), date(2025, 1, 3), AT)
+    by_file = {f.file: f for f in report.files}
+    broken = by_file["orders/2025-01-02.csv"]
+    assert broken.rows_read > 0 and broken.rows_read == broken.rows_quarantined
+    assert broken.note.startswith("file rejected: unreadable header")
+    lines = [ln for ln in (b"\xff\xfe" + garbage).split(b"\n") if ln.rstrip(b"\r")]
+    assert broken.rows_read == len(lines)
+    assert by_file["orders/2025-01-03.csv"].rows_accepted == 1

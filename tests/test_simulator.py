@@ -193,3 +193,12 @@ def test_rejects_nonsense_arguments(tmp_path):
         simulate(tmp_path, customers=0, start=date(2025, 1, 1), days=3, seed=1)
     with pytest.raises(ValueError, match="bad-rows"):
         simulate(tmp_path, customers=10, start=date(2025, 1, 1), days=3, seed=1, bad_rows=2)
+
+
+def test_orders_and_events_belong_to_existing_customers_after_signup(con):
+    for table, ts in [("orders", "ordered_at"), ("events", "occurred_at")]:
+        orphans, early = con.execute(f"""
+            SELECT count(*) FILTER (WHERE c.customer_id IS NULL),
+                   count(*) FILTER (WHERE x.{ts}::TIMESTAMP < c.created_at::TIMESTAMP)
+            FROM {table} x LEFT JOIN customers c USING (customer_id)""").fetchone()
+        assert (orphans, early) == (0, 0), table

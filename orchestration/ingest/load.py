@@ -99,14 +99,14 @@ def _file_entry(src: Source, idx: int, f: LandingFile) -> tuple[dict, pa.Table |
     lines = split_lines(data)
     first = 1
     if f.fmt == "csv" and len(lines):
-        first = 2
         try:
             header = parse_header(lines[0].as_py())
+            first, lines = 2, lines.slice(1)
         except (UnicodeDecodeError, csv.Error, StopIteration):
+            # no usable header: every line, the first included, is quarantined
             header = []
             entry["file_error"] = "unreadable header"
             entry["file_error_detail"] = "the first line is not a CSV header in UTF-8"
-        lines = lines.slice(1)
         entry["ncols"] = len(header)
         positions = {name: i + 1 for i, name in enumerate(header)}
         missing = [c for c in src.required if c not in positions]

@@ -1,0 +1,34 @@
+{#- Dialect-specific expressions, one dispatch macro each (DuckDB default, Spark override). -#}
+
+{#- A UTC timestamp as wall-clock time in an IANA zone. -#}
+{% macro utc_to_local(ts, tz) -%}
+    {{ return(adapter.dispatch('utc_to_local', 'retentext')(ts, tz)) }}
+{%- endmacro %}
+{% macro default__utc_to_local(ts, tz) -%}
+    cast(timezone({{ tz }}, cast({{ ts }} as timestamptz)) as timestamp)
+{%- endmacro %}
+{% macro spark__utc_to_local(ts, tz) -%}
+    from_utc_timestamp({{ ts }}, {{ tz }})
+{%- endmacro %}
+
+{#- Wall-clock time in an IANA zone as a UTC timestamp. -#}
+{% macro local_to_utc(ts, tz) -%}
+    {{ return(adapter.dispatch('local_to_utc', 'retentext')(ts, tz)) }}
+{%- endmacro %}
+{% macro default__local_to_utc(ts, tz) -%}
+    cast(timezone('UTC', timezone({{ tz }}, cast({{ ts }} as timestamp))) as timestamp)
+{%- endmacro %}
+{% macro spark__local_to_utc(ts, tz) -%}
+    to_utc_timestamp({{ ts }}, {{ tz }})
+{%- endmacro %}
+
+{#- Exact median (Spark: percentile, exact for numeric input). -#}
+{% macro median(expr) -%}
+    {{ return(adapter.dispatch('median', 'retentext')(expr)) }}
+{%- endmacro %}
+{% macro default__median(expr) -%}
+    median({{ expr }})
+{%- endmacro %}
+{% macro spark__median(expr) -%}
+    percentile({{ expr }}, 0.5)
+{%- endmacro %}

@@ -1,0 +1,12 @@
+select
+    consent_event_id,
+    customer_id,
+    phone_e164,
+    channel,
+    category,
+    action,
+    source as consent_source,
+    consent_text,
+    keyword,
+    occurred_at
+from {{ source('raw', 'consent') }}
