@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/retentext simulate --out $(DEMO_DIR)/landing --customers 3000 --start 2025-01-01 --days 365 --seed 7 --bad-rows 0.002
 	RETENTEXT_PARTITIONS_START=2025-01-01 $(BIN)/retentext run --landing $(DEMO_DIR)/landing --as-of 2026-01-01T00:00:00Z --warehouse $(DEMO_DIR)/warehouse.duckdb
-	@echo "landing files: $(DEMO_DIR)/landing   warehouse: $(DEMO_DIR)/warehouse.duckdb (tables raw.*, raw.quarantine, raw.load_files)"
+	@echo "landing files: $(DEMO_DIR)/landing"
+	@echo "warehouse: $(DEMO_DIR)/warehouse.duckdb (raw.* and raw.quarantine from ingest, marts.* features; open with duckdb or any BI tool)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

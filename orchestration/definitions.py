@@ -2,6 +2,6 @@
 
 import dagster as dg
 
-from orchestration.defs import ingest
+from orchestration.defs import features, ingest
 
-defs = dg.Definitions.merge(ingest.defs)
+defs = dg.Definitions.merge(ingest.defs, features.defs)

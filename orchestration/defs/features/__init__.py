@@ -1,0 +1,56 @@
+"""Features: the dbt project (staging -> intermediate -> marts) as Dagster assets, built as
+of the run's time; dbt tests appear as asset checks."""
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_duckdb import DuckDBResource
+
+from orchestration import settings
+from orchestration.features import as_of_var, dbt_executable, ensure_manifest
+
+DBT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
+dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
+dbt_project.prepare_if_dev()
+
+
+class FeaturesTranslator(DagsterDbtTranslator):
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        """Models and seeds are keyed by their schema (staging, intermediate, marts,
+        reference) and name; sources keep the ingest asset keys from their meta."""
+        if dbt_resource_props["resource_type"] in ("model", "seed"):
+            schema = dbt_resource_props["config"].get("schema") or "main"
+            return dg.AssetKey([schema, dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        """Every dbt node is in the `features` group, next to `ingest`."""
+        return "features"
+
+
+class FeaturesConfig(dg.Config):
+    as_of: str  # the run's time, ISO 8601 with a zone, e.g. 2026-01-01T00:00:00Z
+
+
+@dbt_assets(manifest=ensure_manifest(DBT_DIR), dagster_dbt_translator=FeaturesTranslator())
+def features(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: DuckDBResource,
+    config: FeaturesConfig,
+):
+    # dbt runs in a subprocess that reads the warehouse path from this env var (profiles.yml)
+    os.environ[settings.WAREHOUSE_ENV] = warehouse.database
+    vars_ = json.dumps({"as_of": as_of_var(config.as_of)})
+    yield from dbt.cli(["build", "--vars", vars_], context=context).stream()
+
+
+defs = dg.Definitions(
+    assets=[features],
+    resources={"dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())},
+)

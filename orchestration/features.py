@@ -1,0 +1,40 @@
+"""Plain helpers for the dbt feature build (no Dagster): the as_of var and the manifest."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+def as_of_var(text: str) -> str:
+    """An ISO timestamp with a zone -> the dbt var: 'YYYY-MM-DD HH:MM:SS' in UTC."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"as_of {text!r} has no time zone; add Z or an offset")
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def dbt_executable() -> str:
+    """The dbt installed beside this Python (the venv's bin may not be on PATH)."""
+    return str(Path(sys.executable).with_name("dbt"))
+
+
+def _newest_source(dbt_dir: Path) -> float:
+    files = [dbt_dir / "dbt_project.yml"]
+    for folder in ("models", "macros", "seeds", "tests"):
+        files += [p for p in (dbt_dir / folder).rglob("*") if p.is_file()]
+    return max(p.stat().st_mtime for p in files)
+
+
+def ensure_manifest(dbt_dir: Path) -> Path:
+    """target/manifest.json, parsed again when missing or older than the project files."""
+    manifest = dbt_dir / "target" / "manifest.json"
+    if not manifest.exists() or manifest.stat().st_mtime < _newest_source(dbt_dir):
+        subprocess.run(
+            [dbt_executable(), "parse", "--profiles-dir", str(dbt_dir), "--quiet"],
+            cwd=dbt_dir,
+            check=True,
+        )
+    return manifest
