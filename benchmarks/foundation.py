@@ -4,8 +4,9 @@
 
 Each stage runs in its own process (so peak RSS is that stage's own) and prints one JSON
 line; the parent prints a table and writes ``benchmarks/results/foundation-<N>.json``.
-Stages: simulate (2 years by default), ingest (`retentext run`: Dagster materializations,
-validation, quarantine, GE checks), and `duckdb_read` (plain ``read_csv``/``read_json`` of
+Stages: simulate (2 years by default), ingest (`retentext run --skip-features`: Dagster
+materializations, validation, quarantine, GE checks), features (the dbt build with its tests
+through Dagster; rows = raw rows it reads), and `duckdb_read` (plain ``read_csv``/``read_json`` of
 the same files into tables with no validation: the floor ingestion is compared with).
 """
 
@@ -62,6 +63,35 @@ def stage_ingest(work: Path, customers: int, days: int) -> dict:
     return {"seconds": seconds, "rows": int(read), "exit": code}
 
 
+def stage_features(work: Path, customers: int, days: int) -> dict:
+    """`retentext run` again: nothing new to load, so this is the dbt build (models + tests)
+    through Dagster, as of the end of the world."""
+    import os
+
+    os.environ["RETENTEXT_PARTITIONS_START"] = "2024-01-01"
+    import duckdb
+
+    from orchestration.cli import main
+
+    as_of = (date(2024, 1, 1) + timedelta(days=days)).isoformat() + "T00:00:00Z"
+    t = time.perf_counter()
+    code = main(
+        [
+            "run",
+            "--landing",
+            str(work / "landing"),
+            "--as-of",
+            as_of,
+            "--warehouse",
+            str(work / "warehouse.duckdb"),
+        ]
+    )
+    seconds = time.perf_counter() - t
+    con = duckdb.connect(str(work / "warehouse.duckdb"), read_only=True)
+    rows = con.execute("SELECT sum(rows_accepted) FROM raw.load_files").fetchone()[0]
+    return {"seconds": seconds, "rows": int(rows), "exit": code}
+
+
 def stage_duckdb_read(work: Path, customers: int, days: int) -> dict:
     import duckdb
 
@@ -82,7 +112,12 @@ def stage_duckdb_read(work: Path, customers: int, days: int) -> dict:
     return {"seconds": time.perf_counter() - t, "rows": rows}
 
 
-STAGES = {"simulate": stage_simulate, "ingest": stage_ingest, "duckdb_read": stage_duckdb_read}
+STAGES = {
+    "simulate": stage_simulate,
+    "ingest": stage_ingest,
+    "features": stage_features,
+    "duckdb_read": stage_duckdb_read,
+}
 
 
 def main() -> None:
@@ -128,11 +163,14 @@ def main() -> None:
         )
     ratio = results["ingest"]["seconds"] / results["duckdb_read"]["seconds"]
     print(f"ingest / bare DuckDB read: {ratio:.1f}x")
+    features_ratio = results["features"]["seconds"] / results["ingest"]["seconds"]
+    print(f"dbt features / ingest: {features_ratio:.2f}x")
     record = {
         "customers": args.customers,
         "days": args.days,
         "stages": results,
         "ingest_over_bare_read": round(ratio, 2),
+        "features_over_ingest": round(features_ratio, 2),
         "machine": f"{platform.machine()} {platform.system()}, "
         f"{__import__('os').cpu_count()} cores, Python {platform.python_version()}",
     }
