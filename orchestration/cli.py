@@ -112,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     import dagster as dg
 
-    from orchestration.definitions import defs
+    from orchestration.defs.ingest import raw_assets
     from orchestration.resources import landing_resource, warehouse_resource
 
     # built now, from this run's paths (definitions may have been imported with others)
@@ -123,13 +123,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if os.environ.get("DAGSTER_HOME")
         else (dg.DagsterInstance.ephemeral())
     )
-    assets = [defs.get_assets_def(dg.AssetKey(["raw", s])) for s in _sources()]
     failed_checks = []
     with console.status("loading") as status:
         for start, end in ranges:
             status.update(f"loading partitions {start}..{end}")
             result = dg.materialize(
-                assets,
+                raw_assets,
                 instance=instance,
                 resources=resources,
                 tags={
@@ -176,6 +175,7 @@ def _build_features(instance, resources: dict, as_of: datetime, warehouse: Path)
 
     from orchestration.defs.features import defs as features_defs
     from orchestration.defs.features import features
+    from orchestration.features import PUBLIC_MARTS
 
     started = time.perf_counter()
     with console.status(f"building features as of {as_of.isoformat()}"):
@@ -202,16 +202,7 @@ def _build_features(instance, resources: dict, as_of: datetime, warehouse: Path)
         "rows",
         title=f"features as of {as_of.isoformat()} in {time.perf_counter() - started:.1f}s",
     )
-    for mart in [
-        "dim_customers",
-        "customer_replenishment",
-        "customer_consent",
-        "customer_category_affinity",
-        "fct_orders",
-        "fct_order_lines",
-        "fct_events",
-        "fct_consent_events",
-    ]:
+    for mart in PUBLIC_MARTS:
         n = con.execute(f"SELECT count(*) FROM marts.{mart}").fetchone()[0]
         table.add_row(f"marts.{mart}", f"{n:,}")
     console.print(table)
@@ -226,12 +217,6 @@ def _build_features(instance, resources: dict, as_of: datetime, warehouse: Path)
             f"did not pass ({e.severity.value})[/yellow]"
         )
     return 0
-
-
-def _sources() -> list[str]:
-    from orchestration.ingest.spec import sources
-
-    return list(sources())
 
 
 def _print_summary(warehouse: Path, ranges, seconds: float) -> None:

@@ -7,6 +7,18 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+# The public marts (schema `marts`): a contract for BI tools and the send jobs.
+PUBLIC_MARTS = [
+    "dim_customers",
+    "customer_replenishment",
+    "customer_consent",
+    "customer_category_affinity",
+    "fct_orders",
+    "fct_order_lines",
+    "fct_events",
+    "fct_consent_events",
+]
+
 
 def as_of_var(text: str) -> str:
     """An ISO timestamp with a zone -> the dbt var: 'YYYY-MM-DD HH:MM:SS' in UTC."""

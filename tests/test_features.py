@@ -11,19 +11,10 @@ from dagster_duckdb import DuckDBResource
 from orchestration.defs.features import defs as features_defs
 from orchestration.defs.features import features
 from orchestration.defs.ingest import raw_assets
+from orchestration.features import PUBLIC_MARTS as MARTS
 from orchestration.resources import LandingResource
 from simulator.writer import simulate
 
-MARTS = [
-    "dim_customers",
-    "customer_replenishment",
-    "customer_consent",
-    "customer_category_affinity",
-    "fct_orders",
-    "fct_order_lines",
-    "fct_events",
-    "fct_consent_events",
-]
 START = date(2025, 1, 1)
 
 
