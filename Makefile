@@ -6,11 +6,11 @@ STAMP := $(VENV)/.installed
 DEMO_DIR := data/demo
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint dbt-parse pytest clean
+.PHONY: demo test lint dbt-parse pytest java clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e '.[dev]' 2>&1 | grep -v "is ignored" || true
+	$(BIN)/pip install --quiet -e '.[dev,spark]' 2>&1 | grep -v "is ignored" || true
 	$(BIN)/python -c "import orchestration.definitions, dbt.version, great_expectations"
 	touch $(STAMP)
 
@@ -27,10 +27,15 @@ lint: $(STAMP)
 dbt-parse: $(STAMP)
 	cd dbt_project && ../$(BIN)/dbt parse --profiles-dir . --quiet
 
-pytest: $(STAMP)
+# Spark (dbt-spark session mode) needs a Java 17 runtime; Debian's package if none is there.
+java:
+	@java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless)
+
+pytest: $(STAMP) java
 	$(BIN)/pytest
 
 test: lint dbt-parse pytest
 
 clean:
-	rm -rf $(VENV) data/demo dbt_project/target dbt_project/logs .pytest_cache
+	rm -rf $(VENV) data/demo data/compare .spark dbt_project/target dbt_project/logs .pytest_cache

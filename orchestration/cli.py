@@ -255,6 +255,70 @@ def _print_summary(warehouse: Path, ranges, seconds: float) -> None:
     con.close()
 
 
+def cmd_compare_engines(args: argparse.Namespace) -> int:
+    """Load the landing data, build the marts with dbt on DuckDB and on Spark from the same raw
+    tables, and diff every public mart row by row."""
+    from orchestration import engines
+
+    work = Path(args.work).resolve()
+    spark_dir = Path(args.spark_dir).resolve()
+    warehouse = work / "warehouse.duckdb"
+    work.mkdir(parents=True, exist_ok=True)
+    code = main(
+        [
+            "run",
+            "--landing",
+            args.landing,
+            "--as-of",
+            args.as_of.isoformat(),
+            "--warehouse",
+            str(warehouse),
+            "--skip-features",
+        ]
+    )
+    if code:
+        return code
+    as_of = args.as_of.isoformat()
+    timings = {}
+    with console.status("dbt build on DuckDB"):
+        started = time.perf_counter()
+        engines.dbt_build(
+            "duckdb", as_of, {settings.WAREHOUSE_ENV: str(warehouse)}, work / "dbt-target-duckdb"
+        )
+        timings["duckdb"] = time.perf_counter() - started
+    with console.status("exporting raw tables to parquet for Spark"):
+        engines.export_raw(warehouse, spark_dir)
+    with console.status("dbt build on Spark (local[2])"):
+        started = time.perf_counter()
+        engines.dbt_build(
+            "spark", as_of, {"RETENTEXT_SPARK_DIR": str(spark_dir)}, spark_dir / "target"
+        )
+        timings["spark"] = time.perf_counter() - started
+    diffs = engines.compare_marts(warehouse, spark_dir)
+    table = Table(
+        "mart",
+        "duckdb rows",
+        "spark rows",
+        "differing rows",
+        title=f"DuckDB vs Spark as of {as_of} (by key; numbers within {engines.TOLERANCE:g})",
+    )
+    for d in diffs:
+        table.add_row(d.mart, f"{d.duckdb_rows:,}", f"{d.spark_rows:,}", f"{d.differing_rows:,}")
+    console.print(table)
+    for d in diffs:
+        for side, cols in d.columns_only_in.items():
+            console.print(f"  {d.mart}: columns only on {side}: {', '.join(cols)}")
+        for example in d.examples:
+            console.print(f"  {d.mart} differs: {example}")
+    console.print(
+        f"dbt build (models and all tests): duckdb {timings['duckdb']:.1f}s, "
+        f"spark {timings['spark']:.1f}s"
+    )
+    total = sum(d.differing_rows for d in diffs)
+    print(f"differing rows: {total}")
+    return 1 if total else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="retentext", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -289,6 +353,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="load landing files only; do not run the dbt feature build",
     )
     run.set_defaults(func=cmd_run)
+    cmp = sub.add_parser(
+        "compare-engines", help="build the marts on DuckDB and Spark and diff them row by row"
+    )
+    cmp.add_argument("--landing", required=True)
+    cmp.add_argument("--as-of", type=_as_of, required=True)
+    cmp.add_argument("--work", default="data/compare", help="DuckDB warehouse and dbt targets")
+    cmp.add_argument(
+        "--spark-dir",
+        default=".spark",
+        help="every Spark file: warehouse, metastore, temp, raw parquet",
+    )
+    cmp.set_defaults(func=cmd_compare_engines)
     return parser
 
 
