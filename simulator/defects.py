@@ -103,14 +103,13 @@ def apply_value_defects(table: pa.Table, source: str, chosen: dict) -> pa.Table:
     return table
 
 
-def add_duplicates(table: pa.Table, source: str, chosen: dict) -> tuple[pa.Table, np.ndarray]:
-    """Append re-delivered rows; returns the table (sorted by day) and a per-row tag array
-    (0 original, 1 exact duplicate, 2 conflicting duplicate)."""
-    parts, tags = [table], [np.zeros(table.num_rows, np.int8)]
+def add_duplicates(table: pa.Table, source: str, chosen: dict) -> pa.Table:
+    """Append re-delivered rows (exact, or same key with other content) at the end of their
+    day; returns the table sorted by day."""
+    parts = [table]
     exact = chosen.get("exact_duplicate", np.array([], int))
     if exact.size:
         parts.append(table.take(pa.array(exact)))
-        tags.append(np.ones(exact.size, np.int8))
     conflict = chosen.get("conflicting_duplicate", np.array([], int))
     if conflict.size:
         copy = table.take(pa.array(conflict))
@@ -121,11 +120,9 @@ def add_duplicates(table: pa.Table, source: str, chosen: dict) -> tuple[pa.Table
             pa.array([CONFLICT_VALUE[source]] * conflict.size, pa.string()),
         )
         parts.append(copy)
-        tags.append(np.full(conflict.size, 2, np.int8))
     merged = pa.concat_tables(parts).combine_chunks()
-    tag = np.concatenate(tags)
     order = np.argsort(merged.column("day").to_numpy(), kind="stable")
-    return merged.take(pa.array(order)), tag[order]
+    return merged.take(pa.array(order))
 
 
 def damage_line(kind: str, line: bytes) -> bytes:

@@ -81,7 +81,7 @@ def _write_source(con, source: str, table: pa.Table, out: Path, rng, rate: float
     table = defects.apply_value_defects(table, source, chosen).append_column(
         "_line_defect", pa.array(tag)
     )
-    table, _ = defects.add_duplicates(table, source, chosen)
+    table = defects.add_duplicates(table, source, chosen)
 
     day = table.column("day").to_numpy()
     days = np.unique(day)

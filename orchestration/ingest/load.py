@@ -216,21 +216,19 @@ def load_range(
     report = LoadReport(source, start, end, stray_files=[str(p) for p in strays])
     ensure_tables(con)
     con.execute("SET TimeZone = 'UTC'")
-    params = {"s": start, "e": end, "src": source, "at": loaded_at}
     con.execute("BEGIN TRANSACTION")
     try:
-        for table in (f"raw.{source}",):
-            con.execute(
-                f"DELETE FROM {table} WHERE partition_date BETWEEN $s AND $e",
-                {"s": start, "e": end},
-            )
+        con.execute(
+            f"DELETE FROM raw.{source} WHERE partition_date BETWEEN $s AND $e",
+            {"s": start, "e": end},
+        )
         for table in ("raw.quarantine", "raw.load_files"):
             con.execute(
                 f"DELETE FROM {table} WHERE source = $src AND partition_date BETWEEN $s AND $e",
                 {"s": start, "e": end, "src": source},
             )
         for chunk in _chunks(files):
-            reports = _load_chunk(con, src, chunk, params)
+            reports = _load_chunk(con, src, chunk, loaded_at)
             report.files.extend(reports)
         con.execute("COMMIT")
     except BaseException:
@@ -245,7 +243,7 @@ def load_range(
     return report
 
 
-def _load_chunk(con, src: Source, chunk, params: dict) -> list[FileReport]:
+def _load_chunk(con, src: Source, chunk, loaded_at: datetime) -> list[FileReport]:
     entries, tables, reports = [], [], []
     for idx, f in chunk:
         entry, table, rep = _file_entry(src, idx, f)
@@ -275,7 +273,7 @@ def _load_chunk(con, src: Source, chunk, params: dict) -> list[FileReport]:
             f"""INSERT INTO raw.{src.name}
             SELECT {jcols}, j.extra, j.partition_date, f.file_name, j.line_number, $at
             FROM judged j JOIN files f USING (file_idx) WHERE j._verdict = 'accepted'""",
-            {"at": params["at"]},
+            {"at": loaded_at},
         )
         con.execute(
             """INSERT INTO raw.quarantine
@@ -288,7 +286,7 @@ def _load_chunk(con, src: Source, chunk, params: dict) -> list[FileReport]:
             FROM judged j JOIN batch b USING (file_idx, line_number)
             JOIN files f ON f.file_idx = j.file_idx WHERE j._verdict = 'conflict'
             """,
-            {"src": src.name, "at": params["at"]},
+            {"src": src.name, "at": loaded_at},
         )
         counts = {
             row[0]: row[1:]
@@ -320,7 +318,7 @@ def _load_chunk(con, src: Source, chunk, params: dict) -> list[FileReport]:
                     rep.blank_lines,
                     rep.extra_columns,
                     rep.note,
-                    params["at"],
+                    loaded_at,
                 ]
             )
         con.executemany(
