@@ -25,6 +25,7 @@ TOLERANCE = 1e-6  # numbers equal when they differ by at most this (absolute)
 INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UBIGINT")
 MART_KEYS = {
     "dim_customers": "customer_id",
+    "dim_products": "product_id",
     "customer_replenishment": "customer_product_key",
     "customer_consent": "consent_key",
     "customer_category_affinity": "customer_category_key",

@@ -10,6 +10,7 @@ from pathlib import Path
 # The public marts (schema `marts`): a contract for BI tools and the send jobs.
 PUBLIC_MARTS = [
     "dim_customers",
+    "dim_products",
     "customer_replenishment",
     "customer_consent",
     "customer_category_affinity",

@@ -1,0 +1,12 @@
+-- One row per product launched by as_of: the catalog the send jobs name products from.
+select
+    product_id,
+    product_name,
+    category,
+    replenishment_days,
+    price,
+    currency,
+    launched_at,
+    {{ as_of() }} as as_of
+from {{ ref('stg_raw__products') }}
+where launched_at <= {{ as_of() }}

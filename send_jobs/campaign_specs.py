@@ -1,0 +1,392 @@
+"""Campaigns as code: YAML files in ``send_jobs/campaigns/`` plus the program rules in
+``send_jobs/rules/``, validated when they load.
+
+Every problem is reported as ``CampaignError`` naming the file, the field and why, and all
+problems of a file are collected before raising so one edit fixes them all.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from send_jobs import templates
+
+HERE = Path(__file__).parent
+CAMPAIGNS_DIR = HERE / "campaigns"
+RULES_DIR = HERE / "rules"
+
+CATEGORIES = ("marketing", "transactional")
+# trigger type -> {parameter: (type, default or REQUIRED)}
+REQUIRED = object()
+TRIGGERS: dict[str, dict[str, tuple[type, Any]]] = {
+    "customers": {},
+    "replenishment_due": {},
+    "new_subscriber": {"within_days": (int, 3)},
+    "category_launch": {"category": (str, REQUIRED), "launched_within_days": (int, 60)},
+    "appointment_booked": {"lead_hours_min": (int, 2), "lead_hours_max": (int, 26)},
+}
+# audience and variant conditions run over these marts.dim_customers columns
+AUDIENCE_FIELDS = {
+    "lifecycle_stage": str,
+    "loyalty_tier": str,
+    "loyalty_points": float,
+    "orders_count": float,
+    "lifetime_revenue": float,
+    "rfm_segment": str,
+    "top_category": str,
+    "country": str,
+    "region": str,
+    "language": str,
+    "time_zone": str,
+}
+OPS = {"eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "is_null", "not_null"}
+ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class CampaignError(ValueError):
+    """A campaign or rules file is invalid: ``file: field: why`` per problem."""
+
+    def __init__(self, problems: list[tuple[str, str, str]]):
+        self.problems = problems
+        super().__init__(
+            "invalid campaign configuration:\n"
+            + "\n".join(f"  {f}: {fld}: {why}" for f, fld, why in problems)
+        )
+
+
+@dataclass(frozen=True)
+class Condition:
+    field: str
+    op: str
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class Variant:
+    id: str
+    template: templates.Template
+    offer: str | None
+    when: tuple[Condition, ...]
+    weight: float
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: str
+    name: str
+    category: str
+    priority: int
+    trigger: str
+    params: dict[str, Any]
+    audience: tuple[Condition, ...]
+    holdout_share: float
+    active_from: date | None
+    active_until: date | None
+    cooldown_days: int | None  # None: once per customer ever; 0: once per occasion
+    max_segments: int
+    uses_tracked_fields: tuple[str, ...]
+    variants: tuple[Variant, ...]
+    cost_per_segment: dict[str, float]
+    file: str = ""
+
+    def is_active(self, day: date) -> bool:
+        return (self.active_from is None or self.active_from <= day) and (
+            self.active_until is None or day <= self.active_until
+        )
+
+    def fields(self) -> set[str]:
+        return {f for v in self.variants for f in v.template.fields}
+
+
+@dataclass(frozen=True)
+class Program:
+    brand: str
+    sender: str
+    assignment_salt: str
+    global_control_share: float
+    cap_24h: int
+    cap_7d: int
+    hard_failures_to_suppress: int
+    opt_out_text: str
+    link_base: str
+    message_validity_hours: int
+    default_max_segments: int
+    cost_per_segment: dict[str, float]
+    fields: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def load_program(rules_dir: Path = RULES_DIR) -> Program:
+    path = rules_dir / "program.yaml"
+    raw = _read(path)
+    fields = _read(rules_dir / "fields.yaml")
+    problems = []
+    for name, spec in fields.items():
+        if "fallback" not in spec:
+            problems.append((str(rules_dir / "fields.yaml"), name, "needs a fallback"))
+        if spec.get("provenance") not in ("profile", "explicit", "tracked", "system"):
+            problems.append((str(rules_dir / "fields.yaml"), name, "unknown provenance"))
+    try:
+        program = Program(
+            brand=str(raw["brand"]),
+            sender=str(raw["sender"]),
+            assignment_salt=str(raw["assignment_salt"]),
+            global_control_share=_share(raw["global_control_share"]),
+            cap_24h=int(raw["caps"]["per_24h"]),
+            cap_7d=int(raw["caps"]["per_7d"]),
+            hard_failures_to_suppress=int(raw["hard_failures_to_suppress"]),
+            opt_out_text=str(raw["opt_out_text"]),
+            link_base=str(raw["link_base"]),
+            message_validity_hours=int(raw["message_validity_hours"]),
+            default_max_segments=int(raw["default_max_segments"]),
+            cost_per_segment={k: float(v) for k, v in raw["cost_per_segment"].items()},
+            fields=fields,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        problems.append((str(path), str(exc).strip("'"), "missing or of the wrong type"))
+    if problems:
+        raise CampaignError(problems)
+    return program
+
+
+def load_campaigns(
+    campaigns_dir: Path = CAMPAIGNS_DIR, program: Program | None = None
+) -> list[Campaign]:
+    """Every ``*.yaml`` campaign in the folder, validated, sorted by priority."""
+    program = program or load_program()
+    problems: list[tuple[str, str, str]] = []
+    campaigns: list[Campaign] = []
+    for path in sorted(Path(campaigns_dir).glob("*.yaml")):
+        try:
+            campaigns.append(parse_campaign(_read(path), program, str(path)))
+        except CampaignError as exc:
+            problems.extend(exc.problems)
+    seen: dict[str, str] = {}
+    for c in campaigns:
+        if c.id in seen:
+            problems.append((c.file, "id", f"{c.id!r} is also used by {seen[c.id]}"))
+        seen[c.id] = c.file
+    if problems:
+        raise CampaignError(problems)
+    return sorted(campaigns, key=lambda c: (c.priority, c.id))
+
+
+def parse_campaign(raw: Any, program: Program, file: str = "<campaign>") -> Campaign:
+    problems: list[tuple[str, str, str]] = []
+
+    def bad(fld: str, why: str) -> None:
+        problems.append((file, fld, why))
+
+    if not isinstance(raw, dict):
+        raise CampaignError([(file, "(file)", "must be a mapping of campaign fields")])
+    known = {
+        "id", "name", "category", "priority", "trigger", "audience", "holdout_share", "active",
+        "cooldown_days", "max_segments", "uses_tracked_fields", "variants", "cost_per_segment",
+    }  # fmt: skip
+    for key in raw:
+        if key not in known:
+            bad(str(key), f"unknown field; expected one of {', '.join(sorted(known))}")
+    cid = raw.get("id")
+    if not isinstance(cid, str) or not ID.match(cid):
+        bad("id", "required: lower-case letters, digits and _ (starting with a letter)")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        bad("name", "required text")
+    category = raw.get("category")
+    if category not in CATEGORIES:
+        bad("category", f"must be one of {', '.join(CATEGORIES)}, got {category!r}")
+    priority = raw.get("priority", 100)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        bad("priority", "must be an integer (lower goes first)")
+
+    trigger_raw = raw.get("trigger")
+    trigger, params = "", {}
+    if not isinstance(trigger_raw, dict) or trigger_raw.get("type") not in TRIGGERS:
+        bad("trigger.type", f"must be one of {', '.join(TRIGGERS)}")
+    else:
+        trigger = trigger_raw["type"]
+        spec = TRIGGERS[trigger]
+        for key in trigger_raw:
+            if key != "type" and key not in spec:
+                bad(f"trigger.{key}", f"not a parameter of {trigger}")
+        for key, (typ, default) in spec.items():
+            value = trigger_raw.get(key, default)
+            if value is REQUIRED:
+                bad(f"trigger.{key}", f"required for {trigger}")
+            elif not isinstance(value, typ) or isinstance(value, bool):
+                bad(f"trigger.{key}", f"must be {typ.__name__}")
+            else:
+                params[key] = value
+
+    audience = _conditions(raw.get("audience", []), "audience", bad)
+
+    holdout = raw.get("holdout_share", 0.10)
+    try:
+        holdout = _share(holdout)
+    except ValueError as exc:
+        bad("holdout_share", str(exc))
+        holdout = 0.0
+    active = raw.get("active") or {}
+    active_from = active.get("from") if isinstance(active, dict) else None
+    active_until = active.get("until") if isinstance(active, dict) else None
+    for key, value in (("active.from", active_from), ("active.until", active_until)):
+        if value is not None and not isinstance(value, date):
+            bad(key, "must be a date YYYY-MM-DD")
+    dated = isinstance(active_from, date) and isinstance(active_until, date)
+    if dated and active_until < active_from:
+        bad("active.until", "is before active.from")
+    cooldown = raw.get("cooldown_days", 30)
+    if cooldown is not None and (not isinstance(cooldown, int) or cooldown < 0):
+        bad("cooldown_days", "must be a whole number of days >= 0, or null for once ever")
+    max_segments = raw.get("max_segments", program.default_max_segments)
+    if not isinstance(max_segments, int) or not 1 <= max_segments <= 10:
+        bad("max_segments", "must be an integer from 1 to 10")
+    tracked = raw.get("uses_tracked_fields", []) or []
+    if not isinstance(tracked, list) or not all(isinstance(t, str) for t in tracked):
+        bad("uses_tracked_fields", "must be a list of field names")
+        tracked = []
+    cost = dict(program.cost_per_segment)
+    cost_raw = raw.get("cost_per_segment", {}) or {}
+    if not isinstance(cost_raw, dict):
+        bad("cost_per_segment", "must map country codes (or default) to a price")
+    else:
+        for key, value in cost_raw.items():
+            if not isinstance(value, int | float) or value < 0:
+                bad(f"cost_per_segment.{key}", "must be a price >= 0")
+            else:
+                cost[str(key)] = float(value)
+
+    variants = _variants(raw.get("variants"), program, trigger, tracked, bad)
+    if category == "transactional":
+        for v in variants:
+            if v.offer:
+                bad(f"variants.{v.id}.offer", "a transactional message carries no offer")
+    if problems:
+        raise CampaignError(problems)
+    return Campaign(
+        id=cid,
+        name=name.strip(),
+        category=category,
+        priority=priority,
+        trigger=trigger,
+        params=params,
+        audience=tuple(audience),
+        holdout_share=holdout,
+        active_from=active_from,
+        active_until=active_until,
+        cooldown_days=cooldown,
+        max_segments=max_segments,
+        uses_tracked_fields=tuple(tracked),
+        variants=tuple(variants),
+        cost_per_segment=cost,
+        file=file,
+    )
+
+
+def _variants(raw, program: Program, trigger: str, tracked: list[str], bad) -> list[Variant]:
+    if not isinstance(raw, list) or not raw:
+        bad("variants", "needs at least one variant with an id and a template")
+        return []
+    out: list[Variant] = []
+    weighted = 0
+    for i, v in enumerate(raw):
+        where = f"variants[{i}]"
+        if not isinstance(v, dict):
+            bad(where, "must be a mapping with id and template")
+            continue
+        vid = v.get("id")
+        if not isinstance(vid, str) or not ID.match(vid):
+            bad(f"{where}.id", "required: lower-case letters, digits and _")
+            continue
+        where = f"variants.{vid}"
+        for key in v:
+            if key not in ("id", "template", "offer", "when", "weight"):
+                bad(f"{where}.{key}", "unknown field; expected template, offer, when, weight")
+        offer = v.get("offer")
+        if offer is not None and (not isinstance(offer, str) or not offer.strip()):
+            bad(f"{where}.offer", "must be text")
+            offer = None
+        try:
+            template = templates.compile_template(str(v.get("template") or ""))
+        except templates.TemplateError as exc:
+            bad(f"{where}.template", str(exc))
+            continue
+        for name in sorted(template.fields):
+            spec = program.fields.get(name)
+            if spec is None:
+                bad(f"{where}.template", f"unknown field {{{{ {name} }}}}; known: "
+                    + ", ".join(sorted(program.fields)))  # fmt: skip
+            elif spec["provenance"] == "tracked" and name not in tracked:
+                bad(
+                    f"{where}.template",
+                    f"{{{{ {name} }}}} is derived from tracked browsing; declare it in "
+                    "uses_tracked_fields to use it",
+                )
+            elif spec.get("triggers") and trigger and trigger not in spec["triggers"]:
+                bad(f"{where}.template", f"{{{{ {name} }}}} is not available for {trigger}")
+            elif name == "offer" and offer is None:
+                bad(f"{where}.template", "uses {{ offer }} but the variant has no offer")
+        when = _conditions(v.get("when", []), f"{where}.when", bad)
+        weight = v.get("weight", 1.0)
+        if not isinstance(weight, int | float) or weight <= 0:
+            bad(f"{where}.weight", "must be a number > 0")
+            weight = 1.0
+        weighted += not when
+        out.append(Variant(vid, template, offer, tuple(when), float(weight)))
+    if out and weighted == 0:
+        bad("variants", "the last variant(s) need no `when`, so every recipient gets one")
+    if len({v.id for v in out}) != len(out):
+        bad("variants", "variant ids must be unique")
+    return out
+
+
+def _conditions(raw, where: str, bad) -> list[Condition]:
+    if not isinstance(raw, list):
+        bad(where, "must be a list of {field, op, value}")
+        return []
+    out = []
+    for i, c in enumerate(raw):
+        at = f"{where}[{i}]"
+        if not isinstance(c, dict) or c.get("field") not in AUDIENCE_FIELDS:
+            bad(at, f"field must be one of {', '.join(AUDIENCE_FIELDS)}")
+            continue
+        op, value = c.get("op"), c.get("value")
+        typ = AUDIENCE_FIELDS[c["field"]]
+        if op not in OPS:
+            bad(f"{at}.op", f"must be one of {', '.join(sorted(OPS))}")
+            continue
+        values = value if op in ("in", "not_in") else [value]
+        if op in ("is_null", "not_null"):
+            values = []
+        elif op in ("in", "not_in") and (not isinstance(value, list) or not value):
+            bad(f"{at}.value", f"{op} needs a non-empty list")
+            continue
+        if any(not _fits(x, typ) for x in values):
+            bad(f"{at}.value", f"{c['field']} takes {'numbers' if typ is float else 'text'}")
+            continue
+        out.append(Condition(c["field"], op, value))
+    return out
+
+
+def _fits(value, typ) -> bool:
+    if typ is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, str)
+
+
+def _share(value) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < 1:
+        raise ValueError(f"must be a share from 0 to below 1, got {value!r}")
+    return float(value)
+
+
+def _read(path: Path):
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise CampaignError([(str(path), "(file)", f"not valid YAML: {exc}")]) from exc

@@ -1,0 +1,98 @@
+"""Gateway and receiver settings from environment variables, with safe defaults.
+
+Secrets (Kannel passwords, the receiver's shared secret) come from env vars; when unset, they
+are generated once into ``<kannel state>/secrets.json`` (mode 0600, git-ignored) so a local
+Kannel, the sender and the receiver agree without anything secret in the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+def outbox_dir() -> Path:
+    return Path(_env("RETENTEXT_OUTBOX", "data/outbox")).resolve()
+
+
+def landing_dir() -> Path:
+    return Path(_env("RETENTEXT_LANDING", "data/landing")).resolve()
+
+
+def gateway_landing() -> Path:
+    """Where the receiver appends DLRs and replies (``receipts/`` and ``replies/``)."""
+    return landing_dir() / "gateway"
+
+
+@dataclass(frozen=True)
+class KannelConfig:
+    state: Path
+    host: str
+    admin_port: int
+    smsbox_port: int
+    carrier_port: int
+    inject_port: int
+    sendsms_port: int
+    receiver_port: int
+    admin_password: str
+    sendsms_password: str
+    receiver_secret: str
+    concurrency: int
+    rate_per_s: float
+    max_attempts: int
+    timeout_s: float
+
+    @property
+    def sendsms_url(self) -> str:
+        return f"http://{self.host}:{self.sendsms_port}/cgi-bin/sendsms"
+
+    @property
+    def receiver_url(self) -> str:
+        return f"http://{self.host}:{self.receiver_port}"
+
+    @classmethod
+    def from_env(cls) -> KannelConfig:
+        state = Path(_env("RETENTEXT_KANNEL_STATE", "data/kannel")).resolve()
+        base = int(_env("RETENTEXT_KANNEL_BASE_PORT", "13000"))
+        stored = _stored_secrets(state)
+        return cls(
+            state=state,
+            host="127.0.0.1",
+            admin_port=base,
+            smsbox_port=base + 1,
+            carrier_port=base + 2,
+            inject_port=base + 3,
+            sendsms_port=base + 13,
+            receiver_port=int(_env("RETENTEXT_RECEIVER_PORT", str(base + 80))),
+            admin_password=_env("RETENTEXT_KANNEL_ADMIN_PASSWORD", stored["admin_password"]),
+            sendsms_password=_env("RETENTEXT_KANNEL_PASSWORD", stored["sendsms_password"]),
+            receiver_secret=_env("RETENTEXT_RECEIVER_SECRET", stored["receiver_secret"]),
+            concurrency=int(_env("RETENTEXT_KANNEL_CONCURRENCY", "16")),
+            rate_per_s=float(_env("RETENTEXT_KANNEL_RATE", "1000")),
+            max_attempts=int(_env("RETENTEXT_KANNEL_MAX_ATTEMPTS", "4")),
+            timeout_s=float(_env("RETENTEXT_KANNEL_TIMEOUT", "10")),
+        )
+
+
+def _stored_secrets(state: Path) -> dict[str, str]:
+    path = state / "secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    values = {
+        k: secrets.token_urlsafe(18)
+        for k in ("admin_password", "sendsms_password", "receiver_secret")
+    }
+    state.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(values, f)
+    os.replace(tmp, path)
+    return values

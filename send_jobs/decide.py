@@ -1,0 +1,437 @@
+"""One send run's decisions: audience -> assignment -> guardrails -> render -> QA -> ledger.
+
+Everything is set-based SQL in DuckDB over all active campaigns at once. Every candidate gets
+exactly one row in ``sends.decisions`` with its arm, outcome and reason; messages for the
+``sent`` rows are queued in ``sends.messages`` under an idempotency key (campaign, customer,
+the recipient's local date), so a run that is repeated queues nothing new.
+
+Assignment (``hash01`` = the first 52 bits of md5(text) as a fraction of 2^52):
+  global control  hash01(salt:global:customer) < global_control_share   (marketing only)
+  holdout         hash01(salt:campaign:customer) < holdout_share
+  treatment       otherwise
+Holdouts pass through the same guardrails and are recorded at the same point as
+``held_out`` ("would have been sent"), and they count toward caps and cool-downs exactly like
+a send, so both arms stay comparable.
+
+Guardrails, first failing one is the reason (in this order): consent for the campaign's
+category at the send moment (the warehouse's consent events plus STOP/START replies up to
+as_of; at equal times an opt-out wins); a number with too many hard failures; the reminded
+product bought since; the campaign's cool-down; the recipient's local sending window
+(``deferred``, retried by later runs); marketing frequency caps; already queued under the
+same key; one message per customer per run by campaign priority; one per number per run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from send_jobs import encoding
+from send_jobs.audience import audience_sql, condition_sql
+from send_jobs.campaign_specs import RULES_DIR, Campaign, Program
+from send_jobs.ledger import HARD_FAILURES, ensure_schema
+from send_jobs.templates import render_sql, sql_literal
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    as_of: datetime
+    dry_run: bool
+    resumed: bool
+    counts: dict[str, int]
+
+
+def hash01(text_sql: str) -> str:
+    return f"(CAST(('0x' || substr(md5({text_sql}), 1, 13)) AS UBIGINT) / 4503599627370496.0)"
+
+
+def run_id_for(as_of: datetime, dry_run: bool) -> str:
+    return as_of.strftime("%Y%m%dT%H%M%SZ") + ("-dry" if dry_run else "")
+
+
+def load_rules(con, rules_dir: Path = RULES_DIR) -> None:
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE quiet_hours AS
+        SELECT country, region, CAST(window_start AS TIME) AS window_start,
+            CAST(window_end AS TIME) AS window_end, coalesce(closed_weekdays, '') AS closed,
+            CAST(closed_on_public_holidays AS BOOLEAN) AS closed_on_holidays
+        FROM read_csv('{rules_dir / "quiet_hours.csv"}', all_varchar = true)""")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE public_holidays AS
+        SELECT country, CAST(date AS DATE) AS day, name
+        FROM read_csv('{rules_dir / "public_holidays.csv"}', all_varchar = true)""")
+
+
+def window_sql(alias: str = "c") -> str:
+    """(open, local time) of the recipient's sending window at $as_of; needs quiet_hours."""
+    local = f"timezone({alias}.time_zone, timezone('UTC', $as_of))"
+    rule = "coalesce(r1.{0}, r2.{0}, r3.{0})"
+    return (
+        f"""
+        {local} AS local_time,
+        (CAST({local} AS TIME) >= {rule.format("window_start")}
+         AND CAST({local} AS TIME) < {rule.format("window_end")}
+         AND NOT contains({rule.format("closed")}, strftime({local}, '%a'))
+         AND NOT ({rule.format("closed_on_holidays")} AND EXISTS (
+             SELECT 1 FROM public_holidays AS h
+             WHERE h.country = {alias}.country AND h.day = CAST({local} AS DATE))))
+        AS window_open""",
+        (
+            f"""LEFT JOIN quiet_hours AS r1 ON r1.country = {alias}.country
+            AND r1.region = {alias}.region
+        LEFT JOIN quiet_hours AS r2 ON r2.country = {alias}.country AND r2.region = '*'
+        LEFT JOIN quiet_hours AS r3 ON r3.country = '*' AND r3.region = '*'"""
+        ),
+    )
+
+
+def consent_sql() -> str:
+    """Latest SMS consent action per (customer, category) at $as_of, for candidates."""
+    return """
+        WITH ev AS (
+            SELECT customer_id, category, action, occurred_at, 0 AS from_reply
+            FROM raw.consent
+            WHERE channel = 'sms' AND occurred_at <= $as_of
+              AND customer_id IN (SELECT customer_id FROM cand)
+            UNION ALL
+            SELECT p.customer_id, k.category, i.action, i.occurred_at, 1
+            FROM sends.inbound AS i
+            JOIN (SELECT DISTINCT customer_id, phone_e164 FROM cand) AS p
+              ON p.phone_e164 = i.phone_e164
+            CROSS JOIN (VALUES ('marketing'), ('transactional')) AS k(category)
+            WHERE i.action IS NOT NULL AND i.occurred_at <= $as_of)
+        SELECT customer_id, category, action FROM ev
+        QUALIFY row_number() OVER (PARTITION BY customer_id, category
+            ORDER BY occurred_at DESC, (action = 'opt_out') DESC, from_reply DESC) = 1"""
+
+
+def decide(
+    con,
+    program: Program,
+    campaigns: list[Campaign],
+    as_of: datetime,
+    *,
+    dry_run: bool = False,
+    rules_dir: Path = RULES_DIR,
+) -> RunResult:
+    """Write this run's decisions (and queue its messages unless dry_run). A run whose
+    decisions exist already is not decided again (``resumed``)."""
+    ensure_schema(con)
+    con.execute("SET TimeZone = 'UTC'")
+    as_of_naive = as_of.replace(tzinfo=None)
+    run_id = run_id_for(as_of, dry_run)
+    params = {"as_of": as_of_naive}
+    done = con.execute("SELECT count(*) FROM sends.runs WHERE run_id = ?", [run_id]).fetchone()[0]
+    if done and not dry_run:
+        return RunResult(run_id, as_of, dry_run, True, _counts(con, run_id))
+    con.execute("BEGIN")
+    try:
+        con.execute("DELETE FROM sends.decisions WHERE run_id = ?", [run_id])
+        con.execute("DELETE FROM sends.runs WHERE run_id = ?", [run_id])
+        active = [c for c in campaigns if c.is_active(as_of.date())]
+        load_rules(con, rules_dir)
+        _candidates(con, program, active, params)
+        _guardrails(con, program, active, params, run_id)
+        _render(con, program, active, run_id)
+        _write(con, run_id, as_of_naive, dry_run, params, len(active))
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return RunResult(run_id, as_of, dry_run, False, _counts(con, run_id))
+
+
+def _counts(con, run_id: str) -> dict[str, int]:
+    rows = con.execute(
+        "SELECT outcome, count(*) FROM sends.decisions WHERE run_id = ? GROUP BY 1", [run_id]
+    ).fetchall()
+    return {k: int(v) for k, v in rows}
+
+
+def _campaign_table(con, program: Program, active: list[Campaign]) -> None:
+    con.execute("""CREATE OR REPLACE TEMP TABLE camp (campaign_id VARCHAR, category VARCHAR,
+        priority INTEGER, holdout_share DOUBLE, cooldown_days INTEGER, once_ever BOOLEAN,
+        max_segments INTEGER)""")
+    con.executemany(
+        "INSERT INTO camp VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            [c.id, c.category, c.priority, c.holdout_share, c.cooldown_days or 0,
+             c.cooldown_days is None, c.max_segments]
+            for c in active
+        ],
+    )  # fmt: skip
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE price (campaign_id VARCHAR, country VARCHAR, usd DOUBLE)"
+    )
+    rows = [[c.id, k, v] for c in active for k, v in c.cost_per_segment.items()]
+    if rows:
+        con.executemany("INSERT INTO price VALUES (?, ?, ?)", rows)
+
+
+def _candidates(con, program: Program, active: list[Campaign], params) -> None:
+    _campaign_table(con, program, active)
+    if not active:
+        con.execute("""CREATE OR REPLACE TEMP TABLE cand AS SELECT * FROM (
+            SELECT CAST(NULL AS VARCHAR) AS campaign_id) WHERE FALSE""")
+        return
+    union = " UNION ALL ".join(audience_sql(c) for c in active)
+    salt = sql_literal(program.assignment_salt)
+    g = program.global_control_share
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE cand AS
+        SELECT a.*, k.category, k.priority, k.holdout_share, k.cooldown_days, k.once_ever,
+            k.max_segments,
+            {hash01(f"{salt} || ':global:' || a.customer_id")} AS u_global,
+            {hash01(f"{salt} || ':' || a.campaign_id || ':' || a.customer_id")} AS u_holdout,
+            {hash01(f"{salt} || ':variant:' || a.campaign_id || ':' || a.customer_id")}
+                AS u_variant,
+            CASE WHEN k.category = 'marketing' AND
+                      {hash01(f"{salt} || ':global:' || a.customer_id")} < {g}
+                 THEN 'global_control'
+                 WHEN {hash01(f"{salt} || ':' || a.campaign_id || ':' || a.customer_id")}
+                      < k.holdout_share THEN 'holdout'
+                 ELSE 'treatment' END AS arm,
+            strftime(timezone(a.time_zone, timezone('UTC', a.appointment_at)),
+                     '%a %-d %b at %H:%M') AS appointment_time
+        FROM ({union}) AS a JOIN camp AS k USING (campaign_id)""",
+        params,
+    )
+
+
+def _guardrails(con, program: Program, active: list[Campaign], params, run_id: str) -> None:
+    window_cols, window_joins = window_sql("c")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE guarded AS
+        WITH consent AS ({consent_sql()}),
+        bad_numbers AS (
+            SELECT phone_e164 FROM sends.messages WHERE status IN {HARD_FAILURES}
+            GROUP BY 1 HAVING count(*) >= {program.hard_failures_to_suppress}),
+        past AS (
+            SELECT d.campaign_id, d.customer_id, d.occasion, d.as_of, d.category
+            FROM sends.decisions AS d JOIN sends.runs AS r USING (run_id)
+            WHERE NOT r.dry_run AND d.outcome IN ('sent', 'held_out') AND d.run_id <> '{run_id}'
+              AND d.as_of <= $as_of),
+        caps AS (
+            SELECT customer_id,
+                count(*) FILTER (WHERE as_of > $as_of - INTERVAL 24 HOUR) AS n_24h,
+                count(*) FILTER (WHERE as_of > $as_of - INTERVAL 7 DAY) AS n_7d
+            FROM past WHERE category = 'marketing' AND as_of > $as_of - INTERVAL 7 DAY
+            GROUP BY 1)
+        SELECT c.*, {window_cols},
+            c.campaign_id || '|' || c.customer_id || '|'
+                || CAST(CAST(timezone(c.time_zone, timezone('UTC', $as_of)) AS DATE) AS VARCHAR)
+                AS idempotency_key,
+            CASE
+                WHEN coalesce(k.action, 'never') <> 'opt_in' THEN
+                    CASE WHEN k.action = 'opt_out' THEN 'no consent: opted out of ' || c.category
+                         ELSE 'no consent: never opted in to ' || c.category END
+                WHEN c.phone_e164 IN (SELECT phone_e164 FROM bad_numbers)
+                    THEN 'number suppressed: {program.hard_failures_to_suppress}+ hard failures'
+                WHEN c.bought_after IS NOT NULL AND EXISTS (
+                    SELECT 1 FROM raw.orders AS o
+                    WHERE o.customer_id = c.customer_id AND o.product_id = c.product_id
+                      AND o.status = 'completed' AND o.ordered_at > c.bought_after
+                      AND o.ordered_at <= $as_of)
+                    THEN 'already bought ' || c.product_id
+                WHEN EXISTS (SELECT 1 FROM past AS p
+                    WHERE p.campaign_id = c.campaign_id AND p.customer_id = c.customer_id
+                      AND (c.once_ever
+                           OR (c.cooldown_days = 0 AND p.occasion = c.occasion)
+                           OR (c.cooldown_days > 0
+                               AND p.as_of > $as_of - c.cooldown_days * INTERVAL 1 DAY)))
+                    THEN CASE WHEN c.once_ever THEN 'already received (once per customer)'
+                              WHEN c.cooldown_days = 0 THEN 'already received for this occasion'
+                              ELSE 'cool-down: received within ' || c.cooldown_days || ' days'
+                         END
+                ELSE NULL END AS blocked,
+            coalesce(q.n_24h, 0) AS n_24h, coalesce(q.n_7d, 0) AS n_7d
+        FROM cand AS c
+        LEFT JOIN consent AS k ON k.customer_id = c.customer_id AND k.category = c.category
+        LEFT JOIN caps AS q ON q.customer_id = c.customer_id
+        {window_joins}""",
+        params,
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE screened AS
+        SELECT g.*,
+            CASE
+                WHEN blocked IS NOT NULL THEN blocked
+                WHEN NOT window_open THEN 'quiet hours: local time '
+                    || strftime(local_time, '%a %H:%M') || ' is outside the window'
+                WHEN category = 'marketing' AND n_24h >= {program.cap_24h}
+                    THEN 'frequency cap: {program.cap_24h} per 24 h'
+                WHEN category = 'marketing' AND n_7d >= {program.cap_7d}
+                    THEN 'frequency cap: {program.cap_7d} per 7 days'
+                WHEN idempotency_key IN (SELECT idempotency_key FROM sends.messages)
+                    THEN 'already queued today under the same key'
+                ELSE NULL END AS stop_reason
+        FROM guarded AS g"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE ranked AS
+        WITH first_per_customer AS (
+            SELECT *, row_number() OVER (PARTITION BY customer_id
+                ORDER BY priority, campaign_id) AS customer_rank,
+                first_value(campaign_id) OVER (PARTITION BY customer_id
+                ORDER BY priority, campaign_id) AS winner
+            FROM screened WHERE stop_reason IS NULL),
+        first_per_number AS (
+            SELECT *, row_number() OVER (PARTITION BY phone_e164
+                ORDER BY priority, customer_id) AS number_rank
+            FROM first_per_customer WHERE customer_rank = 1)
+        SELECT s.*, CASE
+                WHEN s.stop_reason IS NOT NULL THEN s.stop_reason
+                WHEN f.customer_rank > 1
+                    THEN 'one message per run: ' || f.winner || ' goes first'
+                WHEN n.number_rank > 1 THEN 'duplicate number: another customer shares it'
+                ELSE NULL END AS reason_or_null
+        FROM screened AS s
+        LEFT JOIN first_per_customer AS f USING (campaign_id, customer_id)
+        LEFT JOIN first_per_number AS n USING (campaign_id, customer_id)"""
+    )
+
+
+def _render(con, program: Program, active: list[Campaign], run_id: str) -> None:
+    fields = program.fields
+    variant_case, body_case, fallback_items = [], [], []
+    for c in active:
+        weighted = [v for v in c.variants if not v.when]
+        total = sum(v.weight for v in weighted)
+        whens, cum = [], 0.0
+        for v in c.variants:
+            if v.when:
+                cond = " AND ".join(condition_sql(x, "r") for x in v.when)
+                whens.append(f"WHEN {cond} THEN '{v.id}'")
+        for v in weighted[:-1]:
+            cum += v.weight / total
+            whens.append(f"WHEN r.u_variant < {cum!r} THEN '{v.id}'")
+        pick = (
+            f"CASE {' '.join(whens)} ELSE '{weighted[-1].id}' END"
+            if whens
+            else (f"'{weighted[-1].id}'")
+        )
+        variant_case.append(f"WHEN r.campaign_id = '{c.id}' THEN {pick}")
+        for v in c.variants:
+            field_sql = {}
+            for name in v.template.fields:
+                if name == "link":
+                    field_sql[name] = f"{sql_literal(program.link_base)} || r.link_code"
+                elif name == "offer":
+                    field_sql[name] = sql_literal(v.offer or "")
+                else:
+                    fallback = sql_literal(str(fields[name]["fallback"]))
+                    field_sql[name] = f"coalesce(nullif(trim(r.{name}), ''), {fallback})"
+                    fallback_items.append(
+                        f"CASE WHEN r.campaign_id = '{c.id}' AND r.variant = '{v.id}' AND "
+                        f"nullif(trim(r.{name}), '') IS NULL THEN '{name}' END"
+                    )
+            body_case.append(
+                f"WHEN r.campaign_id = '{c.id}' AND r.variant = '{v.id}' "
+                f"THEN {render_sql(v.template, field_sql)}"
+            )
+    if not active:
+        variant_case, body_case = ["WHEN FALSE THEN NULL"], ["WHEN FALSE THEN NULL"]
+    fallbacks = (
+        f"list_filter([{', '.join(fallback_items)}], lambda x: x IS NOT NULL)"
+        if fallback_items
+        else "CAST([] AS VARCHAR[])"
+    )
+    brand = sql_literal(program.brand + ": ")
+    opt_out = sql_literal(" " + program.opt_out_text)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE rendered_0 AS
+        SELECT r.*, substr(md5(r.idempotency_key), 1, 10) AS link_code,
+            substr(md5('message:' || r.idempotency_key), 1, 16) AS message_id,
+            CASE {" ".join(variant_case)} END AS variant,
+            r.category = 'marketing' AND NOT EXISTS (
+                SELECT 1 FROM sends.decisions AS d JOIN sends.runs AS u USING (run_id)
+                WHERE d.customer_id = r.customer_id AND d.category = 'marketing'
+                  AND d.outcome = 'sent' AND NOT u.dry_run AND d.run_id <> '{run_id}')
+                AS needs_opt_out
+        FROM ranked AS r WHERE r.reason_or_null IS NULL"""
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE rendered_1 AS
+        SELECT r.*, {brand} || (CASE {" ".join(body_case)} END)
+                || CASE WHEN r.needs_opt_out THEN {opt_out} ELSE '' END AS rendered_text,
+            {fallbacks} AS fallback_fields
+        FROM rendered_0 AS r"""
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE rendered AS
+        SELECT *, {encoding.sql_segments()} AS segments FROM (
+            SELECT r.*, {encoding.sql_columns("r.rendered_text")} FROM rendered_1 AS r)"""
+    )
+
+
+def _write(con, run_id: str, as_of, dry_run: bool, params, n_campaigns: int) -> None:
+    """QA, then one decision row per candidate; queue the sends (unless dry run)."""
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE decided AS
+        WITH qa AS (
+            SELECT r.*, p.usd,
+                CASE
+                    WHEN r.rendered_text IS NULL OR length(trim(r.rendered_text)) = 0
+                        THEN 'qa: empty message'
+                    WHEN r.segments > r.max_segments
+                        THEN 'qa: ' || r.segments || ' segments exceed the campaign maximum of '
+                             || r.max_segments
+                    WHEN r.needs_opt_out AND NOT contains(r.rendered_text, 'STOP')
+                        THEN 'qa: opt-out instructions missing'
+                    WHEN r.phone_e164 IS NULL THEN 'qa: no phone number'
+                    ELSE NULL END AS qa_failure
+            FROM rendered AS r
+            LEFT JOIN price AS p ON p.campaign_id = r.campaign_id AND p.country = coalesce(
+                (SELECT country FROM price AS x WHERE x.campaign_id = r.campaign_id
+                   AND x.country = r.country), 'default'))
+        SELECT r.campaign_id, r.customer_id,
+            CASE WHEN q.customer_id IS NULL THEN
+                     CASE WHEN r.reason_or_null LIKE 'quiet hours%' THEN 'deferred'
+                          ELSE 'suppressed' END
+                 WHEN q.qa_failure IS NOT NULL THEN 'suppressed'
+                 WHEN r.arm = 'treatment' THEN 'sent'
+                 ELSE 'held_out' END AS outcome,
+            coalesce(r.reason_or_null, q.qa_failure,
+                CASE r.arm WHEN 'treatment' THEN 'sent'
+                           WHEN 'holdout' THEN 'campaign holdout: would have been sent'
+                           ELSE 'global control: would have been sent' END) AS reason,
+            q.variant, q.rendered_text, q.encoding, q.segments,
+            q.segments * q.usd AS estimated_cost, q.message_id, q.fallback_fields
+        FROM ranked AS r
+        LEFT JOIN qa AS q USING (campaign_id, customer_id)"""
+    )
+    con.execute(
+        f"""INSERT INTO sends.decisions
+        SELECT '{run_id}', $as_of, r.campaign_id, r.category, r.customer_id, r.arm, d.outcome,
+            d.reason, d.variant, d.rendered_text, d.encoding, d.segments, d.estimated_cost,
+            r.phone_e164, r.occasion, r.product_id, r.local_time, r.idempotency_key,
+            d.message_id, d.fallback_fields
+        FROM ranked AS r JOIN decided AS d USING (campaign_id, customer_id)""",
+        params,
+    )
+    if not dry_run:
+        con.execute(
+            f"""INSERT INTO sends.messages
+            SELECT d.message_id, r.idempotency_key, '{run_id}', $as_of, r.campaign_id,
+                r.category, r.customer_id, r.phone_e164, r.country, r.region, r.time_zone,
+                d.rendered_text, d.encoding, d.segments, d.estimated_cost, 'queued', $as_of,
+                0, NULL, NULL, NULL
+            FROM ranked AS r JOIN decided AS d USING (campaign_id, customer_id)
+            WHERE d.outcome = 'sent'""",
+            params,
+        )
+        con.execute(
+            f"""INSERT INTO sends.message_events
+            SELECT message_id, 'queued', $as_of, 'run {run_id}', NULL
+            FROM decided WHERE outcome = 'sent'""",
+            params,
+        )
+    con.execute(
+        f"""INSERT INTO sends.runs
+        SELECT '{run_id}', $as_of, {str(dry_run).upper()}, {n_campaigns}, count(*),
+            count(*) FILTER (WHERE outcome = 'sent'), count(*) FILTER (WHERE outcome = 'held_out'),
+            count(*) FILTER (WHERE outcome = 'suppressed'),
+            count(*) FILTER (WHERE outcome = 'deferred')
+        FROM decided""",
+        params,
+    )

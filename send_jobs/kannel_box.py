@@ -1,0 +1,268 @@
+"""A local Kannel on loopback: bearerbox + smsbox with ``fakesmsc`` as the carrier.
+
+``up`` renders ``kannel/kannel.conf.template`` into the state folder, starts each process in
+its own session, writes ``<name>.pid`` files and waits until the carrier link is online;
+``down`` stops them by PID (SIGTERM, then SIGKILL after a grace period). ``carrier_messages``
+reads what the carrier received (multipart messages reassembled), and ``inject_reply`` sends a
+reply (MO) into Kannel through a second fake link, as a phone would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from send_jobs.config import KannelConfig
+
+TEMPLATE = Path(__file__).parent / "kannel" / "kannel.conf.template"
+FAKESMSC_PATHS = ("/usr/lib/kannel/test/fakesmsc", "/usr/bin/fakesmsc")
+PROCESSES = ("bearerbox", "smsbox", "carrier")
+
+
+class KannelError(RuntimeError):
+    pass
+
+
+def fakesmsc_binary() -> str:
+    for path in FAKESMSC_PATHS:
+        if os.access(path, os.X_OK):
+            return path
+    found = shutil.which("fakesmsc")
+    if not found:
+        raise KannelError(
+            "fakesmsc not found; install Debian's kannel-extras (make kannel does it)"
+        )
+    return found
+
+
+def render_config(cfg: KannelConfig) -> Path:
+    cfg.state.mkdir(parents=True, exist_ok=True)
+    text = TEMPLATE.read_text().format(
+        state=cfg.state,
+        admin_port=cfg.admin_port,
+        admin_password=cfg.admin_password,
+        smsbox_port=cfg.smsbox_port,
+        carrier_port=cfg.carrier_port,
+        inject_port=cfg.inject_port,
+        sendsms_port=cfg.sendsms_port,
+        sendsms_password=cfg.sendsms_password,
+        receiver_port=cfg.receiver_port,
+        receiver_secret=urllib.parse.quote(cfg.receiver_secret, safe=""),
+    )
+    path = cfg.state / "kannel.conf"
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+def pid_of(cfg: KannelConfig, name: str) -> int | None:
+    path = cfg.state / f"{name}.pid"
+    try:
+        pid = int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    return pid
+
+
+def start_process(cfg: KannelConfig, name: str, argv: list[str], log: Path) -> int:
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: `down` stops it and its children
+            cwd=cfg.state,
+        )
+    (cfg.state / f"{name}.pid").write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def _wait_port(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise KannelError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
+
+
+def status(cfg: KannelConfig) -> str:
+    url = f"http://127.0.0.1:{cfg.admin_port}/status.txt?password=" + urllib.parse.quote(
+        cfg.admin_password
+    )
+    with urllib.request.urlopen(url, timeout=2) as r:
+        return r.read().decode("utf-8", "replace")
+
+
+def up(cfg: KannelConfig, *, timeout: float = 20.0, carrier: bool = True) -> dict[str, int]:
+    """Start whatever is not running; return name -> pid."""
+    conf = render_config(cfg)
+    pids = {}
+    if not pid_of(cfg, "bearerbox"):
+        start_process(cfg, "bearerbox", ["bearerbox", str(conf)], cfg.state / "bearerbox.out")
+    _wait_port(cfg.smsbox_port, timeout)
+    if not pid_of(cfg, "smsbox"):
+        start_process(cfg, "smsbox", ["smsbox", str(conf)], cfg.state / "smsbox.out")
+    _wait_port(cfg.sendsms_port, timeout)
+    if carrier and not pid_of(cfg, "carrier"):
+        # fakesmsc exits when its stdin closes, so a never-ending producer keeps it open
+        cmd = (
+            f"tail -f /dev/null | exec {fakesmsc_binary()} -H 127.0.0.1 "
+            f"-r {cfg.carrier_port} -i 0 -m 0"
+        )
+        start_process(cfg, "carrier", ["sh", "-c", cmd], cfg.state / "carrier.log")
+        deadline = time.monotonic() + timeout
+        while "carrier" not in _online_links(cfg):
+            if time.monotonic() > deadline:
+                raise KannelError("the fakesmsc carrier did not come online; see carrier.log")
+            time.sleep(0.1)
+    for name in PROCESSES:
+        pid = pid_of(cfg, name)
+        if pid:
+            pids[name] = pid
+    return pids
+
+
+def _online_links(cfg: KannelConfig) -> set[str]:
+    try:
+        text = status(cfg)
+    except OSError:
+        return set()
+    return set(re.findall(r"^\s*(\S+)\[\S*\]\s.*\(online", text, re.M)) | set(
+        re.findall(r"^\s*(\S+)\s+FAKE.*\(online", text, re.M)
+    )
+
+
+def down(cfg: KannelConfig, names: tuple[str, ...] = PROCESSES, grace: float = 10.0) -> list[str]:
+    """Stop the named processes by their PID files; returns the names that were running."""
+    stopped = []
+    for name in reversed(names) if names == PROCESSES else names:
+        pid = pid_of(cfg, name)
+        if pid is None:
+            (cfg.state / f"{name}.pid").unlink(missing_ok=True)
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.05)
+        (cfg.state / f"{name}.pid").unlink(missing_ok=True)
+        stopped.append(name)
+    return stopped
+
+
+def kill(cfg: KannelConfig, name: str) -> None:
+    """SIGKILL one process group now (fault injection)."""
+    pid = pid_of(cfg, name)
+    if pid:
+        os.killpg(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.02)
+        (cfg.state / f"{name}.pid").unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is gone for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+_GOT = re.compile(r"Got message \d+: <(\S+) (\S+) (\S+) (.*)>$")
+
+
+def carrier_messages(log: Path) -> list[tuple[str, str]]:
+    """(recipient, full text) of every message the carrier received, multipart reassembled."""
+    out: list[tuple[str, str]] = []
+    pending: dict[tuple[str, int, int], dict[int, bytes]] = {}
+    if not Path(log).exists():
+        return out
+    for line in Path(log).read_text(encoding="utf-8", errors="replace").splitlines():
+        m = _GOT.search(line)
+        if not m:
+            continue
+        _sender, receiver, kind, rest = m.groups()
+        if kind == "text":
+            out.append((receiver, rest))
+        elif kind == "ucs-2":
+            out.append((receiver, urllib.parse.unquote_to_bytes(rest).decode("utf-16-be")))
+        elif kind == "data":
+            out.append((receiver, urllib.parse.unquote_plus(rest, "latin-1")))
+        elif kind == "udh":
+            udh_hex, coding, data = rest.split(" ", 2)
+            udh = urllib.parse.unquote_to_bytes(udh_hex)
+            ref, total, seq = udh[3], udh[4], udh[5]
+            body = urllib.parse.unquote_to_bytes(data.replace("+", " "))
+            parts = pending.setdefault((receiver, ref, total), {})
+            parts[seq] = body if coding != "ucs-2" else body.decode("utf-16-be").encode()
+            if len(parts) == total:
+                joined = b"".join(parts[i] for i in range(1, total + 1))
+                out.append((receiver, joined.decode("utf-8", errors="replace")))
+                del pending[(receiver, ref, total)]
+    return out
+
+
+def inject_reply(cfg: KannelConfig, sender: str, text: str, timeout: float = 10.0) -> str:
+    """Send one reply (MO) from ``sender`` to the short code through the inject link and
+    return what Kannel answered to that phone (the confirmation reply), or ''."""
+    program_sender = "12345"
+    proc = subprocess.Popen(
+        [fakesmsc_binary(), "-H", "127.0.0.1", "-r", str(cfg.inject_port), "-i", "0",
+         "-m", "1", f"{sender} {program_sender} text {text}"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + timeout
+    reply = ""
+    os.set_blocking(proc.stdout.fileno(), False)
+    buf = ""
+    while time.monotonic() < deadline:
+        chunk = proc.stdout.read() or ""
+        buf += chunk
+        m = re.search(r"Got message \d+: <\S+ \S+ (\S+) (.*)>", buf)
+        if m:
+            kind, body = m.groups()
+            reply = (
+                urllib.parse.unquote_to_bytes(body).decode("utf-16-be")
+                if kind == "ucs-2"
+                else urllib.parse.unquote_plus(body)
+                if kind == "data"
+                else body
+            )
+            break
+        time.sleep(0.05)
+    proc.terminate()
+    proc.wait(timeout=5)
+    return reply

@@ -1,0 +1,93 @@
+"""The send ledger in the warehouse (schema ``sends``): runs, one decision row per candidate,
+messages keyed by an idempotency key with their status history, gateway receipts and replies.
+
+Message statuses move forward only (``RANK``): a late "accepted" receipt never overwrites
+"delivered". Final statuses: delivered, undelivered, rejected, expired (not sent within its
+validity), cancelled (the recipient opted out or left their window before it went out).
+"""
+
+from __future__ import annotations
+
+RANK = {
+    "queued": 0,
+    "submitting": 1,
+    "submitted": 2,
+    "accepted": 3,
+    "delivered": 9,
+    "undelivered": 9,
+    "rejected": 9,
+    "expired": 9,
+    "cancelled": 9,
+}
+FINAL = tuple(s for s, r in RANK.items() if r == 9)
+HARD_FAILURES = ("undelivered", "rejected")
+# Kannel DLR type -> ledger status (1 delivered, 2 undelivered, 4 queued on the SMSC,
+# 8 accepted by the SMSC, 16 rejected by the SMSC)
+DLR_STATUS = {1: "delivered", 2: "undelivered", 4: "accepted", 8: "accepted", 16: "rejected"}
+
+DDL = """
+CREATE SCHEMA IF NOT EXISTS sends;
+CREATE TABLE IF NOT EXISTS sends.runs (
+    run_id VARCHAR PRIMARY KEY, as_of TIMESTAMP NOT NULL, dry_run BOOLEAN NOT NULL,
+    campaigns INTEGER, candidates BIGINT, sent BIGINT, held_out BIGINT, suppressed BIGINT,
+    deferred BIGINT);
+CREATE TABLE IF NOT EXISTS sends.decisions (
+    run_id VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL, campaign_id VARCHAR NOT NULL,
+    category VARCHAR NOT NULL, customer_id VARCHAR NOT NULL, arm VARCHAR NOT NULL,
+    outcome VARCHAR NOT NULL, reason VARCHAR NOT NULL, variant VARCHAR, rendered_text VARCHAR,
+    encoding VARCHAR, segments INTEGER, estimated_cost DOUBLE, phone_e164 VARCHAR,
+    occasion VARCHAR, product_id VARCHAR, local_time TIMESTAMP, idempotency_key VARCHAR,
+    message_id VARCHAR, fallback_fields VARCHAR[],
+    PRIMARY KEY (run_id, campaign_id, customer_id));
+CREATE TABLE IF NOT EXISTS sends.messages (
+    message_id VARCHAR PRIMARY KEY, idempotency_key VARCHAR NOT NULL UNIQUE,
+    run_id VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL, campaign_id VARCHAR NOT NULL,
+    category VARCHAR NOT NULL, customer_id VARCHAR NOT NULL, phone_e164 VARCHAR NOT NULL,
+    country VARCHAR, region VARCHAR, time_zone VARCHAR, text VARCHAR NOT NULL,
+    encoding VARCHAR NOT NULL, segments INTEGER NOT NULL, estimated_cost DOUBLE,
+    status VARCHAR NOT NULL, status_at TIMESTAMP NOT NULL, attempts INTEGER NOT NULL,
+    gateway VARCHAR, batch_id VARCHAR, last_error VARCHAR);
+CREATE TABLE IF NOT EXISTS sends.message_events (
+    message_id VARCHAR NOT NULL, status VARCHAR NOT NULL, changed_at TIMESTAMP NOT NULL,
+    source VARCHAR NOT NULL, detail VARCHAR);
+CREATE TABLE IF NOT EXISTS sends.receipts (
+    message_id VARCHAR NOT NULL, dlr INTEGER NOT NULL, status VARCHAR NOT NULL,
+    smsc_reply VARCHAR, reported_at VARCHAR, received_at TIMESTAMP NOT NULL,
+    file VARCHAR NOT NULL, line BIGINT NOT NULL, PRIMARY KEY (message_id, dlr));
+CREATE TABLE IF NOT EXISTS sends.inbound (
+    inbound_id VARCHAR PRIMARY KEY, phone_e164 VARCHAR NOT NULL, text VARCHAR,
+    intent VARCHAR NOT NULL, action VARCHAR, flagged BOOLEAN NOT NULL,
+    occurred_at TIMESTAMP NOT NULL, received_at TIMESTAMP NOT NULL, file VARCHAR NOT NULL,
+    line BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS sends.gateway_files (
+    file VARCHAR PRIMARY KEY, bytes_read BIGINT NOT NULL, lines_read BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS sends.gateway_quarantine (
+    file VARCHAR NOT NULL, line BIGINT NOT NULL, reason VARCHAR NOT NULL, raw VARCHAR);
+"""
+
+
+def ensure_schema(con) -> None:
+    con.execute(DDL)
+
+
+def advance(con, updates: str, source: str, at_sql: str = "now()::TIMESTAMP") -> int:
+    """Apply status changes given as a SQL relation (message_id, status, detail), forward only,
+    recording each change in the status history. Returns the number of messages changed."""
+    rank = " ".join(f"WHEN '{s}' THEN {r}" for s, r in RANK.items())
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _steps AS
+        SELECT DISTINCT ON (u.message_id, u.status) u.message_id, u.status, u.detail,
+            (CASE u.status {rank} END) AS rank, {at_sql} AS changed_at
+        FROM ({updates}) AS u JOIN sends.messages AS m USING (message_id)
+        WHERE (CASE u.status {rank} END) > (CASE m.status {rank} END)""")
+    # every step forward goes into the history (accepted, then delivered), in rank order
+    con.execute(f"""INSERT INTO sends.message_events
+        SELECT message_id, status, changed_at, '{source}', detail FROM _steps
+        ORDER BY message_id, rank""")
+    con.execute("""CREATE OR REPLACE TEMP TABLE _advance AS SELECT * FROM _steps
+        QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY rank DESC, status) = 1""")
+    con.execute("""UPDATE sends.messages AS m SET status = a.status, status_at = a.changed_at,
+            last_error = CASE WHEN a.status IN ('rejected', 'undelivered') THEN a.detail
+                              ELSE m.last_error END
+        FROM _advance AS a WHERE m.message_id = a.message_id""")
+    return con.execute("SELECT count(*) FROM _advance").fetchone()[0]

@@ -1,0 +1,164 @@
+"""Load the receiver's journal lines into the warehouse and move message statuses.
+
+Each file is read from where the last load stopped (``sends.gateway_files``), up to its last
+complete line; lines in = receipts/replies accepted + duplicates + quarantined
+(``sends.gateway_quarantine`` with a reason). Receipts are keyed by (message, DLR type) and
+replies by their id, so replayed callbacks and re-runs load nothing twice. Parsing is
+set-based in DuckDB.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from send_jobs.ledger import DLR_STATUS, advance, ensure_schema
+
+KINDS = ("receipts", "replies")
+
+
+def ingest(con, root: Path) -> dict[str, int]:
+    """Load new journal lines under ``root`` (``<landing>/gateway``); returns counts."""
+    ensure_schema(con)
+    counts = {"lines": 0, "receipts": 0, "replies": 0, "duplicates": 0, "quarantined": 0,
+              "status_changes": 0}  # fmt: skip
+    for kind in KINDS:
+        for path in sorted((Path(root) / kind).glob("*.jsonl")):
+            _ingest_file(con, kind, path, counts)
+    return counts
+
+
+def _ingest_file(con, kind: str, path: Path, counts: dict[str, int]) -> None:
+    name = str(path)
+    row = con.execute(
+        "SELECT bytes_read, lines_read FROM sends.gateway_files WHERE file = ?", [name]
+    ).fetchone()
+    offset, lines_before = row if row else (0, 0)
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read()
+    end = data.rfind(b"\n") + 1  # a line still being written waits for the next load
+    if end == 0:
+        return
+    chunk = data[:end].decode("utf-8", errors="replace")
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8", delete=False) as tmp:
+        tmp.write(chunk)
+    try:
+        con.execute("BEGIN")
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _lines AS
+            SELECT unnest(l) AS raw, unnest(generate_series(?, ? + len(l) - 1)) AS line
+            FROM (SELECT list_filter(string_split(content, chr(10)), lambda x: x <> '') AS l
+                  FROM read_text(?))""",
+            [lines_before + 1, lines_before + 1, tmp.name],
+        )
+        n = con.execute("SELECT count(*) FROM _lines").fetchone()[0]
+        counts["lines"] += n
+        if kind == "receipts":
+            _receipts(con, name, counts)
+        else:
+            _replies(con, name, counts)
+        con.execute(
+            """INSERT OR REPLACE INTO sends.gateway_files VALUES (?, ?, ?)""",
+            [name, offset + len(data[:end]), lines_before + n],
+        )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        Path(tmp.name).unlink(missing_ok=True)
+
+
+def _quarantine(con, name: str, where: str, reason_sql: str, counts) -> None:
+    q = con.execute(
+        f"""INSERT INTO sends.gateway_quarantine
+        SELECT '{name.replace("'", "''")}', line, {reason_sql}, raw FROM _parsed WHERE {where}"""
+    ).fetchone()
+    counts["quarantined"] += q[0] if q else 0
+
+
+def _receipts(con, name: str, counts) -> None:
+    status = " ".join(f"WHEN {k} THEN '{v}'" for k, v in DLR_STATUS.items())
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _parsed AS
+        SELECT line, raw, json_valid(raw) AS ok,
+            CASE WHEN json_valid(raw) THEN json_extract_string(raw, '$.id') END AS message_id,
+            CASE WHEN json_valid(raw) THEN TRY_CAST(json_extract_string(raw, '$.dlr') AS INTEGER)
+                 END AS dlr,
+            CASE WHEN json_valid(raw) THEN json_extract_string(raw, '$.reply') END AS reply,
+            CASE WHEN json_valid(raw) THEN json_extract_string(raw, '$.at') END AS reported_at,
+            CASE WHEN json_valid(raw) THEN TRY_CAST(
+                replace(json_extract_string(raw, '$.received_at'), 'Z', '') AS TIMESTAMP)
+                 END AS received_at
+        FROM _lines"""
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _parsed AS
+        SELECT p.*, CASE p.dlr {status} END AS status,
+            CASE WHEN NOT p.ok THEN 'not a JSON object'
+                 WHEN p.message_id IS NULL OR p.dlr IS NULL OR p.received_at IS NULL
+                     THEN 'missing id, dlr or received_at'
+                 WHEN (CASE p.dlr {status} END) IS NULL THEN 'unknown DLR type'
+                 WHEN m.message_id IS NULL THEN 'unknown message id'
+                 END AS problem
+        FROM _parsed AS p LEFT JOIN sends.messages AS m ON m.message_id = p.message_id"""
+    )
+    _quarantine(con, name, "problem IS NOT NULL", "problem", counts)
+    added = con.execute(
+        f"""INSERT OR IGNORE INTO sends.receipts
+        SELECT message_id, dlr, status, reply, reported_at, received_at,
+            '{name.replace("'", "''")}', line
+        FROM _parsed WHERE problem IS NULL
+        QUALIFY row_number() OVER (PARTITION BY message_id, dlr ORDER BY line) = 1"""
+    ).fetchone()[0]
+    good = con.execute("SELECT count(*) FROM _parsed WHERE problem IS NULL").fetchone()[0]
+    counts["receipts"] += added
+    counts["duplicates"] += good - added
+    counts["status_changes"] += advance(
+        con,
+        """SELECT message_id, status,
+               'DLR ' || dlr || coalesce(': ' || nullif(reply, ''), '') AS detail
+           FROM _parsed WHERE problem IS NULL""",
+        "gateway receipt",
+    )
+
+
+def _replies(con, name: str, counts) -> None:
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _parsed AS
+        SELECT line, raw, json_valid(raw) AS ok,
+            CASE WHEN json_valid(raw) THEN json_extract_string(raw, '$.inbound_id') END AS id,
+            CASE WHEN json_valid(raw) THEN json_extract_string(raw, '$.from') END AS phone,
+            CASE WHEN json_valid(raw) THEN json_extract_string(raw, '$.text') END AS text,
+            CASE WHEN json_valid(raw) THEN json_extract_string(raw, '$.intent') END AS intent,
+            CASE WHEN json_valid(raw) THEN json_extract_string(raw, '$.action') END AS action,
+            CASE WHEN json_valid(raw) THEN TRY_CAST(json_extract(raw, '$.flagged') AS BOOLEAN)
+                 END AS flagged,
+            CASE WHEN json_valid(raw) THEN TRY_CAST(
+                replace(json_extract_string(raw, '$.received_at'), 'Z', '') AS TIMESTAMP)
+                 END AS received_at
+        FROM _lines"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _parsed AS
+        SELECT *, CASE WHEN NOT ok THEN 'not a JSON object'
+                 WHEN id IS NULL OR phone IS NULL OR intent IS NULL OR received_at IS NULL
+                     THEN 'missing inbound_id, from, intent or received_at'
+                 WHEN action IS NOT NULL AND action NOT IN ('opt_out', 'opt_in')
+                     THEN 'unknown consent action'
+                 END AS problem
+        FROM _parsed"""
+    )
+    _quarantine(con, name, "problem IS NOT NULL", "problem", counts)
+    # the reply takes effect when the receiver got it (Kannel's own time has no zone)
+    added = con.execute(
+        f"""INSERT OR IGNORE INTO sends.inbound
+        SELECT id, phone, text, intent, action, coalesce(flagged, false), received_at,
+            received_at, '{name.replace("'", "''")}', line
+        FROM _parsed WHERE problem IS NULL
+        QUALIFY row_number() OVER (PARTITION BY id ORDER BY line) = 1"""
+    ).fetchone()[0]
+    good = con.execute("SELECT count(*) FROM _parsed WHERE problem IS NULL").fetchone()[0]
+    counts["replies"] += added
+    counts["duplicates"] += good - added
