@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR := data/demo
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint dbt-parse pytest java clean
+.PHONY: demo test lint dbt-parse pytest java kannel gateway-up gateway-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/retentext simulate --out $(DEMO_DIR)/landing --customers 3000 --start 2025-01-01 --days 365 --seed 7 --bad-rows 0.002
 	RETENTEXT_PARTITIONS_START=2025-01-01 $(BIN)/retentext run --landing $(DEMO_DIR)/landing --as-of 2026-01-01T00:00:00Z --warehouse $(DEMO_DIR)/warehouse.duckdb
+	RETENTEXT_OUTBOX=$(DEMO_DIR)/outbox RETENTEXT_LANDING=$(DEMO_DIR)/landing $(BIN)/retentext send --as-of 2026-01-01T15:00:00Z --warehouse $(DEMO_DIR)/warehouse.duckdb
 	@echo "landing files: $(DEMO_DIR)/landing"
-	@echo "warehouse: $(DEMO_DIR)/warehouse.duckdb (raw.* and raw.quarantine from ingest, marts.* features; open with duckdb or any BI tool)"
+	@echo "warehouse: $(DEMO_DIR)/warehouse.duckdb (raw.* and raw.quarantine from ingest, marts.* features, sends.* decisions and messages; open with duckdb or any BI tool)"
+	@echo "outbox: $(DEMO_DIR)/outbox (JSON-lines batches with manifests)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -32,7 +34,19 @@ java:
 	@java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless)
 
-pytest: $(STAMP) java
+# The SMS gateway: Debian's kannel (bearerbox, smsbox) and kannel-extras (fakesmsc).
+kannel:
+	@command -v bearerbox >/dev/null && test -x /usr/lib/kannel/test/fakesmsc || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kannel kannel-extras)
+
+# A local Kannel + fakesmsc carrier + receiver on loopback (pid files in data/kannel).
+gateway-up: $(STAMP) kannel
+	$(BIN)/retentext gateway up --receiver
+
+gateway-down: $(STAMP)
+	$(BIN)/retentext gateway down
+
+pytest: $(STAMP) java kannel
 	$(BIN)/pytest
 
 test: lint dbt-parse pytest

@@ -2,6 +2,6 @@
 
 import dagster as dg
 
-from orchestration.defs import features, ingest
+from orchestration.defs import features, ingest, sends
 
-defs = dg.Definitions.merge(ingest.defs, features.defs)
+defs = dg.Definitions.merge(ingest.defs, features.defs, sends.defs)

@@ -23,7 +23,8 @@ same key; one message per customer per run by campaign priority; one per number 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -41,6 +42,7 @@ class RunResult:
     dry_run: bool
     resumed: bool
     counts: dict[str, int]
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage, for benchmarks
 
 
 def hash01(text_sql: str) -> str:
@@ -130,15 +132,22 @@ def decide(
         con.execute("DELETE FROM sends.runs WHERE run_id = ?", [run_id])
         active = [c for c in campaigns if c.is_active(as_of.date())]
         load_rules(con, rules_dir)
-        _candidates(con, program, active, params)
-        _guardrails(con, program, active, params, run_id)
-        _render(con, program, active, run_id)
-        _write(con, run_id, as_of_naive, dry_run, params, len(active))
+        seconds, started = {}, time.perf_counter()
+        for stage, step in (
+            ("audience", lambda: _candidates(con, program, active, params)),
+            ("guardrails", lambda: _guardrails(con, program, active, params, run_id)),
+            ("render", lambda: _render(con, program, active, run_id)),
+            ("qa", lambda: _qa(con)),
+            ("ledger", lambda: _write(con, run_id, as_of_naive, dry_run, params, len(active))),
+        ):  # fmt: skip
+            step()
+            seconds[stage] = time.perf_counter() - started
+            started = time.perf_counter()
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
-    return RunResult(run_id, as_of, dry_run, False, _counts(con, run_id))
+    return RunResult(run_id, as_of, dry_run, False, _counts(con, run_id), seconds)
 
 
 def _counts(con, run_id: str) -> dict[str, int]:
@@ -192,7 +201,8 @@ def _candidates(con, program: Program, active: list[Campaign], params) -> None:
                       < k.holdout_share THEN 'holdout'
                  ELSE 'treatment' END AS arm,
             strftime(timezone(a.time_zone, timezone('UTC', a.appointment_at)),
-                     '%a %-d %b at %H:%M') AS appointment_time
+                     '%a %-d %b at %H:%M') AS appointment_time,
+            CAST($as_of AS TIMESTAMP) AS decided_at
         FROM ({union}) AS a JOIN camp AS k USING (campaign_id)""",
         params,
     )
@@ -338,38 +348,41 @@ def _render(con, program: Program, active: list[Campaign], run_id: str) -> None:
     )
     brand = sql_literal(program.brand + ": ")
     opt_out = sql_literal(" " + program.opt_out_text)
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE rendered_0 AS
-        SELECT r.*, substr(md5(r.idempotency_key), 1, 10) AS link_code,
-            substr(md5('message:' || r.idempotency_key), 1, 16) AS message_id,
-            CASE {" ".join(variant_case)} END AS variant,
-            r.category = 'marketing' AND NOT EXISTS (
-                SELECT 1 FROM sends.decisions AS d JOIN sends.runs AS u USING (run_id)
-                WHERE d.customer_id = r.customer_id AND d.category = 'marketing'
-                  AND d.outcome = 'sent' AND NOT u.dry_run AND d.run_id <> '{run_id}')
-                AS needs_opt_out
-        FROM ranked AS r WHERE r.reason_or_null IS NULL"""
-    )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE rendered_1 AS
-        SELECT r.*, {brand} || (CASE {" ".join(body_case)} END)
-                || CASE WHEN r.needs_opt_out THEN {opt_out} ELSE '' END AS rendered_text,
-            {fallbacks} AS fallback_fields
-        FROM rendered_0 AS r"""
-    )
+    # one statement, narrow columns: no wide intermediate tables on the hot path
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE rendered AS
-        SELECT *, {encoding.sql_segments()} AS segments FROM (
-            SELECT r.*, {encoding.sql_columns("r.rendered_text")} FROM rendered_1 AS r)"""
+        WITH keyed AS (
+            SELECT r.*, md5(r.idempotency_key) AS digest,
+                CASE {" ".join(variant_case)} END AS variant
+            FROM ranked AS r WHERE r.reason_or_null IS NULL),
+        first_marketing AS (
+            SELECT DISTINCT d.customer_id FROM sends.decisions AS d JOIN sends.runs AS u
+              USING (run_id)
+            WHERE d.category = 'marketing' AND d.outcome = 'sent' AND NOT u.dry_run
+              AND d.run_id <> '{run_id}'),
+        prepared AS (
+            SELECT k.*, substr(k.digest, 1, 16) AS message_id,
+                substr(k.digest, 17, 10) AS link_code,
+                k.category = 'marketing' AND f.customer_id IS NULL AS needs_opt_out
+            FROM keyed AS k LEFT JOIN first_marketing AS f USING (customer_id)),
+        texts AS (
+            SELECT r.campaign_id, r.customer_id, r.country, r.phone_e164, r.max_segments,
+                r.variant, r.message_id, r.link_code, r.needs_opt_out,
+                {brand} || (CASE {" ".join(body_case)} END)
+                    || CASE WHEN r.needs_opt_out THEN {opt_out} ELSE '' END AS rendered_text,
+                {fallbacks} AS fallback_fields
+            FROM prepared AS r),
+        encoded AS (SELECT t.*, {encoding.sql_columns("t.rendered_text")} FROM texts AS t)
+        SELECT *, {encoding.sql_segments()} AS segments FROM encoded"""
     )
 
 
-def _write(con, run_id: str, as_of, dry_run: bool, params, n_campaigns: int) -> None:
-    """QA, then one decision row per candidate; queue the sends (unless dry run)."""
+def _qa(con) -> None:
+    """Check every rendered message and settle each candidate's outcome and reason."""
     con.execute(
         """CREATE OR REPLACE TEMP TABLE decided AS
         WITH qa AS (
-            SELECT r.*, p.usd,
+            SELECT r.*, coalesce(p1.usd, p0.usd) AS usd,
                 CASE
                     WHEN r.rendered_text IS NULL OR length(trim(r.rendered_text)) = 0
                         THEN 'qa: empty message'
@@ -381,10 +394,10 @@ def _write(con, run_id: str, as_of, dry_run: bool, params, n_campaigns: int) -> 
                     WHEN r.phone_e164 IS NULL THEN 'qa: no phone number'
                     ELSE NULL END AS qa_failure
             FROM rendered AS r
-            LEFT JOIN price AS p ON p.campaign_id = r.campaign_id AND p.country = coalesce(
-                (SELECT country FROM price AS x WHERE x.campaign_id = r.campaign_id
-                   AND x.country = r.country), 'default'))
-        SELECT r.campaign_id, r.customer_id,
+            LEFT JOIN price AS p1 ON p1.campaign_id = r.campaign_id AND p1.country = r.country
+            LEFT JOIN price AS p0 ON p0.campaign_id = r.campaign_id AND p0.country = 'default')
+        SELECT r.campaign_id, r.customer_id, r.category, r.arm, r.phone_e164, r.occasion,
+            r.product_id, r.local_time, r.idempotency_key, r.country, r.region, r.time_zone,
             CASE WHEN q.customer_id IS NULL THEN
                      CASE WHEN r.reason_or_null LIKE 'quiet hours%' THEN 'deferred'
                           ELSE 'suppressed' END
@@ -400,24 +413,25 @@ def _write(con, run_id: str, as_of, dry_run: bool, params, n_campaigns: int) -> 
         FROM ranked AS r
         LEFT JOIN qa AS q USING (campaign_id, customer_id)"""
     )
+
+
+def _write(con, run_id: str, as_of, dry_run: bool, params, n_campaigns: int) -> None:
+    """One decision row per candidate; queue the sends (unless dry run)."""
     con.execute(
         f"""INSERT INTO sends.decisions
-        SELECT '{run_id}', $as_of, r.campaign_id, r.category, r.customer_id, r.arm, d.outcome,
-            d.reason, d.variant, d.rendered_text, d.encoding, d.segments, d.estimated_cost,
-            r.phone_e164, r.occasion, r.product_id, r.local_time, r.idempotency_key,
-            d.message_id, d.fallback_fields
-        FROM ranked AS r JOIN decided AS d USING (campaign_id, customer_id)""",
+        SELECT '{run_id}', $as_of, campaign_id, category, customer_id, arm, outcome, reason,
+            variant, rendered_text, encoding, segments, estimated_cost, phone_e164, occasion,
+            product_id, local_time, idempotency_key, message_id, fallback_fields
+        FROM decided""",
         params,
     )
     if not dry_run:
         con.execute(
             f"""INSERT INTO sends.messages
-            SELECT d.message_id, r.idempotency_key, '{run_id}', $as_of, r.campaign_id,
-                r.category, r.customer_id, r.phone_e164, r.country, r.region, r.time_zone,
-                d.rendered_text, d.encoding, d.segments, d.estimated_cost, 'queued', $as_of,
-                0, NULL, NULL, NULL
-            FROM ranked AS r JOIN decided AS d USING (campaign_id, customer_id)
-            WHERE d.outcome = 'sent'""",
+            SELECT message_id, idempotency_key, '{run_id}', $as_of, campaign_id, category,
+                customer_id, phone_e164, country, region, time_zone, rendered_text, encoding,
+                segments, estimated_cost, 'queued', $as_of, 0, NULL, NULL, NULL
+            FROM decided WHERE outcome = 'sent'""",
             params,
         )
         con.execute(

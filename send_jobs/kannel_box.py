@@ -217,52 +217,60 @@ def carrier_messages(log: Path) -> list[tuple[str, str]]:
         elif kind == "ucs-2":
             out.append((receiver, urllib.parse.unquote_to_bytes(rest).decode("utf-16-be")))
         elif kind == "data":
-            out.append((receiver, urllib.parse.unquote_plus(rest, "latin-1")))
+            out.append((receiver, _decode(urllib.parse.unquote_to_bytes(rest.replace("+", " ")))))
         elif kind == "udh":
             udh_hex, coding, data = rest.split(" ", 2)
             udh = urllib.parse.unquote_to_bytes(udh_hex)
             ref, total, seq = udh[3], udh[4], udh[5]
             body = urllib.parse.unquote_to_bytes(data.replace("+", " "))
             parts = pending.setdefault((receiver, ref, total), {})
-            parts[seq] = body if coding != "ucs-2" else body.decode("utf-16-be").encode()
+            parts[seq] = body
             if len(parts) == total:
                 joined = b"".join(parts[i] for i in range(1, total + 1))
-                out.append((receiver, joined.decode("utf-8", errors="replace")))
+                out.append((receiver, _decode(joined)))
                 del pending[(receiver, ref, total)]
     return out
 
 
-def inject_reply(cfg: KannelConfig, sender: str, text: str, timeout: float = 10.0) -> str:
+def _decode(data: bytes) -> str:
+    """fakesmsc prints multipart bodies as bytes without their coding: UCS-2 (UTF-16BE) text
+    always holds NUL bytes, GSM text (shown as UTF-8) never does."""
+    if b"\x00" in data:
+        return data.decode("utf-16-be", errors="replace")
+    return data.decode("utf-8", errors="replace")
+
+
+def inject_reply(
+    cfg: KannelConfig, sender: str, text: str, short_code: str = "12345", timeout: float = 10.0
+) -> str:
     """Send one reply (MO) from ``sender`` to the short code through the inject link and
     return what Kannel answered to that phone (the confirmation reply), or ''."""
-    program_sender = "12345"
-    proc = subprocess.Popen(
-        [fakesmsc_binary(), "-H", "127.0.0.1", "-r", str(cfg.inject_port), "-i", "0",
-         "-m", "1", f"{sender} {program_sender} text {text}"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
+    log = cfg.state / f"inject-{time.monotonic_ns()}.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [fakesmsc_binary(), "-H", "127.0.0.1", "-r", str(cfg.inject_port), "-i", "0",
+             "-m", "1", f"{sender} {short_code} text {text}"],
+            stdin=subprocess.PIPE,  # kept open: fakesmsc quits when its stdin closes
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
     deadline = time.monotonic() + timeout
     reply = ""
-    os.set_blocking(proc.stdout.fileno(), False)
-    buf = ""
     while time.monotonic() < deadline:
-        chunk = proc.stdout.read() or ""
-        buf += chunk
-        m = re.search(r"Got message \d+: <\S+ \S+ (\S+) (.*)>", buf)
+        m = re.search(r"Got message \d+: <\S+ \S+ (\S+) (.*)>", log.read_text(errors="replace"))
         if m:
             kind, body = m.groups()
             reply = (
                 urllib.parse.unquote_to_bytes(body).decode("utf-16-be")
                 if kind == "ucs-2"
-                else urllib.parse.unquote_plus(body)
+                else _decode(urllib.parse.unquote_to_bytes(body.replace("+", " ")))
                 if kind == "data"
                 else body
             )
             break
         time.sleep(0.05)
+    proc.stdin.close()
     proc.terminate()
     proc.wait(timeout=5)
+    log.unlink(missing_ok=True)
     return reply

@@ -83,7 +83,7 @@ class Journal:
                 os.close(fd)
 
 
-def make_handler(secret: str, journal: Journal, keywords: Keywords):
+def make_handler(secret: str, keywords: Keywords):
     class Handler(BaseHTTPRequestHandler):
         server_version = "retentext-receiver"
         protocol_version = "HTTP/1.1"
@@ -146,7 +146,7 @@ def make_handler(secret: str, journal: Journal, keywords: Keywords):
                 return self._answer(400, "id must be a 16-character message id\n")
             if not dlr.isdigit() or int(dlr) not in DLR_STATUS:
                 return self._answer(400, f"type must be one of {sorted(DLR_STATUS)}\n")
-            journal.append(
+            self.server.journal.append(
                 "receipts",
                 {
                     "id": mid,
@@ -173,7 +173,7 @@ def make_handler(secret: str, journal: Journal, keywords: Keywords):
                 if kannel_at
                 else uuid.uuid4().hex
             )  # a replayed callback carries the same Kannel time: same id, ingested once
-            journal.append(
+            self.server.journal.append(
                 "replies",
                 {
                     "inbound_id": inbound_id,
@@ -201,4 +201,6 @@ class Server(ThreadingHTTPServer):
 def make_server(port: int, secret: str, root: Path, brand: str, host: str = "127.0.0.1") -> Server:
     if not secret:
         raise ValueError("the receiver needs a shared secret (RETENTEXT_RECEIVER_SECRET)")
-    return Server((host, port), make_handler(secret, Journal(root), Keywords(brand=brand)))
+    server = Server((host, port), make_handler(secret, Keywords(brand=brand)))
+    server.journal = Journal(root)
+    return server

@@ -25,3 +25,24 @@ def bad_world(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("bad") / "landing"
     summary = simulate(out, **WORLD, bad_rows=0.01)
     return out, summary
+
+
+SEND_WORLD = {"customers": 2500, "start": date(2025, 1, 1), "days": 150, "seed": 21}
+SEND_AS_OF = "2025-05-31T15:00:00Z"  # the day after the last landing day, 11:00 in New York
+
+
+@pytest.fixture(scope="session")
+def send_warehouse(tmp_path_factory) -> Path:
+    """A warehouse built by the real pipeline (ingest + dbt) for the send jobs to read;
+    tests copy it so each starts from the same state."""
+    from orchestration.cli import main
+
+    root = tmp_path_factory.mktemp("send_world")
+    simulate(root / "landing", **SEND_WORLD)
+    warehouse = root / "warehouse.duckdb"
+    code = main(
+        ["run", "--landing", str(root / "landing"), "--as-of", SEND_AS_OF,
+         "--warehouse", str(warehouse)]
+    )  # fmt: skip
+    assert code == 0
+    return warehouse

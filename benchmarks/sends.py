@@ -1,0 +1,318 @@
+"""Send-side benchmark: decide + render + QA of N messages, and sustained sends into a real
+Kannel with DLRs on, beside a bare concurrent HTTP client sending the same messages.
+
+    python -m benchmarks.sends --render 1000000 --kannel 20000
+
+Prints one line per figure and writes ``benchmarks/results/sends-<render>-<kannel>.json``.
+The warehouse is synthetic (built in SQL): every customer opted in, inside their window and in
+one campaign's audience, so every candidate is rendered; names mix GSM-7, accents (UCS-2) and
+blanks (fallbacks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from send_jobs import kannel_box, receipts
+from send_jobs.campaign_specs import load_program, parse_campaign
+from send_jobs.config import KannelConfig
+from send_jobs.decide import decide
+from send_jobs.deliver import deliver
+from send_jobs.gateways import KannelGateway, _RateLimit
+
+HERE = Path(__file__).parent
+AS_OF = datetime(2026, 6, 10, 15, 0, tzinfo=UTC)  # 11:00 in New York, a Wednesday
+
+WORLD_SQL = """
+CREATE SCHEMA marts; CREATE SCHEMA raw;
+CREATE TABLE marts.dim_customers AS
+SELECT printf('C%08d', i) AS customer_id, printf('+1212%07d', i) AS phone_e164,
+    'US' AS country, 'NY' AS region, 'America/New_York' AS time_zone,
+    ['Emma', 'Noah', 'Zoë', 'Łukasz', NULL, 'Mia 🌸', 'Jürgen', 'D''Arcy'][1 + i % 8]
+        AS first_name,
+    ['bronze', 'silver', 'gold', 'platinum'][1 + i % 4] AS loyalty_tier,
+    (i % 5000) AS loyalty_points, 'coffee' AS top_category, 'active' AS lifecycle_stage,
+    'loyal' AS rfm_segment, 1 + i % 7 AS orders_count, 100.0 + i % 900 AS lifetime_revenue,
+    'en' AS language
+FROM range(1, {n} + 1) AS t(i);
+CREATE TABLE raw.consent AS
+SELECT printf('K%09d', i) AS consent_event_id, printf('C%08d', i) AS customer_id,
+    'sms' AS channel, 'marketing' AS category, 'opt_in' AS action,
+    TIMESTAMP '2025-01-01' AS occurred_at
+FROM range(1, {n} + 1) AS t(i);
+CREATE TABLE raw.orders (customer_id VARCHAR, product_id VARCHAR, status VARCHAR,
+    ordered_at TIMESTAMP);
+"""
+
+
+def campaign(program):
+    return parse_campaign(
+        {
+            "id": "bench",
+            "name": "Benchmark",
+            "category": "marketing",
+            "trigger": {"type": "customers"},
+            "holdout_share": 0.10,
+            "cooldown_days": 0,
+            "variants": [
+                {
+                    "id": "vip",
+                    "when": [{"field": "loyalty_tier", "op": "in", "value": ["gold", "platinum"]}],
+                    "offer": "20% off",
+                    "template": "{{ first_name }}, as a {{ loyalty_tier }} member: {{ offer }} "
+                    "your next order {{ link }}",
+                },
+                {"id": "a", "weight": 1, "template": "{{ first_name }}, new in: {{ link }}"},
+                {"id": "b", "weight": 1, "template": "Hi {{ first_name }}! Fresh picks {{ link }}"},
+            ],
+        },
+        program,
+    )
+
+
+def world(path: Path, n: int):
+    path.unlink(missing_ok=True)
+    con = duckdb.connect(str(path))
+    con.execute(WORLD_SQL.format(n=n))
+    return con
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_render(work: Path, n: int, program) -> dict:
+    con = world(work / "render.duckdb", n)
+    started = time.perf_counter()
+    run = decide(con, program, [campaign(program)], AS_OF, dry_run=True)
+    total = time.perf_counter() - started
+    rendered = con.execute(
+        "SELECT count(*) FROM sends.decisions WHERE rendered_text IS NOT NULL"
+    ).fetchone()[0]
+    con.close()
+    s = run.seconds
+    render_qa = s["render"] + s["qa"]
+    return {
+        "candidates": n,
+        "rendered": rendered,
+        "stage_seconds": {k: round(v, 2) for k, v in s.items()},
+        "decide_seconds": round(total, 2),
+        "render_qa_msgs_per_s": round(rendered / render_qa),
+        "decide_msgs_per_s": round(n / total),
+        "peak_rss_mb": round(peak_rss_mb()),
+    }
+
+
+def _free_base() -> int:
+    for base in range(31000, 60000, 100):
+        try:
+            for p in (base, base + 1, base + 2, base + 3, base + 13, base + 80):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free ports")
+
+
+def _receiver(cfg: KannelConfig, landing: Path) -> subprocess.Popen:
+    env = {**os.environ, "RETENTEXT_RECEIVER_SECRET": cfg.receiver_secret,
+           "RETENTEXT_KANNEL_STATE": str(cfg.state)}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestration.cli", "receiver", "--port",
+         str(cfg.receiver_port), "--landing", str(landing)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", cfg.receiver_port)) == 0:
+                return proc
+        time.sleep(0.1)
+    raise RuntimeError("receiver did not start")
+
+
+def _journal_lines(landing: Path) -> list[dict]:
+    return [
+        json.loads(line)
+        for f in sorted((landing / "gateway" / "receipts").glob("*.jsonl"))
+        for line in f.read_text().splitlines()
+    ]
+
+
+def _wait(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.25)
+    return predicate()
+
+
+def bare_client(gateway: KannelGateway, rows: list[tuple], concurrency: int) -> float:
+    """The same sendsms requests (same text, dlr-mask, dlr-url) from a plain thread pool with
+    keep-alive connections and the same rate limit; no ledger, no journal."""
+    local = threading.local()
+    limit = _RateLimit(gateway.cfg.rate_per_s)
+
+    def one(row):
+        mid, to, text, enc = row
+        limit.wait()
+        conn = getattr(local, "c", None) or http.client.HTTPConnection(
+            gateway.host, gateway.port, timeout=30
+        )
+        local.c = conn
+        conn.request("GET", gateway.request_path(to, text, enc, mid))
+        r = conn.getresponse()
+        r.read()
+        if r.will_close:
+            conn.close()
+            local.c = None
+        return r.status
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        statuses = list(pool.map(one, rows))
+    elapsed = time.perf_counter() - started
+    assert all(s in (200, 202) for s in statuses), set(statuses)
+    return elapsed
+
+
+def bench_kannel(work: Path, n: int, program) -> dict:
+    if not shutil.which("bearerbox"):
+        raise SystemExit("Kannel is not installed: run `make kannel`")
+    base = _free_base()
+    state = work / "kannel"
+    shutil.rmtree(state, ignore_errors=True)
+    cfg = replace(
+        KannelConfig.from_env(), state=state, admin_port=base, smsbox_port=base + 1,
+        carrier_port=base + 2, inject_port=base + 3, sendsms_port=base + 13,
+        receiver_port=base + 80, admin_password="bench-admin", sendsms_password="bench-send",
+        receiver_secret="bench-receiver", rate_per_s=0,
+    )  # fmt: skip
+    kannel_box.up(cfg)
+    carrier = state / "carrier.log"
+    out: dict = {"messages": n, "concurrency": cfg.concurrency}
+    try:
+        con = world(work / "kannel.duckdb", n)
+        prog = replace(program, global_control_share=0.0)
+        camp = replace(campaign(prog), holdout_share=0.0)
+        decide(con, prog, [camp], AS_OF)
+        sent = con.execute("SELECT count(*) FROM sends.messages").fetchone()[0]
+        rows = con.execute(
+            "SELECT message_id, phone_e164, text, encoding FROM sends.messages"
+        ).fetchall()
+        gateway = KannelGateway(cfg, prog.sender)
+
+        # 1. the bare client, its own receiver landing
+        bare_landing = work / "bare-landing"
+        shutil.rmtree(bare_landing, ignore_errors=True)
+        rx = _receiver(cfg, bare_landing)
+        bare_s = bare_client(gateway, rows, cfg.concurrency)
+        _wait(lambda: len(kannel_box.carrier_messages(carrier)) >= sent, 120)
+        _wait(lambda: len(_journal_lines(bare_landing)) >= 2 * sent, 300)
+        rx.terminate()
+        rx.wait()
+        at_carrier_bare = len(kannel_box.carrier_messages(carrier))
+
+        # 2. ours: the ledger-backed delivery, its own receiver landing
+        landing = work / "landing"
+        shutil.rmtree(landing, ignore_errors=True)
+        rx = _receiver(cfg, landing)
+        started = time.perf_counter()
+        delivery = deliver(con, prog, AS_OF, gateway)
+        ours_s = time.perf_counter() - started
+        _wait(lambda: len(kannel_box.carrier_messages(carrier)) >= at_carrier_bare + sent, 120)
+        dlr_started = time.perf_counter()
+        _wait(lambda: len(_journal_lines(landing)) >= 2 * sent, 600)
+        lines = _journal_lines(landing)
+        rx.terminate()
+        rx.wait()
+        stamps = sorted(datetime.fromisoformat(x["received_at"]) for x in lines)
+        dlr_span = (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else 0
+        receipts.ingest(con, landing / "gateway")
+        final = dict(
+            con.execute("SELECT status, count(*) FROM sends.messages GROUP BY 1").fetchall()
+        )
+        ours = kannel_box.carrier_messages(carrier)[at_carrier_bare:]
+        ledger = set(rows_text := [(to, text) for _, to, text, _ in rows])
+        from collections import Counter
+
+        counted = Counter(ours)
+        out.update(
+            {
+                "bare_client_msgs_per_s": round(sent / bare_s),
+                "ours_msgs_per_s": round(sent / ours_s),
+                "ours_vs_bare": round((sent / ours_s) / (sent / bare_s), 3),
+                "handed_over": delivery.counts.get("submitted", 0),
+                "lost": sum(1 for m in rows_text if counted[m] == 0),
+                "duplicated": sum(c - 1 for m, c in counted.items() if m in ledger and c > 1),
+                "unexpected_at_carrier": sum(1 for m in counted if m not in ledger),
+                "dlr_callbacks": len(lines),
+                "dlr_callbacks_per_s": round(len(lines) / dlr_span) if dlr_span else None,
+                "dlr_wait_after_sends_s": round(time.perf_counter() - dlr_started, 1),
+                "ledger_final_statuses": final,
+                "reconciled": final == {"delivered": sent},
+            }
+        )
+        con.close()
+    finally:
+        kannel_box.down(cfg)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.sends", description=__doc__)
+    p.add_argument("--render", type=int, default=1_000_000, help="candidates to decide/render")
+    p.add_argument("--kannel", type=int, default=20_000, help="messages through Kannel (0: skip)")
+    p.add_argument("--work", default="benchmarks/work/sends")
+    args = p.parse_args(argv)
+    work = Path(args.work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    program = load_program()
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+        "duckdb": duckdb.__version__,
+    }
+    if args.render:
+        result["render"] = bench_render(work, args.render, program)
+        r = result["render"]
+        print(f"decide {r['candidates']:,} candidates: {r['decide_seconds']}s "
+              f"({r['decide_msgs_per_s']:,}/s); stages {r['stage_seconds']}")  # fmt: skip
+        print(f"render + QA: {r['render_qa_msgs_per_s']:,} messages/s "
+              f"({r['rendered']:,} rendered); peak RSS {r['peak_rss_mb']} MB")  # fmt: skip
+    if args.kannel:
+        result["kannel"] = k = bench_kannel(work, args.kannel, program)
+        print(f"kannel, {k['messages']:,} messages, {k['concurrency']} connections: bare client "
+              f"{k['bare_client_msgs_per_s']:,}/s, ours {k['ours_msgs_per_s']:,}/s "
+              f"({k['ours_vs_bare']:.0%} of bare)")  # fmt: skip
+        print(f"at the carrier: lost {k['lost']}, duplicated {k['duplicated']}, "
+              f"unexpected {k['unexpected_at_carrier']}")  # fmt: skip
+        print(f"DLR callbacks: {k['dlr_callbacks']:,} at {k['dlr_callbacks_per_s']}/s; ledger "
+              f"{k['ledger_final_statuses']} reconciled={k['reconciled']}")  # fmt: skip
+    out = HERE / "results" / f"sends-{args.render}-{args.kannel}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""A small hand-made warehouse for send-job rules: a real DuckDB file holding the mart and raw
+columns the send jobs read, filled row by row so each test states exactly its situation."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import duckdb
+
+from send_jobs.campaign_specs import load_program, parse_campaign
+
+SCHEMA = """
+CREATE SCHEMA marts; CREATE SCHEMA raw;
+CREATE TABLE marts.dim_customers (customer_id VARCHAR, phone_e164 VARCHAR, country VARCHAR,
+    region VARCHAR, time_zone VARCHAR, first_name VARCHAR, loyalty_tier VARCHAR,
+    loyalty_points BIGINT, top_category VARCHAR, lifecycle_stage VARCHAR, rfm_segment VARCHAR,
+    orders_count BIGINT, lifetime_revenue DOUBLE, language VARCHAR);
+CREATE TABLE marts.customer_replenishment (customer_id VARCHAR, product_id VARCHAR,
+    next_due_at TIMESTAMP, window_opens_at TIMESTAMP, window_closes_at TIMESTAMP,
+    last_purchased_at TIMESTAMP);
+CREATE TABLE marts.dim_products (product_id VARCHAR, product_name VARCHAR, category VARCHAR,
+    launched_at TIMESTAMP);
+CREATE TABLE marts.customer_consent (customer_id VARCHAR, channel VARCHAR, category VARCHAR,
+    status VARCHAR, since TIMESTAMP);
+CREATE TABLE marts.customer_category_affinity (customer_id VARCHAR, category VARCHAR,
+    purchases BIGINT);
+CREATE TABLE marts.fct_events (event_id VARCHAR, customer_id VARCHAR, event_type VARCHAR,
+    occurred_at TIMESTAMP, product_id VARCHAR, properties VARCHAR);
+CREATE TABLE raw.consent (consent_event_id VARCHAR, customer_id VARCHAR, channel VARCHAR,
+    category VARCHAR, action VARCHAR, occurred_at TIMESTAMP);
+CREATE TABLE raw.orders (customer_id VARCHAR, product_id VARCHAR, status VARCHAR,
+    ordered_at TIMESTAMP);
+"""
+
+NY = {"country": "US", "region": "NY", "time_zone": "America/New_York"}
+FL = {"country": "US", "region": "FL", "time_zone": "America/New_York"}
+PARIS = {"country": "FR", "region": None, "time_zone": "Europe/Paris"}
+LONDON = {"country": "GB", "region": None, "time_zone": "Europe/London"}
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class MiniWarehouse:
+    def __init__(self, path) -> None:
+        self.con = duckdb.connect(str(path))
+        self.con.execute(SCHEMA)
+        self._n = 0
+
+    def customer(
+        self,
+        customer_id: str,
+        *,
+        phone: str | None = None,
+        where: dict = NY,
+        first_name: str | None = "Ada",
+        opted_in: dict | None = None,
+        lifecycle_stage: str = "active",
+        loyalty_tier: str = "bronze",
+        orders_count: int = 3,
+    ) -> str:
+        """Add a customer; opted_in maps category -> opt-in time (default: marketing and
+        transactional a year before 2026)."""
+        self._n += 1
+        phone = phone or f"+1212555{self._n:04d}"
+        self.con.execute(
+            "INSERT INTO marts.dim_customers VALUES (?, ?, ?, ?, ?, ?, ?, 120, 'coffee', ?, "
+            "'loyal', ?, 300.0, 'en')",
+            [customer_id, phone, where["country"], where["region"], where["time_zone"],
+             first_name, loyalty_tier, lifecycle_stage, orders_count],
+        )  # fmt: skip
+        if opted_in is None:
+            opted_in = {
+                "marketing": "2025-01-01T00:00:00Z",
+                "transactional": "2025-01-01T00:00:00Z",
+            }
+        for category, at in opted_in.items():
+            self.consent(customer_id, category, "opt_in", at)
+        return customer_id
+
+    def consent(self, customer_id: str, category: str, action: str, at: str) -> None:
+        self._n += 1
+        self.con.execute(
+            "INSERT INTO raw.consent VALUES (?, ?, 'sms', ?, ?, ?)",
+            [f"K{self._n:09d}", customer_id, category, action, utc(at).replace(tzinfo=None)],
+        )
+
+    def due(self, customer_id: str, product_id: str, name: str, as_of: str) -> None:
+        at = utc(as_of).replace(tzinfo=None)
+        self.con.execute(
+            "INSERT INTO marts.dim_products SELECT ?, ?, 'coffee', TIMESTAMP '2024-01-01' "
+            "WHERE ? NOT IN (SELECT product_id FROM marts.dim_products)",
+            [product_id, name, product_id],
+        )
+        self.con.execute(
+            "INSERT INTO marts.customer_replenishment VALUES (?, ?, ?, ?, ?, ?)",
+            [customer_id, product_id, at, at - timedelta(days=3), at + timedelta(days=5),
+             at - timedelta(days=30)],
+        )  # fmt: skip
+
+    def order(self, customer_id: str, product_id: str, at: str) -> None:
+        self.con.execute(
+            "INSERT INTO raw.orders VALUES (?, ?, 'completed', ?)",
+            [customer_id, product_id, utc(at).replace(tzinfo=None)],
+        )
+
+
+def program(**changes):
+    return replace(load_program(), **changes)
+
+
+def campaign(program_, **fields):
+    spec = {
+        "id": "promo",
+        "name": "Promo",
+        "category": "marketing",
+        "priority": 10,
+        "trigger": {"type": "customers"},
+        "holdout_share": 0.0,
+        "cooldown_days": 0,
+        "variants": [{"id": "v1", "template": "Hi {{ first_name }}, news: {{ link }}"}],
+    }
+    spec.update(fields)
+    return parse_campaign(spec, program_, f"<{spec['id']}>")

@@ -1,0 +1,139 @@
+"""The receiver over real HTTP: secrets, bad requests, keywords and confirmation replies; the
+journal loads into the ledger once, with quarantine for damaged lines."""
+
+import http.client
+import threading
+import urllib.parse
+
+import duckdb
+import pytest
+
+from send_jobs import receipts
+from send_jobs.ledger import ensure_schema
+from send_jobs.receiver import Keywords, make_server
+
+SECRET = "s3cret-for-tests"
+
+
+@pytest.fixture
+def receiver(tmp_path):
+    server = make_server(0, SECRET, tmp_path / "gateway", "Northwind Goods")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], tmp_path / "gateway"
+    server.shutdown()
+    server.server_close()
+
+
+def get(port: int, path: str, **params) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request("GET", path + ("?" + urllib.parse.urlencode(params) if params else ""))
+    resp = conn.getresponse()
+    body = resp.read().decode()
+    conn.close()
+    return resp.status, body
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "flagged"),
+    [
+        ("STOP", "opt_out", False),
+        ("  stop. ", "opt_out", False),
+        ("Arret", "opt_out", False),
+        ("STOPALL", "opt_out", False),
+        ("unsubscribe", "opt_out", False),
+        ("optout", "opt_out", False),
+        ("revoke", "opt_out", False),
+        ("START", "opt_in", False),
+        ("yes", "opt_in", False),
+        ("unstop", "opt_in", False),
+        ("HELP", "help", False),
+        ("aide", "help", False),
+        ("pls stop texting me", "opt_out", True),
+        ("please don't text me again", "opt_out", True),
+        ("Remove me from this list", "opt_out", True),
+        ("no more messages thanks", "opt_out", True),
+        ("stop the madness, love the coffee", "other", False),  # no texting: not an opt-out
+        ("Thanks! See you Tuesday", "other", False),
+        ("STOP IT", "other", False),  # not a single keyword and no texting phrase
+        ("", "other", False),
+    ],
+)
+def test_reply_classification(text, intent, flagged):
+    got_intent, action, got_flagged = Keywords().classify(text)
+    assert (got_intent, got_flagged) == (intent, flagged)
+    assert action == {"opt_out": "opt_out", "opt_in": "opt_in"}.get(intent)
+
+
+def test_secret_and_bad_requests_get_4xx(receiver):
+    port, root = receiver
+    assert get(port, "/dlr", id="0123456789abcdef", type="1")[0] == 401
+    assert get(port, "/dlr", k="wrong", id="0123456789abcdef", type="1")[0] == 403
+    assert get(port, "/mo", k="", **{"from": "+12125550100", "text": "STOP"})[0] == 401
+    assert get(port, "/dlr", k=SECRET, id="../../etc/passwd", type="1")[0] == 400
+    assert get(port, "/dlr", k=SECRET, id="0123456789abcdef", type="3")[0] == 400
+    assert get(port, "/mo", k=SECRET, **{"from": "'; DROP TABLE x;--", "text": "hi"})[0] == 400
+    assert get(port, "/nowhere", k=SECRET)[0] == 404
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request("POST", f"/mo?k={SECRET}", body=b"x" * (70 * 1024))
+    assert conn.getresponse().status == 413
+    conn.close()
+    assert get(port, "/health") == (200, "ok\n")
+    assert not root.exists() or not any(root.rglob("*.jsonl"))  # nothing was recorded
+
+
+def test_replies_get_one_confirmation_and_land_durably(receiver):
+    port, root = receiver
+    code, body = get(port, "/mo", k=SECRET, **{"from": "+12125550100", "text": "STOP", "at": "1"})
+    assert code == 200 and body.startswith("Northwind Goods: You are unsubscribed")
+    assert "%" not in body and "off" not in body.lower()  # no marketing in a confirmation
+    assert get(port, "/mo", k=SECRET, **{"from": "12125550101", "text": "HELP"})[1].startswith(
+        "Northwind Goods: Help"
+    )
+    assert get(port, "/mo", k=SECRET, **{"from": "+12125550102", "text": "Thanks!"}) == (200, "")
+    lines = (next((root / "replies").glob("*.jsonl"))).read_text().splitlines()
+    assert len(lines) == 3
+
+
+def test_journal_loads_once_with_quarantine_and_partial_lines(receiver, tmp_path):
+    port, root = receiver
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    ensure_schema(con)
+    con.execute(
+        "INSERT INTO sends.messages VALUES ('0123456789abcdef', 'k', 'r', '2026-01-01', 'c', "
+        "'marketing', 'C1', '+12125550100', 'US', 'NY', 'America/New_York', 't', 'GSM-7', 1, "
+        "0.01, 'submitted', '2026-01-01', 1, 'kannel', 'b', NULL)"
+    )
+    for dlr in ("8", "1", "1"):  # the second "1" is a replayed callback
+        assert get(port, "/dlr", k=SECRET, id="0123456789abcdef", type=dlr)[0] == 200
+    assert get(port, "/dlr", k=SECRET, id="fedcba9876543210", type="1")[0] == 200  # unknown id
+    for _ in range(2):  # a replayed reply carries the same Kannel time: one row
+        get(port, "/mo", k=SECRET, **{"from": "+12125550100", "text": "STOP", "at": "2026-1"})
+    receipts_file = next((root / "receipts").glob("*.jsonl"))
+    with open(receipts_file, "a") as f:
+        f.write("{not json}\n")
+        f.write('{"id": "0123456789abcdef", "dlr": 2')  # a line still being written
+    counts = receipts.ingest(con, root)
+    assert counts == {
+        "lines": 7,
+        "receipts": 2,
+        "replies": 1,
+        "duplicates": 2,
+        "quarantined": 2,
+        "status_changes": 1,
+    }
+    assert con.execute("SELECT status FROM sends.messages").fetchone()[0] == "delivered"
+    history = con.execute("SELECT status FROM sends.message_events ORDER BY rowid").fetchall()
+    assert history == [("accepted",), ("delivered",)]
+    reasons = sorted(
+        r[0] for r in con.execute("SELECT reason FROM sends.gateway_quarantine").fetchall()
+    )
+    assert reasons == ["not a JSON object", "unknown message id"]
+    assert con.execute("SELECT action FROM sends.inbound").fetchall() == [("opt_out",)]
+    with open(receipts_file, "a") as f:  # the cut line completes later: read exactly once
+        f.write(', "received_at": "2026-01-02T00:00:00.000000Z"}\n')
+    again = receipts.ingest(con, root)
+    assert again["lines"] == 1 and again["receipts"] == 1
+    # delivered is final: a late "undelivered" does not move it back
+    assert con.execute("SELECT status FROM sends.messages").fetchone()[0] == "delivered"
+    assert receipts.ingest(con, root)["lines"] == 0

@@ -1,0 +1,52 @@
+"""The send run and the receipts load as real Dagster materializations; the sensor asks for
+a load only when the receiver's files grew."""
+
+import shutil
+
+import dagster as dg
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+from orchestration.definitions import defs
+from orchestration.defs.sends import gateway_receipts, gateway_receipts_sensor, send_run
+
+
+def test_hourly_send_partition_materialises_with_counts(send_warehouse, tmp_path, monkeypatch):
+    path = tmp_path / "w.duckdb"
+    shutil.copy(send_warehouse, path)
+    monkeypatch.setenv("RETENTEXT_OUTBOX", str(tmp_path / "outbox"))
+    monkeypatch.setenv("RETENTEXT_LANDING", str(tmp_path / "landing"))
+    result = dg.materialize(
+        [send_run, gateway_receipts],
+        selection=[send_run],
+        partition_key="2025-05-31-15:00",
+        resources={"warehouse": DuckDBResource(database=str(path))},
+    )
+    assert result.success
+    [mat] = result.asset_materializations_for_node("sends__run")
+    assert mat.metadata["run_id"].value == "20250531T150000Z"
+    sent = mat.metadata["sent"].value
+    assert sent > 50 and mat.metadata["delivery_submitted"].value == sent
+    con = duckdb.connect(str(path), read_only=True)
+    assert con.execute("SELECT count(*) FROM sends.messages").fetchone()[0] == sent
+    assert len(list((tmp_path / "outbox").glob("*.manifest.json"))) == 1
+
+
+def test_sensor_requests_a_load_only_when_files_grow(tmp_path, monkeypatch):
+    monkeypatch.setenv("RETENTEXT_LANDING", str(tmp_path))
+    replies = tmp_path / "gateway" / "replies"
+    replies.mkdir(parents=True)
+    instance = dg.DagsterInstance.ephemeral()
+
+    def tick(cursor=None):
+        ctx = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+        return list(gateway_receipts_sensor(ctx)), ctx.cursor
+
+    assert tick()[0] == []
+    (replies / "2026-01-01.jsonl").write_text('{"x": 1}\n')
+    requests, cursor = tick()
+    assert len(requests) == 1
+    assert tick(cursor)[0] == []
+    with open(replies / "2026-01-01.jsonl", "a") as f:
+        f.write('{"x": 2}\n')
+    assert len(tick(cursor)[0]) == 1
