@@ -88,7 +88,9 @@ def window_sql(alias: str = "c") -> str:
 
 
 def consent_sql() -> str:
-    """Latest SMS consent action per (customer, category) at $as_of, for candidates."""
+    """Latest SMS consent action per (customer, category) at $as_of, for candidates. A STOP
+    reply opts the number out of both categories; a START reply opts back in only to the
+    categories the customer had given consent for."""
     return """
         WITH ev AS (
             SELECT customer_id, category, action, occurred_at, 0 AS from_reply
@@ -101,7 +103,13 @@ def consent_sql() -> str:
             JOIN (SELECT DISTINCT customer_id, phone_e164 FROM cand) AS p
               ON p.phone_e164 = i.phone_e164
             CROSS JOIN (VALUES ('marketing'), ('transactional')) AS k(category)
-            WHERE i.action IS NOT NULL AND i.occurred_at <= $as_of)
+            WHERE i.occurred_at <= $as_of AND (i.action = 'opt_out' OR (
+                -- START restores a category the customer had opted in to, never a new one
+                i.action = 'opt_in' AND EXISTS (
+                    SELECT 1 FROM raw.consent AS r
+                    WHERE r.customer_id = p.customer_id AND r.category = k.category
+                      AND r.channel = 'sms' AND r.action = 'opt_in'
+                      AND r.occurred_at <= i.occurred_at))))
         SELECT customer_id, category, action FROM ev
         QUALIFY row_number() OVER (PARTITION BY customer_id, category
             ORDER BY occurred_at DESC, (action = 'opt_out') DESC, from_reply DESC) = 1"""

@@ -15,6 +15,7 @@ Per delivery (``as_of``):
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +32,7 @@ class Delivery:
     batch_id: str
     gateway: str
     counts: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # prepare, gateway, record
 
 
 def _requeue(con, where: str, detail: str) -> int:
@@ -119,6 +121,7 @@ def deliver(
     # unique across warehouses sharing a gateway's journal folder
     batch_id = f"{as_of:%Y%m%dT%H%M%SZ}-{gateway.name}-{uuid.uuid4().hex[:12]}"
     result = Delivery(batch_id, gateway.name)
+    started = time.perf_counter()
     con.execute("BEGIN")
     result.counts.update(resolve_interrupted(con, gateway))
     con.execute(
@@ -172,12 +175,17 @@ def deliver(
     batch = con.sql("SELECT * FROM _batch").to_arrow_table()
     con.execute("COMMIT")  # from here a crash leaves them submitting, resolved next time
     result.counts["handed_over"] = batch.num_rows
+    result.seconds["prepare"] = time.perf_counter() - started
     if batch.num_rows == 0:
         return result
+    started = time.perf_counter()
     answers = gateway.submit(batch, batch_id)
+    result.seconds["gateway"] = time.perf_counter() - started
+    started = time.perf_counter()
     con.execute("BEGIN")
     _record(con, [(batch_id, *a) for a in answers])
     con.execute("COMMIT")
+    result.seconds["record"] = time.perf_counter() - started
     for _, outcome, _ in answers:
         result.counts[outcome] = result.counts.get(outcome, 0) + 1
     return result

@@ -117,6 +117,27 @@ def test_consent_as_of_the_send_moment(tmp_path):
     assert not {c for c, _ in sent} & {"NEVER", "REPLIED_STOP"}
 
 
+def test_start_reply_restores_only_categories_once_consented(tmp_path):
+    w = MiniWarehouse(tmp_path / "w.duckdb")
+    w.customer("C1", phone="+12125550177", opted_in={"transactional": "2025-01-01T00:00:00Z"})
+    from send_jobs.ledger import ensure_schema
+
+    ensure_schema(w.con)
+    for i, (action, at) in enumerate([("opt_out", "2026-06-01"), ("opt_in", "2026-06-02")]):
+        w.con.execute(
+            "INSERT INTO sends.inbound VALUES (?, '+12125550177', ?, ?, ?, false, ?, ?, 'f', ?)",
+            [f"i{i}", action.upper(), action, action, at, at, i],
+        )
+    prog = program(**NO_CONTROL)
+    promo = campaign(prog)
+    service = campaign(prog, id="service", category="transactional", priority=1)
+    before = decisions(w, run(w, prog, [promo, service], "2026-06-01T15:00:00Z"))
+    assert before[("service", "C1")][1] == "no consent: opted out of transactional"
+    after = decisions(w, run(w, prog, [promo, service], "2026-06-03T15:00:00Z"))
+    assert after[("service", "C1")][0] == "sent"
+    assert after[("promo", "C1")][1] == "no consent: opted out of marketing"
+
+
 def test_marketing_caps_across_campaigns_but_not_transactional(tmp_path):
     w = MiniWarehouse(tmp_path / "w.duckdb")
     w.customer("C1")
