@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR := data/demo
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint dbt-parse pytest java kannel gateway-up gateway-down clean
+.PHONY: demo test lint dbt-parse pytest java kannel gateway-up gateway-down soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ pytest: $(STAMP) java kannel
 	$(BIN)/pytest
 
 test: lint dbt-parse pytest
+
+# The send invariants over 10,000 random worlds (about an hour on 2 cores).
+soak: $(STAMP)
+	HYPOTHESIS_PROFILE=soak $(BIN)/pytest tests/test_properties.py -p no:cacheprovider --hypothesis-show-statistics
 
 clean:
 	rm -rf $(VENV) data/demo data/compare .spark dbt_project/target dbt_project/logs .pytest_cache

@@ -8,7 +8,14 @@ import pytest
 os.environ.setdefault("RETENTEXT_PARTITIONS_START", "2024-01-01")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
+from hypothesis import settings  # noqa: E402
+
 from simulator.writer import simulate  # noqa: E402
+
+# property tests: a few hundred random worlds in `make test`, 10,000 in `make soak`
+settings.register_profile("default", max_examples=200)
+settings.register_profile("soak", max_examples=10_000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 WORLD = {"customers": 1500, "start": date(2025, 1, 1), "days": 45, "seed": 11}
 
