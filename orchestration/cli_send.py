@@ -25,7 +25,15 @@ def _connect(warehouse: str | None):
     path = settings.warehouse_path()
     if not path.exists():
         raise ValueError(f"warehouse {path} does not exist; run `retentext run` first")
-    con = duckdb.connect(str(path), config={"memory_limit": settings.duckdb_memory_limit()})
+    try:
+        con = duckdb.connect(str(path), config={"memory_limit": settings.duckdb_memory_limit()})
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        raise ValueError(
+            f"warehouse {path} is in use by another process; nothing was read or changed. "
+            f"Wait for it to finish (DuckDB allows one writer). ({str(exc).splitlines()[0]})"
+        ) from exc
     missing = con.execute(
         "SELECT count(*) FROM information_schema.tables "
         "WHERE table_schema = 'marts' AND table_name = 'dim_customers'"
@@ -68,8 +76,17 @@ def send(argv_args: argparse.Namespace) -> int:
         gateway = KannelGateway(config.KannelConfig.from_env(), program.sender)
     else:
         gateway = OutboxGateway(config.outbox_dir())
-    with console.status(f"delivering through {gateway.name}"):
-        delivery = deliver(con, program, args.as_of, gateway, limit=args.limit)
+    try:
+        with console.status(f"delivering through {gateway.name}"):
+            delivery = deliver(con, program, args.as_of, gateway, limit=args.limit)
+    except OSError as exc:
+        con.close()
+        console.print(
+            f"[red]error:[/red] the {gateway.name} gateway failed: {exc}. Nothing partial was "
+            "written; the run's decisions are saved and its messages stay queued for the next "
+            "run."
+        )
+        return 1
     con.close()
     console.print(
         f"delivery {delivery.batch_id}: "

@@ -4,7 +4,8 @@ Per delivery (``as_of``):
 1. Resolve messages left ``submitting`` by an interrupted delivery: an outbox batch whose
    manifest exists was written (submitted), else the message is queued again; for Kannel the
    sender's journal answers first, a receipt proves a send, and a message with neither is
-   queued again.
+   queued again once the gateway's grace period (Kannel: 120 s) has passed since it was
+   handed over; until then it waits (``awaiting_receipt``).
 2. Re-check every queued message at as_of: older than the program's validity -> expired;
    consent for its category withdrawn (a STOP since it was queued) -> cancelled; outside the
    recipient's window -> stays queued for a later run.
@@ -72,11 +73,19 @@ def resolve_interrupted(con, gateway) -> dict[str, int]:
             out["resolved_submitted"] = con.execute(
                 "SELECT count(*) FROM _answers WHERE result = 'submitted'"
             ).fetchone()[0]
+    # Kannel may hold a message whose answer we never got: its receipt proves the send. Only
+    # after the grace period without one is it queued again (DLRs trail sends by seconds).
+    grace = getattr(gateway, "unknown_grace_s", 0)
     out["requeued"] = _requeue(
         con,
-        f"gateway = '{gateway.name}' AND message_id NOT IN (SELECT message_id FROM sends.receipts)",
+        f"gateway = '{gateway.name}' AND message_id NOT IN (SELECT message_id FROM "
+        f"sends.receipts) AND status_at <= now()::TIMESTAMP - INTERVAL {float(grace)} SECOND",
         "interrupted delivery: no answer and no receipt; queued again",
     )
+    out["awaiting_receipt"] = con.execute(
+        "SELECT count(*) FROM sends.messages WHERE status = 'submitting' AND gateway = ?",
+        [gateway.name],
+    ).fetchone()[0]
     return out
 
 

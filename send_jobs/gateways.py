@@ -33,11 +33,17 @@ Result = tuple[str, str, str]  # (message_id, result, detail)
 
 
 def _fsync_write(path: Path, data: bytes) -> None:
+    """Write to a temporary name, fsync, rename: the file is whole or absent (a full disk
+    leaves nothing behind)."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
 
@@ -77,14 +83,22 @@ class OutboxGateway:
         ]
         data = ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
         name = f"{batch_id}.jsonl"
-        _fsync_write(self.folder / name, data)
+        try:
+            _fsync_write(self.folder / name, data)
+        except OSError:
+            (self.folder / name).unlink(missing_ok=True)
+            raise
         manifest = {
             "batch_id": batch_id,
             "file": name,
             "count": len(lines),
             "sha256": hashlib.sha256(data).hexdigest(),
         }
-        _fsync_write(self.manifest_path(batch_id), json.dumps(manifest, indent=1).encode())
+        try:
+            _fsync_write(self.manifest_path(batch_id), json.dumps(manifest, indent=1).encode())
+        except OSError:  # no manifest, no batch: the data file goes too
+            (self.folder / name).unlink(missing_ok=True)
+            raise
         return [(m, "submitted", f"outbox {name}") for m in ids]
 
 
@@ -110,8 +124,9 @@ class _RateLimit:
 class KannelGateway:
     name = "kannel"
 
-    def __init__(self, cfg: KannelConfig, sender: str) -> None:
+    def __init__(self, cfg: KannelConfig, sender: str, unknown_grace_s: float = 120.0) -> None:
         self.cfg = cfg
+        self.unknown_grace_s = unknown_grace_s
         self.sender = sender
         self.local = threading.local()
         self.journal_dir = cfg.state / "journal"

@@ -196,7 +196,7 @@ def test_gateway_stopped_mid_batch_leaves_the_rest_queued(kannel, con):
     cfg, landing = kannel
     program = load_program()
     slow = replace(cfg, rate_per_s=150, max_attempts=2)  # slow enough to stop part-way
-    gateway = KannelGateway(slow, program.sender)
+    gateway = KannelGateway(slow, program.sender, unknown_grace_s=2.0)
     before = carrier_codes(cfg)
     run = decide(con, program, load_campaigns(program=program), AS_OF)
     n = run.counts["sent"]

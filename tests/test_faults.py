@@ -1,0 +1,79 @@
+"""Faults outside the gateway: the warehouse locked by another writer, and a full disk under
+the outbox. Each gives a clear error, leaves nothing half-written, and the next run sends
+every message exactly once."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import duckdb
+import pytest
+from conftest import SEND_AS_OF
+
+from orchestration.cli import main
+
+
+@pytest.fixture
+def warehouse(send_warehouse, tmp_path, monkeypatch):
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(send_warehouse, path)
+    monkeypatch.setenv("RETENTEXT_LANDING", str(tmp_path / "landing"))
+    return path
+
+
+def test_a_locked_warehouse_is_a_clear_error_and_changes_nothing(warehouse, capsys):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('locked', flush=True); time.sleep(60)", str(warehouse)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        code = main(["send", "--as-of", SEND_AS_OF, "--warehouse", str(warehouse)])
+        err = capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert code == 2
+    assert "is in use by another process" in err and "nothing was read or changed" in err
+    con = duckdb.connect(str(warehouse), read_only=True)
+    schemas = {r[0] for r in con.execute("SELECT schema_name FROM duckdb_schemas()").fetchall()}
+    assert "sends" not in schemas
+
+
+def test_a_full_disk_under_the_outbox_leaves_nothing_half_written(warehouse, tmp_path, capsys,
+                                                                  monkeypatch):  # fmt: skip
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(small)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        monkeypatch.setenv("RETENTEXT_OUTBOX", str(small))
+        code = main(["send", "--as-of", SEND_AS_OF, "--warehouse", str(warehouse)])
+        err = capsys.readouterr().err
+        assert code == 1
+        assert "the outbox gateway failed" in err and "No space left on device" in err
+        assert os.listdir(small) == []  # no partial batch, no temporary file
+    finally:
+        for _ in range(20):
+            if subprocess.run(["umount", str(small)]).returncode == 0:
+                break
+            time.sleep(0.1)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    queued = con.execute("SELECT count(*) FROM sends.messages").fetchone()[0]
+    assert queued > 50
+    con.close()
+    outbox = tmp_path / "outbox"
+    monkeypatch.setenv("RETENTEXT_OUTBOX", str(outbox))
+    assert main(["send", "--as-of", SEND_AS_OF, "--warehouse", str(warehouse)]) == 0
+    [manifest] = [json.loads(p.read_text()) for p in outbox.glob("*.manifest.json")]
+    assert manifest["count"] == queued
+    lines = (outbox / manifest["file"]).read_text().splitlines()
+    ids = [json.loads(x)["message_id"] for x in lines]
+    assert len(ids) == len(set(ids)) == queued
