@@ -45,6 +45,18 @@ class RunResult:
     seconds: dict[str, float] = field(default_factory=dict)  # per stage, for benchmarks
 
 
+# Characters a value never brings into a message: C0/C1 controls (line breaks, escapes),
+# zero-width and bidirectional controls (text spoofing; they also force UCS-2 and double cost).
+INVISIBLE = (
+    "[\\x00-\\x1F\\x7F-\\x9F\\x{00AD}\\x{200B}-\\x{200F}\\x{202A}-\\x{202E}"
+    "\\x{2060}-\\x{2064}\\x{2066}-\\x{2069}\\x{FEFF}]"
+)
+
+
+def clean_sql(expr: str) -> str:
+    return f"regexp_replace({expr}, '{INVISIBLE}', '', 'g')"
+
+
 def hash01(text_sql: str) -> str:
     return f"(CAST(('0x' || substr(md5({text_sql}), 1, 13)) AS UBIGINT) / 4503599627370496.0)"
 
@@ -338,10 +350,11 @@ def _render(con, program: Program, active: list[Campaign], run_id: str) -> None:
                     field_sql[name] = sql_literal(v.offer or "")
                 else:
                     fallback = sql_literal(str(fields[name]["fallback"]))
-                    field_sql[name] = f"coalesce(nullif(trim(r.{name}), ''), {fallback})"
+                    value = f"nullif(trim({clean_sql(f'r.{name}')}), '')"
+                    field_sql[name] = f"coalesce({value}, {fallback})"
                     fallback_items.append(
                         f"CASE WHEN r.campaign_id = '{c.id}' AND r.variant = '{v.id}' AND "
-                        f"nullif(trim(r.{name}), '') IS NULL THEN '{name}' END"
+                        f"{value} IS NULL THEN '{name}' END"
                     )
             body_case.append(
                 f"WHEN r.campaign_id = '{c.id}' AND r.variant = '{v.id}' "

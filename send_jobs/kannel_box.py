@@ -70,11 +70,7 @@ def pid_of(cfg: KannelConfig, name: str) -> int | None:
         pid = int(path.read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    return pid
+    return pid if _alive(pid) else None
 
 
 def start_process(cfg: KannelConfig, name: str, argv: list[str], log: Path) -> int:
@@ -91,9 +87,9 @@ def start_process(cfg: KannelConfig, name: str, argv: list[str], log: Path) -> i
     return proc.pid
 
 
-def _wait_port(port: int, timeout: float) -> None:
+def _wait_port(port: int, timeout: float, alive=lambda: True) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and alive():
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -113,12 +109,17 @@ def up(cfg: KannelConfig, *, timeout: float = 20.0, carrier: bool = True) -> dic
     """Start whatever is not running; return name -> pid."""
     conf = render_config(cfg)
     pids = {}
-    if not pid_of(cfg, "bearerbox"):
-        start_process(cfg, "bearerbox", ["bearerbox", str(conf)], cfg.state / "bearerbox.out")
-    _wait_port(cfg.smsbox_port, timeout)
-    if not pid_of(cfg, "smsbox"):
-        start_process(cfg, "smsbox", ["smsbox", str(conf)], cfg.state / "smsbox.out")
-    _wait_port(cfg.sendsms_port, timeout)
+    for name, port in (("bearerbox", cfg.smsbox_port), ("smsbox", cfg.sendsms_port)):
+        for attempt in range(3):  # smsbox gives up if bearerbox is not quite ready: retry
+            if not pid_of(cfg, name):
+                start_process(cfg, name, [name, str(conf)], cfg.state / f"{name}.out")
+            try:
+                _wait_port(port, timeout / 3, lambda n=name: pid_of(cfg, n) is not None)
+                break
+            except KannelError:
+                if attempt == 2:
+                    raise
+                time.sleep(1.0)
     if carrier and not pid_of(cfg, "carrier"):
         # fakesmsc exits when its stdin closes, so a never-ending producer keeps it open
         cmd = (

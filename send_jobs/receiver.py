@@ -19,6 +19,7 @@ import json
 import os
 import re
 import threading
+import unicodedata
 import uuid
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +35,7 @@ MAX_BODY = 64 * 1024
 MAX_FIELD = 2000  # characters kept of any one field (an SMS is at most a few hundred)
 PHONE = re.compile(r"^\+?[1-9]\d{6,14}$")
 MESSAGE_ID = re.compile(r"^[0-9a-f]{16}$")
+INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
 class Keywords:
@@ -48,8 +50,13 @@ class Keywords:
         self.replies = {k: v.format(brand=brand) for k, v in raw["replies"].items()}
 
     def classify(self, text: str) -> tuple[str, str | None, bool]:
-        """(intent, consent action or None, flagged for review)."""
-        word = re.sub(r"^[\s\W_]+|[\s\W_]+$", "", text or "").upper()
+        """(intent, consent action or None, flagged for review). Text is NFKC-normalised and
+        stripped of invisible characters first, so "ＳＴＯＰ" and "S\u200bTOP" mean STOP."""
+        text = INVISIBLE.sub("", unicodedata.normalize("NFKC", text or ""))
+        word = re.sub(r"^[\s\W_]+|[\s\W_]+$", "", text).upper()
+        word = "".join(  # ARRÊT is ARRET
+            ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch)
+        )
         for intent, words in self.words.items():
             if word in words:
                 action = {"opt_out": "opt_out", "opt_in": "opt_in"}.get(intent)

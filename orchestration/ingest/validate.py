@@ -28,6 +28,10 @@ def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+MAX_FIELD_CHARS = 1000  # a name, id or phone number is far shorter; a 1 MB "name" is an attack
+MAX_JSON_CHARS = 20000  # event properties
+
+
 def _value(col: Column, position: int) -> str:
     csv = f"nullif(trim(fields[idx_{col.name}]), '')"
     json = f"nullif(trim(json_values[{position}]), '')"
@@ -62,6 +66,23 @@ def _checks(col: Column) -> list[str]:
     out = []
     if col.required:
         out.append(_check(f"{v} IS NULL", "missing required field", lit(f"{name} is empty")))
+    # hostile input: no field needs more, and control characters (NUL, escapes) are never data
+    limit = MAX_JSON_CHARS if col.type == "json" else MAX_FIELD_CHARS
+    out.append(
+        _check(
+            f"length({v}) > {limit}",
+            "field too long",
+            f"{lit(name + ' has ')} || length({v})::VARCHAR || {lit(f' characters (max {limit})')}",
+        )
+    )
+    if col.type != "json":
+        out.append(
+            _check(
+                f"regexp_matches({v}, '[\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F]')",
+                "control characters in field",
+                lit(f"{name} holds NUL or other control characters"),
+            )
+        )
     if col.type in ("integer", "decimal"):
         out.append(_check(f"{v} IS NOT NULL AND {t} IS NULL", "non-numeric value", shown))
         out.append(_check(f"{t} < 0", "negative value", shown))

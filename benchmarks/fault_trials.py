@@ -1,0 +1,277 @@
+"""Fault trials against a real Kannel with fakesmsc as the carrier.
+
+    python -m benchmarks.fault_trials --trials 20 [--messages 3000] [--seed 1]
+
+Each trial queues a batch of messages in its own warehouse, delivers them in a separate
+process and, at a random point, SIGKILLs one of: the sending process, bearerbox, smsbox, or
+the receiver while DLRs arrive. Then it restarts what it killed and runs deliveries until the
+ledger has nothing left to send, waits for the carrier and the receipts, and counts at the
+carrier: every message exactly once (lost / duplicated), and the ledger reconciled (every
+message delivered per its DLRs). The last line reads ``trials: T, lost: L, duplicated: D``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from benchmarks.sends import AS_OF, _free_base, _receiver, campaign, world
+from send_jobs import kannel_box, receipts
+from send_jobs.campaign_specs import load_program
+from send_jobs.config import KannelConfig
+from send_jobs.decide import decide
+from send_jobs.deliver import deliver
+from send_jobs.gateways import KannelGateway
+
+FAULTS = ("kill_sender", "kill_bearerbox", "kill_smsbox", "kill_receiver")
+GRACE_S = 5.0  # unanswered submissions wait this long for a receipt before a resend
+
+
+def _config(state: Path, base: int) -> KannelConfig:
+    return replace(
+        KannelConfig.from_env(), state=state, admin_port=base, smsbox_port=base + 1,
+        carrier_port=base + 2, inject_port=base + 3, sendsms_port=base + 13,
+        receiver_port=base + 80, admin_password="trial-admin", sendsms_password="trial-send",
+        receiver_secret="trial-receiver", rate_per_s=1500, max_attempts=2, timeout_s=5,
+    )  # fmt: skip
+
+
+def deliver_once(warehouse: str, as_of: str, state: str, base: int, landing: str) -> None:
+    """One delivery in this process (the one the trials kill): load receipts, then send."""
+    program = replace(load_program(), global_control_share=0.0)
+    con = duckdb.connect(warehouse)
+    receipts.ingest(con, Path(landing) / "gateway")
+    gateway = KannelGateway(_config(Path(state), base), program.sender, unknown_grace_s=GRACE_S)
+    result = deliver(con, program, datetime.fromisoformat(as_of), gateway)
+    con.close()
+    print(json.dumps(result.counts), flush=True)
+
+
+def _spawn(warehouse: Path, as_of: datetime, cfg: KannelConfig, base: int, landing: Path):
+    return subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.fault_trials", "_deliver", str(warehouse),
+         as_of.isoformat(), str(cfg.state), str(base), str(landing)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def _remaining(warehouse: Path) -> tuple[int, int]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    row = con.execute("""SELECT count(*) FILTER (WHERE status IN ('queued', 'submitting')),
+        count(*) FILTER (WHERE status IN ('submitted', 'accepted')) FROM sends.messages""")
+    out = row.fetchone()
+    con.close()
+    return out
+
+
+def _carrier(cfg: KannelConfig) -> list[tuple[str, str]]:
+    return kannel_box.carrier_messages(cfg.state / "carrier.log")
+
+
+def _wait_stable(fn, quiet_s: float = 3.0, timeout: float = 120.0):
+    last, since, deadline = fn(), time.monotonic(), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = fn()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            break
+    return last
+
+
+def trial(
+    i: int, fault: str, rng: random.Random, work: Path, cfg: KannelConfig, base: int, n: int,
+    rx_box: list,
+) -> dict:  # fmt: skip
+    landing = work / "landing"
+    program = replace(load_program(), global_control_share=0.0)
+    as_of = AS_OF + timedelta(days=i)  # a new day: new idempotency keys, new texts
+    warehouse = work / f"trial-{i}.duckdb"
+    con = world(warehouse, n)
+    decide(con, program, [replace(campaign(program), holdout_share=0.0)], as_of)
+    expected = Counter(con.execute("SELECT phone_e164, text FROM sends.messages").fetchall())
+    con.close()
+    skip = len(_carrier(cfg))
+    at = rng.uniform(0.1, 0.9)
+    proc = _spawn(warehouse, as_of, cfg, base, landing)
+    target = skip + int(n * at)
+    while proc.poll() is None and len(_carrier(cfg)) < target:
+        time.sleep(0.02)
+    killed = fault
+    if fault == "kill_sender" and proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    elif fault in ("kill_bearerbox", "kill_smsbox"):
+        kannel_box.kill(cfg, fault.removeprefix("kill_"))
+    proc.wait()
+    if fault == "kill_receiver":  # while the DLRs of the batch are still arriving
+        rx_box[0].send_signal(signal.SIGKILL)
+        rx_box[0].wait()
+        time.sleep(rng.uniform(0.5, 3.0))
+        rx_box[0] = _receiver(cfg, landing)
+    if fault in ("kill_bearerbox", "kill_smsbox"):
+        kannel_box.down(cfg, ("carrier", "smsbox", "bearerbox"))
+        kannel_box.up(cfg)
+    # deliveries until nothing is left to send (unanswered ones wait GRACE_S for receipts)
+    for _ in range(30):
+        _wait_stable(lambda: len(_carrier(cfg)), quiet_s=1.0, timeout=30)
+        left, _ = _remaining(warehouse)
+        if not left:
+            break
+        p = _spawn(warehouse, as_of, cfg, base, landing)
+        p.wait()
+        time.sleep(1.0)
+    _wait_stable(lambda: len(_carrier(cfg)), quiet_s=2.0)
+    con = duckdb.connect(str(warehouse))
+    for _ in range(60):  # the receipts trail the sends
+        receipts.ingest(con, landing / "gateway")
+        if not _remaining_open(con):
+            break
+        time.sleep(1.0)
+    final = dict(con.execute("SELECT status, count(*) FROM sends.messages GROUP BY 1").fetchall())
+    con.close()
+    got = Counter(_carrier(cfg)[skip:])
+    return {
+        "trial": i,
+        "fault": killed,
+        "at_share": round(at, 2),
+        "messages": sum(expected.values()),
+        "lost": sum(1 for m in expected if got[m] == 0),
+        "duplicated": sum(c - 1 for m, c in got.items() if m in expected and c > 1),
+        "unexpected": sum(c for m, c in got.items() if m not in expected),
+        "ledger": final,
+        "reconciled": final == {"delivered": sum(expected.values())},
+    }
+
+
+def check_locked_warehouse(work: Path, n: int) -> str:
+    """Another process holds the warehouse: a clear error and no partial state."""
+    from orchestration.cli_send import _connect
+
+    path = work / "locked.duckdb"
+    world(path, n).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('locked', flush=True); time.sleep(60)", str(path)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        holder.stdout.readline()
+        try:
+            _connect(str(path))
+            return "FAIL: a second writer was let in"
+        except ValueError as exc:
+            message = str(exc)
+    finally:
+        holder.kill()
+        holder.wait()
+    con = duckdb.connect(str(path), read_only=True)
+    schemas = {r[0] for r in con.execute("SELECT schema_name FROM duckdb_schemas()").fetchall()}
+    con.close()
+    ok = "in use by another process" in message and "sends" not in schemas
+    return ("ok: " if ok else "FAIL: ") + message.split(";")[0]
+
+
+def check_full_outbox(work: Path, n: int) -> str:
+    """The outbox disk fills up: a clear error, nothing half-written, then exactly once."""
+    from send_jobs.gateways import OutboxGateway
+
+    small = work / "small-disk"
+    small.mkdir(exist_ok=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(small)],
+                      capture_output=True).returncode:  # fmt: skip
+        return "skipped: cannot mount a small tmpfs (needs root)"
+    program = replace(load_program(), global_control_share=0.0)
+    con = world(work / "disk.duckdb", n)
+    decide(con, program, [replace(campaign(program), holdout_share=0.0)], AS_OF)
+    try:
+        try:
+            deliver(con, program, AS_OF, OutboxGateway(small))
+            return "FAIL: no error on a full disk"
+        except OSError as exc:
+            error = str(exc)
+        leftovers = os.listdir(small)
+    finally:
+        subprocess.run(["umount", str(small)])
+    done = deliver(con, program, AS_OF, OutboxGateway(work / "outbox"))
+    [manifest] = (work / "outbox").glob("*.manifest.json")
+    count = json.loads(manifest.read_text())["count"]
+    con.close()
+    ok = not leftovers and count == n and done.counts.get("submitted") == n
+    return f"{'ok' if ok else 'FAIL'}: {error}; left behind {leftovers}; then {count} sent once"
+
+
+def _remaining_open(con) -> int:
+    return con.execute(
+        "SELECT count(*) FROM sends.messages WHERE status NOT IN ('delivered', 'undelivered', "
+        "'rejected', 'expired', 'cancelled')"
+    ).fetchone()[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_deliver":
+        deliver_once(argv[1], argv[2], argv[3], int(argv[4]), argv[5])
+        return 0
+    p = argparse.ArgumentParser(prog="python -m benchmarks.fault_trials", description=__doc__)
+    p.add_argument("--trials", type=int, default=20)
+    p.add_argument("--messages", type=int, default=3000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--work", default="benchmarks/work/fault_trials")
+    args = p.parse_args(argv)
+    if not shutil.which("bearerbox"):
+        raise SystemExit("Kannel is not installed: run `make kannel`")
+    work = Path(args.work).resolve()
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    rng = random.Random(args.seed)
+    base = _free_base()
+    cfg = _config(work / "kannel", base)
+    kannel_box.up(cfg)
+    rx_box = [_receiver(cfg, work / "landing")]
+    results = []
+    try:
+        for i in range(args.trials):
+            r = trial(i, FAULTS[i % len(FAULTS)], rng, work, cfg, base, args.messages, rx_box)
+            results.append(r)
+            print(
+                f"trial {i:2d} {r['fault']:<15} at {r['at_share']:.0%}: {r['messages']} messages,"
+                f" lost {r['lost']}, duplicated {r['duplicated']}, unexpected {r['unexpected']},"
+                f" ledger {r['ledger']}",
+                flush=True,
+            )
+            (work / f"trial-{i}.duckdb").unlink(missing_ok=True)
+    finally:
+        rx_box[0].terminate()
+        kannel_box.down(cfg)
+    out = Path(__file__).parent / "results" / "fault_trials.json"
+    out.write_text(json.dumps({"config": {k: str(v) for k, v in asdict(cfg).items()
+                                          if "password" not in k and "secret" not in k},
+                               "trials": results}, indent=1) + "\n")  # fmt: skip
+    print(f"warehouse locked by another writer: {check_locked_warehouse(work, 500)}")
+    print(f"outbox disk full: {check_full_outbox(work, 500)}")
+    reconciled = sum(r["reconciled"] for r in results)
+    print(f"ledger reconciled with the DLRs in {reconciled} of {len(results)} trials")
+    print(
+        f"trials: {len(results)}, lost: {sum(r['lost'] for r in results)}, "
+        f"duplicated: {sum(r['duplicated'] for r in results)}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
