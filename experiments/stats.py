@@ -1,0 +1,235 @@
+"""Estimators for holdout experiments. Pure numpy/scipy; the public API is a contract that
+analysts call from notebooks too.
+
+Notation: control C and treatment T with n_C, n_T units, means mu_C, mu_T and sample
+variances s_C^2, s_T^2 (ddof=1; for ``metric="proportion"`` the Bernoulli variance
+p(1-p), as in the Wald interval).
+
+Absolute lift (``lift``)
+    d = mu_T - mu_C, SE = sqrt(s_T^2/n_T + s_C^2/n_C).
+    mean: Welch t with Welch-Satterthwaite degrees of freedom
+        df = SE^4 / ((s_T^2/n_T)^2/(n_T-1) + (s_C^2/n_C)^2/(n_C-1)),
+        CI = d +- t_{1-alpha/2, df} SE, p = 2 (1 - F_t(|d|/SE; df)).
+    proportion: the same with z_{1-alpha/2} (unpooled Wald), p = 2 (1 - Phi(|d|/SE)).
+Relative lift (delta method)
+    r = mu_T/mu_C - 1,
+    Var(r) = s_T^2/(n_T mu_C^2) + s_C^2 mu_T^2/(n_C mu_C^4),  CI = r +- z_{1-alpha/2} sqrt(Var).
+CUPED (when pre-period covariates X are given for both arms)
+    theta = Cov(Y, X) / Var(X) over both arms pooled; Y' = Y - theta (X - mean(X));
+    the absolute and relative lifts above are computed on Y' (``cuped_*``); the variance
+    shrinks by the factor (1 - rho^2), rho = Corr(Y, X).
+Sample-ratio mismatch (``srm_p_value``)
+    Pearson chi-square of the observed arm counts against the configured split,
+    df = arms - 1; results with p < 0.001 are flagged untrustworthy.
+Minimum detectable effect (``mde``)
+    MDE = (z_{1-alpha/2} + z_{power}) sigma sqrt(1/n_T + 1/n_C), with n_C = n h,
+    n_T = n (1-h) and sigma = sqrt(p(1-p)) for a baseline rate p, else the given sd.
+Multiple testing (``benjamini_hochberg``)
+    q_(i) = min_{j>=i} p_(j) m / j over the sorted p-values, capped at 1.
+
+Degenerate inputs never raise: an empty arm, no variation, a zero control mean or a missing
+pre-period give NaN for what cannot be computed and a plain-words ``note``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+SRM_ALPHA = 0.001
+
+NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class Lift:
+    metric: str
+    n_control: int
+    n_treatment: int
+    control_mean: float
+    treatment_mean: float
+    abs_lift: float
+    abs_ci_low: float
+    abs_ci_high: float
+    rel_lift: float
+    rel_ci_low: float
+    rel_ci_high: float
+    p_value: float
+    cuped_abs_lift: float = NAN
+    cuped_abs_ci_low: float = NAN
+    cuped_abs_ci_high: float = NAN
+    cuped_rel_lift: float = NAN
+    cuped_rel_ci_low: float = NAN
+    cuped_rel_ci_high: float = NAN
+    cuped_p_value: float = NAN
+    theta: float = NAN
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def note(self) -> str:
+        return "; ".join(self.notes)
+
+
+def _clean(values, name: str) -> np.ndarray:
+    a = np.asarray(values, dtype=float).ravel()
+    if np.isnan(a).any():
+        raise ValueError(f"{name} holds NaN values; pass one number per unit")
+    return a
+
+
+def _diff_and_ratio(yc, yt, metric: str, alpha: float) -> tuple[tuple, list[str]]:
+    """((mu_C, mu_T, d, lo, hi, r, r_lo, r_hi, p), notes) for one outcome."""
+    notes: list[str] = []
+    n_c, n_t = yc.size, yt.size
+    if n_c == 0 or n_t == 0:
+        arm = "control" if n_c == 0 else "treatment"
+        notes.append(f"no units in the {arm} arm: nothing to compare")
+        mu_c = float(yc.mean()) if n_c else NAN
+        mu_t = float(yt.mean()) if n_t else NAN
+        return (mu_c, mu_t, NAN, NAN, NAN, NAN, NAN, NAN, NAN), notes
+    mu_c, mu_t = float(yc.mean()), float(yt.mean())
+    if metric == "proportion":
+        if ((yc != 0) & (yc != 1)).any() or ((yt != 0) & (yt != 1)).any():
+            raise ValueError("metric='proportion' needs 0/1 outcomes")
+        v_c, v_t = mu_c * (1 - mu_c), mu_t * (1 - mu_t)
+    else:
+        v_c = float(yc.var(ddof=1)) if n_c > 1 else NAN
+        v_t = float(yt.var(ddof=1)) if n_t > 1 else NAN
+        if n_c < 2 or n_t < 2:
+            notes.append("fewer than 2 units in an arm: no variance, no interval")
+    d = mu_t - mu_c
+    a_c, a_t = v_c / n_c, v_t / n_t
+    se = math.sqrt(a_c + a_t) if not (math.isnan(a_c) or math.isnan(a_t)) else NAN
+    z = stats.norm.ppf(1 - alpha / 2)
+    if math.isnan(se):
+        lo = hi = p = NAN
+    elif se == 0:
+        notes.append("no variation in the outcome: the interval is a point")
+        lo = hi = d
+        p = 1.0 if d == 0 else 0.0
+    elif metric == "proportion":
+        lo, hi = d - z * se, d + z * se
+        p = float(2 * stats.norm.sf(abs(d) / se))
+    else:
+        df = se**4 / (a_t**2 / (n_t - 1) + a_c**2 / (n_c - 1))
+        q = stats.t.ppf(1 - alpha / 2, df)
+        lo, hi = d - q * se, d + q * se
+        p = float(2 * stats.t.sf(abs(d) / se, df))
+    if mu_c == 0:
+        notes.append("the control mean is zero: relative lift is undefined")
+        r = r_lo = r_hi = NAN
+    else:
+        r = mu_t / mu_c - 1
+        var_r = v_t / (n_t * mu_c**2) + v_c * mu_t**2 / (n_c * mu_c**4)
+        half = z * math.sqrt(var_r) if not math.isnan(var_r) else NAN
+        r_lo, r_hi = r - half, r + half
+    return (mu_c, mu_t, d, lo, hi, r, r_lo, r_hi, p), notes
+
+
+def lift(
+    control,
+    treatment,
+    *,
+    metric: str = "mean",
+    alpha: float = 0.05,
+    control_covariate=None,
+    treatment_covariate=None,
+) -> Lift:
+    """Absolute and relative lift of treatment over control, with CUPED when pre-period
+    covariates are given for both arms (formulas in the module docstring)."""
+    if metric not in ("mean", "proportion"):
+        raise ValueError("metric must be 'mean' or 'proportion'")
+    if not 0 < alpha < 1:
+        raise ValueError("alpha must be between 0 and 1")
+    yc, yt = _clean(control, "control"), _clean(treatment, "treatment")
+    base, notes = _diff_and_ratio(yc, yt, metric, alpha)
+    out = dict(
+        metric=metric, n_control=int(yc.size), n_treatment=int(yt.size),
+        control_mean=base[0], treatment_mean=base[1], abs_lift=base[2], abs_ci_low=base[3],
+        abs_ci_high=base[4], rel_lift=base[5], rel_ci_low=base[6], rel_ci_high=base[7],
+        p_value=base[8],
+    )  # fmt: skip
+    if control_covariate is None or treatment_covariate is None:
+        if control_covariate is not None or treatment_covariate is not None:
+            notes.append("pre-period given for one arm only: no CUPED")
+        return Lift(**out, notes=tuple(notes))
+    xc, xt = (
+        _clean(control_covariate, "control_covariate"),
+        _clean(treatment_covariate, "treatment_covariate"),
+    )
+    if xc.size != yc.size or xt.size != yt.size:
+        raise ValueError("each covariate needs one value per unit of its arm")
+    x, y = np.concatenate([xc, xt]), np.concatenate([yc, yt])
+    var_x = float(x.var(ddof=1)) if x.size > 1 else 0.0
+    if var_x == 0:
+        notes.append("the pre-period does not vary: CUPED adds nothing")
+        return Lift(**out, notes=tuple(notes))
+    theta = float(np.cov(y, x, ddof=1)[0, 1] / var_x)
+    mean_x = float(x.mean())
+    adjusted, _ = _diff_and_ratio(
+        yc - theta * (xc - mean_x), yt - theta * (xt - mean_x), "mean", alpha
+    )
+    out.update(
+        cuped_abs_lift=adjusted[2], cuped_abs_ci_low=adjusted[3], cuped_abs_ci_high=adjusted[4],
+        cuped_rel_lift=adjusted[5], cuped_rel_ci_low=adjusted[6], cuped_rel_ci_high=adjusted[7],
+        cuped_p_value=adjusted[8], theta=theta,
+    )  # fmt: skip
+    return Lift(**out, notes=tuple(notes))
+
+
+def srm_p_value(counts, weights) -> float:
+    """Chi-square p-value of observed arm counts against the configured split."""
+    obs = np.asarray(counts, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    if obs.shape != w.shape or obs.size < 2:
+        raise ValueError("counts and weights need one value per arm, at least two arms")
+    if (w <= 0).any() or (obs < 0).any():
+        raise ValueError("weights must be > 0 and counts >= 0")
+    total = obs.sum()
+    if total == 0:
+        return NAN
+    expected = w / w.sum() * total
+    chi2 = float(((obs - expected) ** 2 / expected).sum())
+    return float(stats.chi2.sf(chi2, obs.size - 1))
+
+
+def mde(
+    n_total: int,
+    holdout_share: float,
+    *,
+    baseline_rate: float | None = None,
+    sd: float | None = None,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> float:
+    """The smallest absolute effect a two-sided test detects with this power."""
+    if not 0 < holdout_share < 1:
+        raise ValueError("holdout_share must be between 0 and 1")
+    if (baseline_rate is None) == (sd is None):
+        raise ValueError("give exactly one of baseline_rate or sd")
+    sigma = math.sqrt(baseline_rate * (1 - baseline_rate)) if baseline_rate is not None else sd
+    n_c, n_t = n_total * holdout_share, n_total * (1 - holdout_share)
+    if n_c <= 0 or n_t <= 0:
+        return NAN
+    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    return float(z * sigma * math.sqrt(1 / n_t + 1 / n_c))
+
+
+def benjamini_hochberg(p_values) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values), in the input order."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = ~np.isnan(p)
+    m = int(ok.sum())
+    if m == 0:
+        return out
+    order = np.argsort(p[ok])
+    ranked = p[ok][order] * m / np.arange(1, m + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1].clip(max=1.0)
+    valid = out[ok]
+    valid[order] = q
+    out[ok] = valid
+    return out

@@ -1,0 +1,136 @@
+"""Estimators checked against statsmodels / scipy on the same data and against values
+derived by hand."""
+
+import math
+
+import numpy as np
+import pytest
+import statsmodels.api as sm
+from scipy import stats as sps
+from statsmodels.stats import proportion as smp
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import NormalIndPower
+from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
+
+from experiments.stats import benjamini_hochberg, lift, mde, srm_p_value
+
+RNG = np.random.default_rng(7)
+
+
+def test_mean_lift_matches_statsmodels_welch():
+    c = RNG.gamma(2.0, 10.0, 800)
+    t = RNG.gamma(2.0, 11.5, 1200)
+    got = lift(c, t)
+    cm = CompareMeans(DescrStatsW(t), DescrStatsW(c))
+    lo, hi = cm.tconfint_diff(alpha=0.05, usevar="unequal")
+    _, p, _ = cm.ttest_ind(usevar="unequal")
+    assert got.abs_lift == pytest.approx(t.mean() - c.mean())
+    assert (got.abs_ci_low, got.abs_ci_high) == (pytest.approx(lo), pytest.approx(hi))
+    assert got.p_value == pytest.approx(p)
+    assert got.p_value == pytest.approx(sps.ttest_ind(t, c, equal_var=False).pvalue)
+
+
+def test_proportion_lift_matches_statsmodels_wald():
+    c = (RNG.random(5000) < 0.10).astype(float)
+    t = (RNG.random(9000) < 0.12).astype(float)
+    got = lift(c, t, metric="proportion")
+    lo, hi = smp.confint_proportions_2indep(
+        t.sum(), t.size, c.sum(), c.size, method="wald", compare="diff"
+    )
+    _, p = smp.test_proportions_2indep(
+        t.sum(), t.size, c.sum(), c.size, method="wald", compare="diff"
+    )
+    assert (got.abs_ci_low, got.abs_ci_high) == (pytest.approx(lo), pytest.approx(hi))
+    assert got.p_value == pytest.approx(p)
+
+
+def test_relative_lift_delta_method_by_hand():
+    # control 10 units: mean 2, var (ddof 1) = 4.444...; treatment 10 units: mean 3
+    c = np.array([0, 1, 1, 2, 2, 2, 3, 3, 4, 2], dtype=float)
+    t = np.array([1, 2, 2, 3, 3, 3, 4, 4, 5, 3], dtype=float)
+    s2c, s2t = c.var(ddof=1), t.var(ddof=1)  # both 1.3333
+    assert s2c == pytest.approx(4 / 3) and s2t == pytest.approx(4 / 3)
+    # Var = s_T^2/(n_T mu_C^2) + s_C^2 mu_T^2/(n_C mu_C^4) = (4/3)/40 + (4/3)*9/160 = 0.108333
+    var = (4 / 3) / 40 + (4 / 3) * 9 / 160
+    assert var == pytest.approx(0.1083333, rel=1e-6)
+    got = lift(c, t)
+    assert got.rel_lift == pytest.approx(0.5)
+    half = 1.959963984540054 * math.sqrt(var)
+    assert (got.rel_ci_low, got.rel_ci_high) == (
+        pytest.approx(0.5 - half),
+        pytest.approx(0.5 + half),
+    )
+
+
+def test_cuped_theta_matches_ols_and_shrinks_the_interval():
+    x_c, x_t = RNG.gamma(2, 20, 3000), RNG.gamma(2, 20, 3000)
+    y_c = 0.6 * x_c + RNG.normal(0, 8, 3000)
+    y_t = 0.6 * x_t + 3 + RNG.normal(0, 8, 3000)
+    got = lift(y_c, y_t, control_covariate=x_c, treatment_covariate=x_t)
+    x, y = np.concatenate([x_c, x_t]), np.concatenate([y_c, y_t])
+    slope = sm.OLS(y, sm.add_constant(x)).fit().params[1]
+    assert got.theta == pytest.approx(slope)
+    width = got.abs_ci_high - got.abs_ci_low
+    cuped_width = got.cuped_abs_ci_high - got.cuped_abs_ci_low
+    rho = np.corrcoef(y, x)[0, 1]
+    assert cuped_width / width == pytest.approx(math.sqrt(1 - rho**2), rel=0.05)
+    # the adjusted difference equals the difference of residual means by hand
+    adj_c = y_c - slope * (x_c - x.mean())
+    adj_t = y_t - slope * (x_t - x.mean())
+    assert got.cuped_abs_lift == pytest.approx(adj_t.mean() - adj_c.mean())
+    assert got.cuped_abs_ci_low < 3 < got.cuped_abs_ci_high
+
+
+def test_srm_matches_scipy_chisquare_and_by_hand():
+    counts, weights = [9_100, 900, 480], [0.855, 0.095, 0.05]
+    total = sum(counts)
+    expected = [w * total for w in weights]
+    assert srm_p_value(counts, weights) == pytest.approx(
+        sps.chisquare(counts, f_exp=expected).pvalue
+    )
+    # 50/50 with 520 vs 480: chi2 = 2 * 20^2 / 500 = 1.6, p = P(chi2_1 > 1.6) = 0.20590
+    assert srm_p_value([520, 480], [1, 1]) == pytest.approx(0.2059032, rel=1e-5)
+
+
+def test_mde_matches_statsmodels_power():
+    n, h, p = 20_000, 0.1, 0.08
+    got = mde(n, h, baseline_rate=p)
+    d = NormalIndPower().solve_power(
+        effect_size=None, nobs1=n * (1 - h), ratio=h / (1 - h), alpha=0.05, power=0.8
+    )
+    assert got == pytest.approx(d * math.sqrt(p * (1 - p)), rel=1e-4)
+    # by hand: (1.95996 + 0.84162) * 10 * sqrt(1/900 + 1/100) = 2.80158 * 10 * 0.105409
+    assert mde(1000, 0.1, sd=10) == pytest.approx(2.95313, rel=1e-4)
+
+
+def test_benjamini_hochberg_matches_statsmodels():
+    p = np.array([0.01, 0.04, 0.03, 0.20, 0.002, np.nan, 0.5])
+    got = benjamini_hochberg(p)
+    ok = ~np.isnan(p)
+    assert np.allclose(got[ok], multipletests(p[ok], method="fdr_bh")[1])
+    assert np.isnan(got[5])
+
+
+@pytest.mark.parametrize(
+    ("control", "treatment", "note"),
+    [
+        ([], [1.0, 2.0], "no units in the control arm"),
+        ([1.0, 2.0], [], "no units in the treatment arm"),
+        ([0.0] * 50, [0.0] * 60, "no variation in the outcome"),
+        ([0.0, 0.0, 0.0], [1.0, 2.0, 0.0], "the control mean is zero"),
+        ([5.0], [1.0, 2.0], "fewer than 2 units"),
+    ],
+)
+def test_degenerate_inputs_explain_themselves(control, treatment, note):
+    got = lift(control, treatment)
+    assert note in got.note
+
+
+def test_missing_pre_period_skips_cuped_with_a_note():
+    got = lift([1.0, 2.0, 3.0], [2.0, 3.0, 4.0], control_covariate=[1.0, 1.0, 1.0])
+    assert "one arm only" in got.note and math.isnan(got.cuped_abs_lift)
+    flat = lift([1.0, 2.0], [2.0, 3.0], control_covariate=[5.0, 5.0],
+                treatment_covariate=[5.0, 5.0])  # fmt: skip
+    assert "does not vary" in flat.note
+    with pytest.raises(ValueError, match="NaN"):
+        lift([1.0, np.nan], [1.0, 2.0])
