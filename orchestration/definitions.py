@@ -2,6 +2,6 @@
 
 import dagster as dg
 
-from orchestration.defs import features, ingest, sends
+from orchestration.defs import experiments, features, ingest, sends
 
-defs = dg.Definitions.merge(ingest.defs, features.defs, sends.defs)
+defs = dg.Definitions.merge(ingest.defs, features.defs, sends.defs, experiments.defs)

@@ -20,9 +20,13 @@ def test_definitions_load_with_assets_checks_and_schedule():
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     assert {(f"raw/{s}", "great_expectations") for s in SOURCES} <= checks
     assert defs.resolve_job_def("ingest_job") is not None
-    assert sorted(s.name for s in defs.schedules) == ["ingest_job_schedule", "send_job_schedule"]
+    assert sorted(s.name for s in defs.schedules) == [
+        "experiments_job_schedule",
+        "ingest_job_schedule",
+        "send_job_schedule",
+    ]
     assert [s.name for s in defs.sensors] == ["gateway_receipts_sensor"]
-    assert {"sends/run", "sends/receipts"} <= keys
+    assert {"sends/run", "sends/receipts", "experiments/campaign_results"} <= keys
 
 
 def _materialize(tmp_path, landing, partition):

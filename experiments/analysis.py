@@ -1,0 +1,232 @@
+"""Holdout analysis in the warehouse: units from the send decisions, outcomes from the marts,
+estimates from ``experiments.stats``. Writes ``experiments.units`` and
+``experiments.campaign_results`` (schema ``experiments``).
+
+Units (intent to treat): each customer's first decision per campaign that was ``sent`` or
+``held_out`` in a real run, whose attribution window (default 7 days) has closed by as_of. A
+message that was not delivered still counts in its arm.
+
+Outcomes within (decided_at, decided_at + window]: ``conversion`` (any order not cancelled),
+``revenue`` (net), ``orders``, and ``campaign_outcome`` (an order line of the decision's
+product, e.g. the reminded product, when the decision names one; else conversion).
+``pre_period_revenue``: net revenue in the 30 days before the decision (for CUPED).
+
+Comparisons: ``vs_holdout`` (treatment vs the campaign holdout) and ``vs_global_control``
+(treatment vs the global control group; marketing campaigns only). Segments: ``all``,
+``lifecycle_stage=...``, ``loyalty_tier=...``, ``variant=...`` with Benjamini-Hochberg
+adjusted p-values within each campaign, comparison and metric.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from experiments.stats import SRM_ALPHA, benjamini_hochberg, lift, mde, srm_p_value
+
+METRICS = {
+    "conversion": "proportion",
+    "campaign_outcome": "proportion",
+    "revenue": "mean",
+    "orders": "mean",
+}
+PRE_PERIOD_DAYS = 30
+
+DDL = """
+CREATE SCHEMA IF NOT EXISTS experiments;
+"""
+
+
+def build_units(con, as_of: datetime, window_days: int = 7) -> int:
+    """(Re)build experiments.units as of as_of; returns the number of units."""
+    con.execute(DDL)
+    con.execute(
+        f"""CREATE OR REPLACE TABLE experiments.units AS
+        WITH first_decision AS (
+            SELECT d.campaign_id, d.category, d.customer_id, d.arm, d.as_of AS decided_at,
+                d.variant, d.product_id, d.outcome AS decision,
+                coalesce(d.estimated_cost, 0) AS estimated_cost
+            FROM sends.decisions AS d JOIN sends.runs AS r USING (run_id)
+            WHERE NOT r.dry_run AND d.outcome IN ('sent', 'held_out')
+            QUALIFY row_number() OVER (PARTITION BY d.campaign_id, d.customer_id
+                                       ORDER BY d.as_of) = 1),
+        units AS (
+            SELECT * FROM first_decision
+            WHERE decided_at + INTERVAL {int(window_days)} DAY <= $as_of),
+        orders AS (
+            SELECT o.customer_id, o.ordered_at, o.net_revenue FROM marts.fct_orders AS o
+            WHERE o.order_status <> 'cancelled' AND o.ordered_at <= $as_of)
+        SELECT u.campaign_id, u.category, u.customer_id, u.arm, u.decided_at, u.variant,
+            u.decision, u.estimated_cost, c.lifecycle_stage, c.loyalty_tier,
+            count(o.ordered_at) FILTER (WHERE o.ordered_at > u.decided_at
+                AND o.ordered_at <= u.decided_at + INTERVAL {int(window_days)} DAY) AS orders,
+            coalesce(sum(o.net_revenue) FILTER (WHERE o.ordered_at > u.decided_at
+                AND o.ordered_at <= u.decided_at + INTERVAL {int(window_days)} DAY), 0)
+                AS revenue,
+            coalesce(sum(o.net_revenue) FILTER (WHERE o.ordered_at <= u.decided_at
+                AND o.ordered_at > u.decided_at - INTERVAL {PRE_PERIOD_DAYS} DAY), 0)
+                AS pre_period_revenue,
+            u.product_id
+        FROM units AS u
+        LEFT JOIN marts.dim_customers AS c ON c.customer_id = u.customer_id
+        LEFT JOIN orders AS o ON o.customer_id = u.customer_id
+        GROUP BY ALL""",
+        {"as_of": as_of.replace(tzinfo=None)},
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TABLE experiments.units AS
+        SELECT u.* EXCLUDE (product_id),
+            CAST(u.orders > 0 AS INTEGER) AS conversion,
+            CASE WHEN u.product_id IS NULL THEN CAST(u.orders > 0 AS INTEGER)
+                 ELSE CAST(EXISTS (SELECT 1 FROM marts.fct_order_lines AS l
+                     WHERE l.customer_id = u.customer_id AND l.product_id = u.product_id
+                       AND l.is_cancelled = 0 AND l.ordered_at > u.decided_at
+                       AND l.ordered_at <= u.decided_at + INTERVAL {int(window_days)} DAY)
+                     AS INTEGER) END AS campaign_outcome
+        FROM experiments.units AS u"""
+    )
+    return con.execute("SELECT count(*) FROM experiments.units").fetchone()[0]
+
+
+def _segments(units: pd.DataFrame):
+    yield "all", units
+    for column in ("lifecycle_stage", "loyalty_tier", "variant"):
+        for value, part in units.groupby(column, dropna=True):
+            yield f"{column}={value}", part
+
+
+def campaign_results(units: pd.DataFrame, holdout_shares: dict[str, float],
+                     as_of: datetime) -> pd.DataFrame:  # fmt: skip
+    """Estimates per campaign, comparison, segment and metric (see the module docstring)."""
+    rows = []
+    for campaign_id, u in units.groupby("campaign_id"):
+        comparisons = [("vs_holdout", "holdout")]
+        if (u["category"] == "marketing").any():
+            comparisons.append(("vs_global_control", "global_control"))
+        share = holdout_shares.get(campaign_id)
+        arms = u["arm"].value_counts()
+        srm = (
+            srm_p_value([arms.get("treatment", 0), arms.get("holdout", 0)], [1 - share, share])
+            if share and 0 < share < 1
+            else math.nan
+        )
+        for comparison, control_arm in comparisons:
+            for segment, part in _segments(u):
+                c, t = part[part.arm == control_arm], part[part.arm == "treatment"]
+                cost = float(t["estimated_cost"].sum())
+                conv = None
+                for metric, kind in METRICS.items():
+                    est = lift(
+                        c[metric].to_numpy(float),
+                        t[metric].to_numpy(float),
+                        metric=kind,
+                        control_covariate=c["pre_period_revenue"].to_numpy(float)
+                        if metric == "revenue" else None,
+                        treatment_covariate=t["pre_period_revenue"].to_numpy(float)
+                        if metric == "revenue" else None,
+                    )  # fmt: skip
+                    if metric == "conversion":
+                        conv = est
+                    n = len(c) + len(t)
+                    detect = math.nan
+                    if len(c) and len(t):
+                        sd = float(c[metric].std(ddof=1)) if len(c) > 1 else math.nan
+                        detect = (
+                            mde(n, len(c) / n, baseline_rate=min(max(est.control_mean, 1e-9),
+                                                                  1 - 1e-9))
+                            if kind == "proportion"
+                            else mde(n, len(c) / n, sd=sd) if not math.isnan(sd) else math.nan
+                        )  # fmt: skip
+                    incremental_conversions = conv.abs_lift * len(t) if conv else math.nan
+                    rows.append(
+                        {
+                            "campaign_id": campaign_id,
+                            "comparison": comparison,
+                            "segment": segment,
+                            "metric": metric,
+                            "n_control": est.n_control,
+                            "n_treatment": est.n_treatment,
+                            "control_mean": est.control_mean,
+                            "treatment_mean": est.treatment_mean,
+                            "abs_lift": est.abs_lift,
+                            "abs_ci_low": est.abs_ci_low,
+                            "abs_ci_high": est.abs_ci_high,
+                            "rel_lift": est.rel_lift,
+                            "rel_ci_low": est.rel_ci_low,
+                            "rel_ci_high": est.rel_ci_high,
+                            "p_value": est.p_value,
+                            "cuped_rel_lift": est.cuped_rel_lift,
+                            "cuped_rel_ci_low": est.cuped_rel_ci_low,
+                            "cuped_rel_ci_high": est.cuped_rel_ci_high,
+                            "srm_p_value": srm,
+                            "srm_flag": bool(srm < SRM_ALPHA) if not math.isnan(srm) else False,
+                            "mde": detect,
+                            "incremental_revenue": (
+                                est.abs_lift * len(t) if metric == "revenue" else math.nan
+                            ),
+                            "cost": cost,
+                            "cost_per_incremental_conversion": (
+                                cost / incremental_conversions
+                                if incremental_conversions and incremental_conversions > 0
+                                else math.nan
+                            ),
+                            "note": est.note,
+                            "as_of": as_of.replace(tzinfo=None),
+                        }
+                    )
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["p_value_adjusted"] = np.nan
+    for _, idx in out.groupby(["campaign_id", "comparison", "metric"]).groups.items():
+        out.loc[idx, "p_value_adjusted"] = benjamini_hochberg(out.loc[idx, "p_value"])
+    return out
+
+
+def analyse(con, as_of: datetime, holdout_shares: dict[str, float],
+            window_days: int = 7) -> pd.DataFrame:  # fmt: skip
+    """Build units, estimate, and write experiments.campaign_results; returns the results."""
+    build_units(con, as_of, window_days)
+    units = con.execute("SELECT * FROM experiments.units").df()
+    results = campaign_results(units, holdout_shares, as_of)
+    con.execute(DDL)
+    if results.empty:
+        con.execute("DROP TABLE IF EXISTS experiments.campaign_results")
+        return results
+    con.register("_results", results)
+    con.execute("CREATE OR REPLACE TABLE experiments.campaign_results AS SELECT * FROM _results")
+    con.unregister("_results")
+    return results
+
+
+def build_cohorts(con) -> int:
+    """experiments.ltv_cohorts for all customers with orders, the customers a marketing
+    message was sent to (exposed) and the global control group; returns rows written."""
+    from experiments.cohorts import ltv_cohorts
+
+    orders = con.execute(
+        """SELECT customer_id, ordered_at, net_revenue AS revenue FROM marts.fct_orders
+           WHERE order_status <> 'cancelled'"""
+    ).df()
+    groups = con.execute(
+        """SELECT customer_id,
+               bool_or(arm = 'global_control') AS in_control,
+               bool_or(outcome = 'sent' AND category = 'marketing') AS exposed
+           FROM sends.decisions JOIN sends.runs USING (run_id)
+           WHERE NOT dry_run GROUP BY 1"""
+    ).df()
+    through = orders["ordered_at"].max() if len(orders) else None
+    frames = [ltv_cohorts(orders, through=through)]
+    for name, column in (("exposed", "exposed"), ("global_control", "in_control")):
+        members = set(groups.loc[groups[column], "customer_id"])
+        part = orders[orders["customer_id"].isin(members)]
+        frames.append(ltv_cohorts(part, group=name, through=through))
+    cohorts = pd.concat([f for f in frames if len(f)], ignore_index=True)
+    con.execute(DDL)
+    con.register("_cohorts", cohorts)
+    con.execute("CREATE OR REPLACE TABLE experiments.ltv_cohorts AS SELECT * FROM _cohorts")
+    con.unregister("_cohorts")
+    return len(cohorts)
