@@ -38,30 +38,10 @@ from send_jobs.config import KannelConfig
 from send_jobs.decide import decide
 from send_jobs.deliver import deliver
 from send_jobs.gateways import KannelGateway, _RateLimit
+from simulator.send_world import build_send_world
 
 HERE = Path(__file__).parent
 AS_OF = datetime(2026, 6, 10, 15, 0, tzinfo=UTC)  # 11:00 in New York, a Wednesday
-
-WORLD_SQL = """
-CREATE SCHEMA marts; CREATE SCHEMA raw;
-CREATE TABLE marts.dim_customers AS
-SELECT printf('C%08d', i) AS customer_id, printf('+1212%07d', i) AS phone_e164,
-    'US' AS country, 'NY' AS region, 'America/New_York' AS time_zone,
-    ['Emma', 'Noah', 'Zoë', 'Łukasz', NULL, 'Mia 🌸', 'Jürgen', 'D''Arcy'][1 + i % 8]
-        AS first_name,
-    ['bronze', 'silver', 'gold', 'platinum'][1 + i % 4] AS loyalty_tier,
-    (i % 5000) AS loyalty_points, 'coffee' AS top_category, 'active' AS lifecycle_stage,
-    'loyal' AS rfm_segment, 1 + i % 7 AS orders_count, 100.0 + i % 900 AS lifetime_revenue,
-    'en' AS language
-FROM range(1, {n} + 1) AS t(i);
-CREATE TABLE raw.consent AS
-SELECT printf('K%09d', i) AS consent_event_id, printf('C%08d', i) AS customer_id,
-    'sms' AS channel, 'marketing' AS category, 'opt_in' AS action,
-    TIMESTAMP '2025-01-01' AS occurred_at
-FROM range(1, {n} + 1) AS t(i);
-CREATE TABLE raw.orders (customer_id VARCHAR, product_id VARCHAR, status VARCHAR,
-    ordered_at TIMESTAMP);
-"""
 
 
 def campaign(program):
@@ -92,7 +72,7 @@ def campaign(program):
 def world(path: Path, n: int):
     path.unlink(missing_ok=True)
     con = duckdb.connect(str(path))
-    con.execute(WORLD_SQL.format(n=n))
+    build_send_world(con, n)
     return con
 
 
