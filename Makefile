@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR := data/demo
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint dbt-parse pytest java kannel gateway-up gateway-down soak clean
+.PHONY: demo test lint dbt-parse pytest java kannel chromium gateway-up gateway-down soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,9 +18,12 @@ demo: $(STAMP)
 	$(BIN)/retentext simulate --out $(DEMO_DIR)/landing --customers 3000 --start 2025-01-01 --days 365 --seed 7 --bad-rows 0.002
 	RETENTEXT_PARTITIONS_START=2025-01-01 $(BIN)/retentext run --landing $(DEMO_DIR)/landing --as-of 2026-01-01T00:00:00Z --warehouse $(DEMO_DIR)/warehouse.duckdb
 	RETENTEXT_OUTBOX=$(DEMO_DIR)/outbox RETENTEXT_LANDING=$(DEMO_DIR)/landing $(BIN)/retentext send --as-of 2026-01-01T15:00:00Z --warehouse $(DEMO_DIR)/warehouse.duckdb
+	$(BIN)/retentext experiments --as-of 2026-01-09T00:00:00Z --warehouse $(DEMO_DIR)/warehouse.duckdb
+	$(BIN)/retentext report --as-of 2026-01-09T00:00:00Z --warehouse $(DEMO_DIR)/warehouse.duckdb --out $(DEMO_DIR)/reports
 	@echo "landing files: $(DEMO_DIR)/landing"
 	@echo "warehouse: $(DEMO_DIR)/warehouse.duckdb (raw.* and raw.quarantine from ingest, marts.* features, sends.* decisions and messages; open with duckdb or any BI tool)"
 	@echo "outbox: $(DEMO_DIR)/outbox (JSON-lines batches with manifests)"
+	@echo "reports: $(DEMO_DIR)/reports/incrementality.html, $(DEMO_DIR)/reports/cohorts.html (no post-send orders in this demo yet: lifts read 0)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -39,6 +42,11 @@ kannel:
 	@command -v bearerbox >/dev/null && test -x /usr/lib/kannel/test/fakesmsc || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kannel kannel-extras)
 
+# Headless Chromium opens the HTML reports in the tests.
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+
 # A local Kannel + fakesmsc carrier + receiver on loopback (pid files in data/kannel).
 gateway-up: $(STAMP) kannel
 	$(BIN)/retentext gateway up --receiver
@@ -46,7 +54,7 @@ gateway-up: $(STAMP) kannel
 gateway-down: $(STAMP)
 	$(BIN)/retentext gateway down
 
-pytest: $(STAMP) java kannel
+pytest: $(STAMP) java kannel chromium
 	$(BIN)/pytest
 
 test: lint dbt-parse pytest

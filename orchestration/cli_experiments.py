@@ -64,9 +64,30 @@ def experiments(args: argparse.Namespace) -> int:
     return 0
 
 
+def report(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from experiments.reports import write_reports
+    from orchestration.cli_send import _connect
+
+    folder = Path(args.out or os.environ.get("RETENTEXT_REPORTS", "data/reports")).resolve()
+    con = _connect(args.warehouse)
+    paths = write_reports(con, folder, f"{args.as_of:%Y-%m-%d %H:%M} UTC")
+    con.close()
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
 def register(sub, as_of_type) -> None:
     e = sub.add_parser("experiments", help="holdout incrementality and LTV cohorts as of a time")
     e.add_argument("--as-of", type=as_of_type, required=True)
     e.add_argument("--warehouse", help=f"DuckDB file (default: ${settings.WAREHOUSE_ENV})")
     e.add_argument("--window-days", type=int, default=7, help="attribution window")
     e.set_defaults(func=experiments)
+    r = sub.add_parser("report", help="write incrementality.html and cohorts.html")
+    r.add_argument("--as-of", type=as_of_type, required=True)
+    r.add_argument("--warehouse", help=f"DuckDB file (default: ${settings.WAREHOUSE_ENV})")
+    r.add_argument("--out", help="folder (default: $RETENTEXT_REPORTS or data/reports)")
+    r.set_defaults(func=report)

@@ -1,14 +1,22 @@
 """Experiments: a daily analysis of every campaign's holdout (intent to treat) and the LTV
 cohorts, written to the warehouse's ``experiments`` schema."""
 
+import os
 from datetime import UTC
+from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from experiments.analysis import analyse, build_cohorts
+from experiments.reports import write_reports
 from orchestration import settings
 from send_jobs.campaign_specs import load_campaigns
+
+
+def reports_dir() -> Path:
+    return Path(os.environ.get("RETENTEXT_REPORTS", "data/reports")).resolve()
+
 
 daily = dg.DailyPartitionsDefinition(start_date=settings.partitions_start(), timezone="UTC")
 
@@ -31,6 +39,7 @@ def campaign_results(
         results = analyse(con, as_of, shares)
         units = con.execute("SELECT count(*) FROM experiments.units").fetchone()[0]
         cohorts = build_cohorts(con)
+        reports = write_reports(con, reports_dir(), f"{as_of:%Y-%m-%d %H:%M} UTC")
     flagged = sorted(set(results.loc[results.srm_flag, "campaign_id"])) if len(results) else []
     return dg.MaterializeResult(
         metadata={
@@ -39,6 +48,8 @@ def campaign_results(
             "cohort_rows": cohorts,
             "campaigns": int(results.campaign_id.nunique()) if len(results) else 0,
             "sample_ratio_mismatch": dg.MetadataValue.json(flagged),
+            "incrementality_report": dg.MetadataValue.path(str(reports["incrementality"])),
+            "cohorts_report": dg.MetadataValue.path(str(reports["cohorts"])),
         }
     )
 
