@@ -15,15 +15,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/retentext simulate --out $(DEMO_DIR)/landing --customers 3000 --start 2025-01-01 --days 365 --seed 7 --bad-rows 0.002
-	RETENTEXT_PARTITIONS_START=2025-01-01 $(BIN)/retentext run --landing $(DEMO_DIR)/landing --as-of 2026-01-01T00:00:00Z --warehouse $(DEMO_DIR)/warehouse.duckdb
-	RETENTEXT_OUTBOX=$(DEMO_DIR)/outbox RETENTEXT_LANDING=$(DEMO_DIR)/landing $(BIN)/retentext send --as-of 2026-01-01T15:00:00Z --warehouse $(DEMO_DIR)/warehouse.duckdb
-	$(BIN)/retentext experiments --as-of 2026-01-09T00:00:00Z --warehouse $(DEMO_DIR)/warehouse.duckdb
-	$(BIN)/retentext report --as-of 2026-01-09T00:00:00Z --warehouse $(DEMO_DIR)/warehouse.duckdb --out $(DEMO_DIR)/reports
-	@echo "landing files: $(DEMO_DIR)/landing"
-	@echo "warehouse: $(DEMO_DIR)/warehouse.duckdb (raw.* and raw.quarantine from ingest, marts.* features, sends.* decisions and messages; open with duckdb or any BI tool)"
+	$(BIN)/retentext demo --out $(DEMO_DIR)
+	@echo "landing files: $(DEMO_DIR)/landing (simulated history, plus the customers' responses to the sends)"
+	@echo "warehouse: $(DEMO_DIR)/warehouse.duckdb (raw.*, raw.quarantine, marts.*, sends.* decisions and messages, experiments.*; open with duckdb or any BI tool)"
 	@echo "outbox: $(DEMO_DIR)/outbox (JSON-lines batches with manifests)"
-	@echo "reports: $(DEMO_DIR)/reports/incrementality.html, $(DEMO_DIR)/reports/cohorts.html (no post-send orders in this demo yet: lifts read 0)"
+	@echo "reports: $(DEMO_DIR)/reports/incrementality.html and $(DEMO_DIR)/reports/cohorts.html"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

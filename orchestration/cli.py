@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from orchestration import cli_experiments, cli_send, settings
+from orchestration import cli_demo, cli_experiments, cli_send, settings
 
 console = Console(stderr=True, soft_wrap=True)  # no hard wraps in logs
 
@@ -367,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.set_defaults(func=cmd_compare_engines)
     cli_send.register(sub, _as_of)
     cli_experiments.register(sub, _as_of)
+    cli_demo.register(sub)
     return parser
 
 

@@ -5,9 +5,14 @@ customer orders within the attribution window with probability ``baseline_rate``
 by ``1 + effects[campaign]`` when the unit is in the treatment arm and its message went out
 (submitted, accepted or delivered); holdouts, the global control and undelivered messages get
 no effect. So the true intent-to-treat effect of a campaign whose messages all went out is
-``baseline_rate * effect`` absolute and ``effect`` relative. Each customer also has pre-period
-spend, independent of the arm (what CUPED uses). Orders are written to ``marts.fct_orders``
-as the nightly build would publish them.
+``baseline_rate * effect`` absolute and ``effect`` relative.
+
+``respond`` (small worlds, the coverage test) also draws pre-period spend independent of the
+arm and writes straight to ``marts.fct_orders`` as the nightly build would publish it.
+``respond_to_run`` (the closed-loop demo) writes the orders as landing files
+(``orders/<day>.resp-<run>.csv``) that the next pipeline run ingests like any other; an
+order is one line of the reminded product when the decision names one, else of a product
+drawn from the catalog.
 """
 
 from __future__ import annotations
@@ -26,21 +31,10 @@ def respond(
     order_value: tuple[float, float] = (2.0, 20.0),  # gamma shape, scale: mean 40
 ) -> int:
     """Draw the orders; returns how many were written."""
-    units = con.execute(
-        """SELECT d.campaign_id, d.customer_id, d.arm, d.as_of AS decided_at,
-            coalesce(m.status IN ('submitted', 'accepted', 'delivered'), false) AS went_out
-        FROM sends.decisions AS d JOIN sends.runs AS r USING (run_id)
-        LEFT JOIN sends.messages AS m ON m.message_id = d.message_id AND d.outcome = 'sent'
-        WHERE NOT r.dry_run AND d.outcome IN ('sent', 'held_out')
-        QUALIFY row_number() OVER (PARTITION BY d.campaign_id, d.customer_id
-                                   ORDER BY d.as_of) = 1"""
-    ).df()
+    units = _units(con)
     rng = np.random.default_rng(seed)
     n = len(units)
-    lift = units["campaign_id"].map(effects).fillna(0.0).to_numpy()
-    treated = (units["arm"] == "treatment").to_numpy() & units["went_out"].to_numpy()
-    p = baseline_rate * np.where(treated, 1 + lift, 1.0)
-    buys = rng.random(n) < p
+    buys = _buys(units, effects, baseline_rate, rng)
     window = pd.to_timedelta(rng.uniform(0.05, window_days - 0.05, n), unit="D")
     pre = rng.random(n) < 0.5
     pre_at = pd.to_timedelta(rng.uniform(1, 29, n), unit="D")
@@ -72,4 +66,82 @@ def respond(
         net_revenue, order_status) SELECT order_id, customer_id, ordered_at, net_revenue,
         order_status FROM _orders""")
     con.unregister("_orders")
+    return len(orders)
+
+
+def _units(con, run_id: str | None = None) -> pd.DataFrame:
+    where = "AND d.run_id = $run" if run_id else ""
+    return con.execute(
+        f"""SELECT d.campaign_id, d.customer_id, d.arm, d.as_of AS decided_at, d.product_id,
+            coalesce(m.status IN ('submitted', 'accepted', 'delivered'), false) AS went_out
+        FROM sends.decisions AS d JOIN sends.runs AS r USING (run_id)
+        LEFT JOIN sends.messages AS m ON m.message_id = d.message_id AND d.outcome = 'sent'
+        WHERE NOT r.dry_run AND d.outcome IN ('sent', 'held_out') {where}
+        QUALIFY row_number() OVER (PARTITION BY d.campaign_id, d.customer_id
+                                   ORDER BY d.as_of) = 1
+        ORDER BY d.campaign_id, d.customer_id""",
+        {"run": run_id} if run_id else {},
+    ).df()
+
+
+def _buys(units: pd.DataFrame, effects: dict[str, float], baseline_rate: float, rng):
+    lift = units["campaign_id"].map(effects).fillna(0.0).to_numpy()
+    treated = (units["arm"] == "treatment").to_numpy() & units["went_out"].to_numpy()
+    p = baseline_rate * np.where(treated, 1 + lift, 1.0)
+    return rng.random(len(units)) < np.clip(p, 0, 1)
+
+
+ORDER_COLUMNS = [
+    "order_id", "order_line_no", "customer_id", "product_id", "quantity", "unit_price",
+    "discount_amount", "currency", "status", "channel", "ordered_at",
+]  # fmt: skip
+
+
+def respond_to_run(
+    con,
+    run_id: str,
+    landing,
+    effects: dict[str, float],
+    *,
+    baseline_rate: float,
+    seed: int,
+    window_days: int = 7,
+) -> int:
+    """Orders the customers of one send run place in the following days, as landing files."""
+    from pathlib import Path
+
+    units = _units(con, run_id)
+    if units.empty:
+        return 0
+    rng = np.random.default_rng(seed)
+    buys = _buys(units, effects, baseline_rate, rng)
+    chosen = units[buys].reset_index(drop=True)
+    catalog = con.execute(
+        "SELECT product_id, price FROM marts.dim_products ORDER BY product_id"
+    ).df()
+    prices = dict(zip(catalog.product_id, catalog.price.astype(float), strict=True))
+    drawn = catalog.product_id.to_numpy()[rng.integers(0, len(catalog), len(chosen))]
+    product = np.where(chosen["product_id"].notna(), chosen["product_id"], drawn)
+    at = chosen["decided_at"] + pd.to_timedelta(
+        rng.uniform(0.05, window_days - 0.05, len(chosen)), unit="D"
+    )
+    orders = pd.DataFrame(
+        {
+            "order_id": [f"R{run_id}-{i:06d}" for i in range(len(chosen))],
+            "order_line_no": 1,
+            "customer_id": chosen["customer_id"],
+            "product_id": product,
+            "quantity": 1,
+            "unit_price": [f"{prices.get(p, 20.0):.2f}" for p in product],
+            "discount_amount": "0.00",
+            "currency": "USD",
+            "status": "completed",
+            "channel": "web",
+            "ordered_at": at.dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+    )[ORDER_COLUMNS]
+    folder = Path(landing) / "orders"
+    folder.mkdir(parents=True, exist_ok=True)
+    for day, part in orders.groupby(at.dt.strftime("%Y-%m-%d")):
+        part.to_csv(folder / f"{day}.resp-{run_id}.csv", index=False)
     return len(orders)
