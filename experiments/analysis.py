@@ -164,6 +164,9 @@ def campaign_results(units: pd.DataFrame, holdout_shares: dict[str, float],
                             "srm_p_value": srm,
                             "srm_flag": bool(srm < SRM_ALPHA) if not math.isnan(srm) else False,
                             "mde": detect,
+                            "incremental_conversions": (
+                                est.abs_lift * len(t) if metric == "conversion" else math.nan
+                            ),
                             "incremental_revenue": (
                                 est.abs_lift * len(t) if metric == "revenue" else math.nan
                             ),
@@ -207,22 +210,21 @@ def build_cohorts(con) -> int:
     message was sent to (exposed) and the global control group; returns rows written."""
     from experiments.cohorts import ltv_cohorts
 
-    orders = con.execute(
-        """SELECT customer_id, ordered_at, net_revenue AS revenue FROM marts.fct_orders
-           WHERE order_status <> 'cancelled'"""
-    ).df()
-    groups = con.execute(
-        """SELECT customer_id,
-               bool_or(arm = 'global_control') AS in_control,
-               bool_or(outcome = 'sent' AND category = 'marketing') AS exposed
-           FROM sends.decisions JOIN sends.runs USING (run_id)
-           WHERE NOT dry_run GROUP BY 1"""
-    ).df()
-    through = orders["ordered_at"].max() if len(orders) else None
-    frames = [ltv_cohorts(orders, through=through)]
-    for name, column in (("exposed", "exposed"), ("global_control", "in_control")):
-        members = set(groups.loc[groups[column], "customer_id"])
-        part = orders[orders["customer_id"].isin(members)]
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _cohort_groups AS
+        SELECT customer_id, bool_or(arm = 'global_control') AS global_control,
+            bool_or(outcome = 'sent' AND category = 'marketing') AS exposed
+        FROM sends.decisions JOIN sends.runs USING (run_id) WHERE NOT dry_run GROUP BY 1"""
+    )
+    orders_sql = """SELECT o.customer_id, o.ordered_at, o.net_revenue AS revenue
+        FROM marts.fct_orders AS o {join} WHERE o.order_status <> 'cancelled'"""
+    through = con.execute(
+        "SELECT max(ordered_at) FROM marts.fct_orders WHERE order_status <> 'cancelled'"
+    ).fetchone()[0]
+    frames = [ltv_cohorts(con.execute(orders_sql.format(join="")).df(), through=through)]
+    for name in ("exposed", "global_control"):
+        join = f"JOIN _cohort_groups AS g ON g.customer_id = o.customer_id AND g.{name}"
+        part = con.execute(orders_sql.format(join=join)).df()
         frames.append(ltv_cohorts(part, group=name, through=through))
     cohorts = pd.concat([f for f in frames if len(f)], ignore_index=True)
     con.execute(DDL)

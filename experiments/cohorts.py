@@ -7,12 +7,12 @@ month up to the last month of the data is present, also with no orders):
   active_share                    active_customers / cohort_size
   revenue                         their revenue in month c + k
   cumulative_revenue_per_customer revenue of months 0..k / cohort_size (not / active)
-Months are UTC calendar months.
+Months are UTC calendar months. Computed in DuckDB over the DataFrame (set-based).
 """
 
 from __future__ import annotations
 
-import numpy as np
+import duckdb
 import pandas as pd
 
 COLUMNS = [
@@ -38,35 +38,44 @@ def ltv_cohorts(orders: pd.DataFrame, *, group: str = "all", through=None) -> pd
     at = pd.to_datetime(orders["ordered_at"], utc=True)
     if at.isna().any() or orders["revenue"].isna().any() or orders["customer_id"].isna().any():
         raise ValueError("orders hold empty customer ids, times or revenue")
-    month = at.dt.tz_localize(None).dt.to_period("M")
-    frame = pd.DataFrame(
-        {"customer_id": orders["customer_id"].to_numpy(), "month": month,
+    if through is not None:
+        t = pd.Timestamp(through)
+        t = t.tz_convert("UTC") if t.tzinfo else t
+        last = t.year * 12 + t.month - 1
+    else:
+        last = None
+    frame = pd.DataFrame(  # naive UTC times: DuckDB reads them as they are
+        {"customer_id": orders["customer_id"].astype(str).to_numpy(),
+         "ordered_at": at.dt.tz_localize(None).to_numpy(),
          "revenue": orders["revenue"].astype(float).to_numpy()}
     )  # fmt: skip
-    first = frame.groupby("customer_id")["month"].min()
-    frame["cohort"] = frame["customer_id"].map(first)
-    frame["k"] = (frame["month"] - frame["cohort"]).apply(lambda d: d.n).astype(int)
-    last = pd.Period(through, "M") if through is not None else frame["month"].max()
-    sizes = first.value_counts().sort_index()
-    spans = np.array([(last - c).n + 1 for c in sizes.index])
-    grid = pd.DataFrame(
-        {
-            "cohort": np.repeat(sizes.index.to_numpy(), spans),
-            "k": np.concatenate([np.arange(n) for n in spans]),
-            "cohort_size": np.repeat(sizes.to_numpy(), spans),
-        }
-    )
-    per = frame.groupby(["cohort", "k"]).agg(
-        active_customers=("customer_id", "nunique"), revenue=("revenue", "sum")
-    )
-    out = grid.merge(per.reset_index(), on=["cohort", "k"], how="left")
-    out[["active_customers", "revenue"]] = out[["active_customers", "revenue"]].fillna(0)
-    out["active_customers"] = out["active_customers"].astype(int)
-    out["active_share"] = out["active_customers"] / out["cohort_size"]
-    out["cumulative_revenue_per_customer"] = (
-        out.groupby("cohort")["revenue"].cumsum() / out["cohort_size"]
-    )
-    out["cohort_month"] = out["cohort"].dt.to_timestamp().dt.date
-    out["months_since_first_order"] = out["k"]
+    con = duckdb.connect()
+    con.register("orders_frame", frame)
+    out = con.execute(
+        """WITH o AS (SELECT customer_id, revenue,
+                       year(ordered_at) * 12 + month(ordered_at) - 1 AS m
+                   FROM orders_frame),
+        first AS (SELECT customer_id, min(m) AS cohort FROM o GROUP BY 1),
+        sizes AS (SELECT cohort, count(*) AS cohort_size FROM first GROUP BY 1),
+        per AS (SELECT f.cohort, o.m - f.cohort AS k, count(DISTINCT o.customer_id) AS active,
+                    sum(o.revenue) AS revenue
+                FROM o JOIN first AS f USING (customer_id) GROUP BY 1, 2),
+        grid AS (SELECT cohort, unnest(range(0, coalesce($last, (SELECT max(m) FROM o))
+                                                   - cohort + 1)) AS k, cohort_size
+                 FROM sizes)
+        SELECT make_date(CAST(g.cohort // 12 AS INTEGER), CAST(g.cohort % 12 + 1 AS INTEGER), 1)
+                AS cohort_month,
+            CAST(g.k AS INTEGER) AS months_since_first_order, g.cohort_size,
+            CAST(coalesce(p.active, 0) AS INTEGER) AS active_customers,
+            coalesce(p.active, 0) / g.cohort_size AS active_share,
+            coalesce(p.revenue, 0.0) AS revenue,
+            sum(coalesce(p.revenue, 0.0)) OVER (PARTITION BY g.cohort ORDER BY g.k)
+                / g.cohort_size AS cumulative_revenue_per_customer
+        FROM grid AS g LEFT JOIN per AS p USING (cohort, k)
+        ORDER BY g.cohort, g.k""",
+        {"last": last},
+    ).df()
+    con.close()
+    out["cohort_month"] = pd.to_datetime(out["cohort_month"]).dt.date
     out["group"] = group
     return out[COLUMNS].reset_index(drop=True)
