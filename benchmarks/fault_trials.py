@@ -28,7 +28,7 @@ from pathlib import Path
 
 import duckdb
 
-from benchmarks.sends import AS_OF, _free_base, _receiver, campaign, world
+from benchmarks.sends import AS_OF, _receiver, campaign, world
 from send_jobs import kannel_box, receipts
 from send_jobs.campaign_specs import load_program
 from send_jobs.config import KannelConfig
@@ -41,10 +41,8 @@ GRACE_S = 5.0  # unanswered submissions wait this long for a receipt before a re
 
 
 def _config(state: Path, base: int) -> KannelConfig:
-    return replace(
-        KannelConfig.from_env(), state=state, admin_port=base, smsbox_port=base + 1,
-        carrier_port=base + 2, inject_port=base + 3, sendsms_port=base + 13,
-        receiver_port=base + 80, admin_password="trial-admin", sendsms_password="trial-send",
+    return KannelConfig.from_env().on_ports(
+        state, base, admin_password="trial-admin", sendsms_password="trial-send",
         receiver_secret="trial-receiver", rate_per_s=1500, max_attempts=2, timeout_s=5,
     )  # fmt: skip
 
@@ -238,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     rng = random.Random(args.seed)
-    base = _free_base()
+    base = kannel_box.free_base_port(31000)
     cfg = _config(work / "kannel", base)
     kannel_box.up(cfg)
     rx_box = [_receiver(cfg, work / "landing")]

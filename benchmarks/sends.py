@@ -102,18 +102,6 @@ def bench_render(work: Path, n: int, program) -> dict:
     }
 
 
-def _free_base() -> int:
-    for base in range(31000, 60000, 100):
-        try:
-            for p in (base, base + 1, base + 2, base + 3, base + 13, base + 80):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free ports")
-
-
 def _receiver(cfg: KannelConfig, landing: Path) -> subprocess.Popen:
     env = {**os.environ, "RETENTEXT_RECEIVER_SECRET": cfg.receiver_secret,
            "RETENTEXT_KANNEL_STATE": str(cfg.state)}  # fmt: skip
@@ -232,16 +220,13 @@ def _round(work: Path, r: int, cfg: KannelConfig, n: int, program, carrier: Path
 def bench_kannel(work: Path, n: int, program, rounds: int) -> dict:
     if not shutil.which("bearerbox"):
         raise SystemExit("Kannel is not installed: run `make kannel`")
-    base = _free_base()
     state = work / "kannel"
     shutil.rmtree(state, ignore_errors=True)
     for old in work.glob("*landing-*"):
         shutil.rmtree(old)
-    cfg = replace(
-        KannelConfig.from_env(), state=state, admin_port=base, smsbox_port=base + 1,
-        carrier_port=base + 2, inject_port=base + 3, sendsms_port=base + 13,
-        receiver_port=base + 80, admin_password="bench-admin", sendsms_password="bench-send",
-        receiver_secret="bench-receiver", rate_per_s=0,
+    cfg = KannelConfig.from_env().on_ports(
+        state, kannel_box.free_base_port(31000), admin_password="bench-admin",
+        sendsms_password="bench-send", receiver_secret="bench-receiver", rate_per_s=0,
     )  # fmt: skip
     kannel_box.up(cfg)
     try:

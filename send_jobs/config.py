@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
@@ -56,6 +56,14 @@ class KannelConfig:
     @property
     def receiver_url(self) -> str:
         return f"http://{self.host}:{self.receiver_port}"
+
+    def on_ports(self, state: Path, base: int, **changes) -> KannelConfig:
+        """The same settings with every port laid out from ``base`` and its own state folder
+        (tests and benchmarks run their own Kannel beside any other)."""
+        return replace(
+            self, state=state, admin_port=base, smsbox_port=base + 1, carrier_port=base + 2,
+            inject_port=base + 3, sendsms_port=base + 13, receiver_port=base + 80, **changes,
+        )  # fmt: skip
 
     @classmethod
     def from_env(cls) -> KannelConfig:

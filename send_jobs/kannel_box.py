@@ -44,6 +44,19 @@ def fakesmsc_binary() -> str:
     return found
 
 
+def free_base_port(start: int = 21000, stop: int = 60000) -> int:
+    """A base port whose Kannel ports (+0..+3, +13, +80) are all free on loopback."""
+    for base in range(start, stop, 100):
+        try:
+            for port in (base, base + 1, base + 2, base + 3, base + 13, base + 80):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise KannelError(f"no free port range between {start} and {stop}")
+
+
 def render_config(cfg: KannelConfig) -> Path:
     cfg.state.mkdir(parents=True, exist_ok=True)
     text = TEMPLATE.read_text().format(

@@ -3,7 +3,6 @@ message reaches the carrier exactly once, DLRs finalise the ledger, a STOP reply
 opt-out, and a gateway stopped mid-batch leaves the rest queued for the next run."""
 
 import shutil
-import socket
 import threading
 import time
 from dataclasses import replace
@@ -25,34 +24,14 @@ from send_jobs.receiver import make_server
 AS_OF = datetime.fromisoformat(SEND_AS_OF.replace("Z", "+00:00"))
 
 
-def _free_base() -> int:
-    for base in range(21000, 40000, 100):
-        ports = [base, base + 1, base + 2, base + 3, base + 13, base + 80]
-        try:
-            for p in ports:
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free port range")
-
-
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
     if not shutil.which("bearerbox"):
         pytest.fail("Kannel is not installed: run `make kannel` (Debian kannel, kannel-extras)")
     state = tmp_path_factory.mktemp("kannel")
-    base = _free_base()
-    cfg = replace(
-        KannelConfig.from_env(),
-        state=state,
-        admin_port=base,
-        smsbox_port=base + 1,
-        carrier_port=base + 2,
-        inject_port=base + 3,
-        sendsms_port=base + 13,
-        receiver_port=base + 80,
+    cfg = KannelConfig.from_env().on_ports(
+        state,
+        kannel_box.free_base_port(),
         admin_password="admin-test",
         sendsms_password="send-test",
         receiver_secret="receiver-test",
