@@ -9,7 +9,8 @@ message that was not delivered still counts in its arm.
 Outcomes within (decided_at, decided_at + window]: ``conversion`` (any order not cancelled),
 ``revenue`` (net), ``orders``, and ``campaign_outcome`` (an order line of the decision's
 product, e.g. the reminded product, when the decision names one; else conversion).
-``pre_period_revenue``: net revenue in the 30 days before the decision (for CUPED).
+``pre_period_revenue``: net revenue in the 30 days before the decision, the CUPED covariate
+of every metric (``cuped_*`` beside the plain estimate).
 
 Comparisons: ``vs_holdout`` (treatment vs the campaign holdout) and ``vs_global_control``
 (treatment vs the global control group; marketing campaigns only). Segments: ``all``,
@@ -123,10 +124,8 @@ def campaign_results(units: pd.DataFrame, holdout_shares: dict[str, float],
                         c[metric].to_numpy(float),
                         t[metric].to_numpy(float),
                         metric=kind,
-                        control_covariate=c["pre_period_revenue"].to_numpy(float)
-                        if metric == "revenue" else None,
-                        treatment_covariate=t["pre_period_revenue"].to_numpy(float)
-                        if metric == "revenue" else None,
+                        control_covariate=c["pre_period_revenue"].to_numpy(float),
+                        treatment_covariate=t["pre_period_revenue"].to_numpy(float),
                     )  # fmt: skip
                     if metric == "conversion":
                         conv = est
