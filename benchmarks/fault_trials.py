@@ -157,7 +157,7 @@ def trial(
 
 def check_locked_warehouse(work: Path, n: int) -> str:
     """Another process holds the warehouse: a clear error and no partial state."""
-    from orchestration.cli_send import _connect
+    from orchestration.cli_send import connect_warehouse
 
     path = work / "locked.duckdb"
     world(path, n).close()
@@ -169,7 +169,7 @@ def check_locked_warehouse(work: Path, n: int) -> str:
     try:
         holder.stdout.readline()
         try:
-            _connect(str(path))
+            connect_warehouse(str(path))
             return "FAIL: a second writer was let in"
         except ValueError as exc:
             message = str(exc)

@@ -22,11 +22,11 @@ def _ci(low: float, high: float, pct: bool = False) -> str:
 
 def experiments(args: argparse.Namespace) -> int:
     from experiments.analysis import analyse, build_cohorts
-    from orchestration.cli_send import _connect
+    from orchestration.cli_send import connect_warehouse
     from send_jobs.campaign_specs import load_campaigns
 
     shares = {c.id: c.holdout_share for c in load_campaigns()}
-    con = _connect(args.warehouse)
+    con = connect_warehouse(args.warehouse)
     started = time.perf_counter()
     results = analyse(con, args.as_of, shares, args.window_days)
     units = con.execute("SELECT count(*) FROM experiments.units").fetchone()[0]
@@ -69,10 +69,10 @@ def report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from experiments.reports import write_reports
-    from orchestration.cli_send import _connect
+    from orchestration.cli_send import connect_warehouse
 
     folder = Path(args.out or os.environ.get("RETENTEXT_REPORTS", "data/reports")).resolve()
-    con = _connect(args.warehouse)
+    con = connect_warehouse(args.warehouse)
     paths = write_reports(con, folder, f"{args.as_of:%Y-%m-%d %H:%M} UTC")
     con.close()
     for name, path in paths.items():

@@ -17,7 +17,9 @@ from orchestration import settings
 console = Console(stderr=True, soft_wrap=True)
 
 
-def _connect(warehouse: str | None):
+def connect_warehouse(warehouse: str | None):
+    """The warehouse for the send and experiment commands: it must exist and hold the
+    marts; a lock held by another writer is a clear error."""
     import duckdb
 
     if warehouse:
@@ -54,7 +56,7 @@ def send(argv_args: argparse.Namespace) -> int:
     args = argv_args
     program = load_program()
     campaigns = load_campaigns(program=program)
-    con = _connect(args.warehouse)
+    con = connect_warehouse(args.warehouse)
     started = time.perf_counter()
     loaded = receipts.ingest(con, config.gateway_landing())
     if loaded["lines"]:
@@ -149,7 +151,7 @@ def receiver(args: argparse.Namespace) -> int:
 def receipts_cmd(args: argparse.Namespace) -> int:
     from send_jobs import config, receipts
 
-    con = _connect(args.warehouse)
+    con = connect_warehouse(args.warehouse)
     counts = receipts.ingest(con, config.gateway_landing())
     con.close()
     print(", ".join(f"{k} {v:,}" for k, v in counts.items()))
