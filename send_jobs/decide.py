@@ -151,6 +151,13 @@ def decide(
         con.execute("DELETE FROM sends.decisions WHERE run_id = ?", [run_id])
         con.execute("DELETE FROM sends.runs WHERE run_id = ?", [run_id])
         active = [c for c in campaigns if c.is_active(as_of.date())]
+        if not active:  # nothing to decide: the run is still recorded
+            con.execute(
+                "INSERT INTO sends.runs VALUES (?, ?, ?, 0, 0, 0, 0, 0, 0)",
+                [run_id, as_of_naive, dry_run],
+            )
+            con.execute("COMMIT")
+            return RunResult(run_id, as_of, dry_run, False, {})
         load_rules(con, rules_dir)
         seconds, started = {}, time.perf_counter()
         for stage, step in (
@@ -199,10 +206,6 @@ def _campaign_table(con, program: Program, active: list[Campaign]) -> None:
 
 def _candidates(con, program: Program, active: list[Campaign], params) -> None:
     _campaign_table(con, program, active)
-    if not active:
-        con.execute("""CREATE OR REPLACE TEMP TABLE cand AS SELECT * FROM (
-            SELECT CAST(NULL AS VARCHAR) AS campaign_id) WHERE FALSE""")
-        return
     union = " UNION ALL ".join(audience_sql(c) for c in active)
     salt = sql_literal(program.assignment_salt)
     g = program.global_control_share
@@ -360,8 +363,6 @@ def _render(con, program: Program, active: list[Campaign], run_id: str) -> None:
                 f"WHEN r.campaign_id = '{c.id}' AND r.variant = '{v.id}' "
                 f"THEN {render_sql(v.template, field_sql)}"
             )
-    if not active:
-        variant_case, body_case = ["WHEN FALSE THEN NULL"], ["WHEN FALSE THEN NULL"]
     fallbacks = (
         f"list_filter([{', '.join(fallback_items)}], lambda x: x IS NOT NULL)"
         if fallback_items

@@ -297,3 +297,17 @@ def test_a_repeated_run_decides_and_queues_nothing_new(tmp_path):
     dry = run(w, prog, camps, "2026-06-10T16:00:00Z", dry_run=True)
     assert dry.counts == {"suppressed": 20}  # caps see the real run; the dry run queues nothing
     assert w.con.execute("SELECT count(*) FROM sends.messages").fetchone()[0] == 20
+
+
+def test_a_run_without_active_campaigns_is_recorded_empty(tmp_path):
+    from dataclasses import replace
+    from datetime import date
+
+    w = MiniWarehouse(tmp_path / "w.duckdb")
+    w.customer("C1")
+    prog = program(**NO_CONTROL)
+    ended = replace(campaign(prog), active_until=date(2020, 1, 1))
+    r = run(w, prog, [ended], "2026-06-10T15:00:00Z")
+    assert r.counts == {} and not r.resumed
+    assert w.con.execute("SELECT candidates FROM sends.runs").fetchone()[0] == 0
+    assert run(w, prog, [ended], "2026-06-10T15:00:00Z").resumed
