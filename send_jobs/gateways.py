@@ -8,8 +8,9 @@ have reached the gateway but no answer came back; resolved by a receipt or reque
   renamed, manifest last, so a batch is either complete or absent.
 - ``KannelGateway``: Kannel's HTTP ``sendsms`` with ``dlr-mask`` 31 and a ``dlr-url`` to the
   receiver; concurrent keep-alive connections, a shared rate limit, retries with exponential
-  backoff on connection errors and 5xx. Every answer is appended to a journal before the
-  ledger is updated, so a sender killed mid-batch loses no answer it got.
+  backoff on connection errors and 5xx; once Kannel refuses connections after every retry,
+  the rest of the batch stays queued without trying. Every answer is appended to a journal
+  before the ledger is updated, so a sender killed mid-batch loses no answer it got.
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ class KannelGateway:
         self.unknown_grace_s = unknown_grace_s
         self.sender = sender
         self.local = threading.local()
+        self.unreachable = threading.Event()  # set when Kannel refuses connections
         self.journal_dir = cfg.state / "journal"
         split = urllib.parse.urlsplit(cfg.sendsms_url)
         self.host, self.port, self.path = split.hostname, split.port, split.path
@@ -196,10 +198,13 @@ class KannelGateway:
             if attempt < self.cfg.max_attempts:
                 time.sleep(delay)
                 delay *= 2
+        if detail.startswith("ConnectionRefusedError"):
+            self.unreachable.set()  # the rest of the batch stays queued without trying
         return "retry", detail
 
     def submit(self, batch: pa.Table, batch_id: str) -> list[Result]:
         self.journal_dir.mkdir(parents=True, exist_ok=True)
+        self.unreachable = threading.Event()
         lock = threading.Lock()
         limit = _RateLimit(self.cfg.rate_per_s)
         rows = list(
@@ -214,6 +219,8 @@ class KannelGateway:
 
         def work(row) -> Result:
             mid, to, text, enc = row
+            if self.unreachable.is_set():
+                return mid, "retry", "gateway unreachable: left queued"
             limit.wait()
             result, detail = self.send_one(self.request_path(to, text, enc, mid))
             with lock:  # written before the ledger hears of it; survives SIGKILL of us

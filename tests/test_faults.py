@@ -77,3 +77,26 @@ def test_a_full_disk_under_the_outbox_leaves_nothing_half_written(warehouse, tmp
     lines = (outbox / manifest["file"]).read_text().splitlines()
     ids = [json.loads(x)["message_id"] for x in lines]
     assert len(ids) == len(set(ids)) == queued
+
+
+def test_an_unreachable_gateway_leaves_every_message_queued_quickly(warehouse, tmp_path):
+    from datetime import datetime
+
+    from send_jobs import kannel_box
+    from send_jobs.campaign_specs import load_campaigns, load_program
+    from send_jobs.config import KannelConfig
+    from send_jobs.decide import decide
+    from send_jobs.deliver import deliver
+    from send_jobs.gateways import KannelGateway
+
+    program = load_program()
+    as_of = datetime.fromisoformat(SEND_AS_OF.replace("Z", "+00:00"))
+    con = duckdb.connect(str(warehouse))
+    run = decide(con, program, load_campaigns(program=program), as_of)
+    nobody = KannelConfig.from_env().on_ports(tmp_path / "k", kannel_box.free_base_port(45000))
+    started = time.monotonic()
+    done = deliver(con, program, as_of, KannelGateway(nobody, program.sender))
+    assert time.monotonic() - started < 30  # no per-message backoff once it is known down
+    assert done.counts["retry"] == run.counts["sent"]
+    statuses = con.execute("SELECT DISTINCT status FROM sends.messages").fetchall()
+    assert statuses == [("queued",)]
