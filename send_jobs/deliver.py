@@ -5,7 +5,8 @@ Per delivery (``as_of``):
    manifest exists was written (submitted), else the message is queued again; for Kannel the
    sender's journal answers first, a receipt proves a send, and a message with neither is
    queued again once the gateway's grace period (Kannel: 120 s) has passed since it was
-   handed over; until then it waits (``awaiting_receipt``).
+   handed over; until then it waits (``awaiting_receipt``). A message handed to Kannel with
+   no final receipt after 72 h becomes ``unconfirmed``.
 2. Re-check every queued message at as_of: older than the program's validity -> expired;
    consent for its category withdrawn (a STOP since it was queued) -> cancelled; outside the
    recipient's window -> stays queued for a later run.
@@ -133,6 +134,17 @@ def deliver(
     started = time.perf_counter()
     con.execute("BEGIN")
     result.counts.update(resolve_interrupted(con, gateway))
+    if gateway.receipt_timeout_h:
+        result.counts["unconfirmed"] = advance(
+            con,
+            f"""SELECT message_id, 'unconfirmed' AS status,
+                'no final receipt within {gateway.receipt_timeout_h:g} h' AS detail
+            FROM sends.messages WHERE gateway = '{gateway.name}'
+              AND status IN ('submitted', 'accepted')
+              AND status_at < now()::TIMESTAMP
+                  - INTERVAL {int(gateway.receipt_timeout_h * 3600)} SECOND""",
+            "delivery",
+        )
     con.execute(
         """CREATE OR REPLACE TEMP TABLE cand AS SELECT message_id, customer_id, phone_e164,
             category, country, region, time_zone, as_of AS queued_as_of

@@ -50,6 +50,7 @@ def _fsync_write(path: Path, data: bytes) -> None:
 
 class OutboxGateway:
     name = "outbox"
+    receipt_timeout_h = None  # a written batch is the hand-over: no receipts come back
 
     def __init__(self, folder: Path, batch_size: int = 10_000) -> None:
         self.folder = Path(folder)
@@ -125,9 +126,16 @@ class _RateLimit:
 class KannelGateway:
     name = "kannel"
 
-    def __init__(self, cfg: KannelConfig, sender: str, unknown_grace_s: float = 120.0) -> None:
+    def __init__(
+        self,
+        cfg: KannelConfig,
+        sender: str,
+        unknown_grace_s: float = 120.0,
+        receipt_timeout_h: float = 72.0,
+    ) -> None:
         self.cfg = cfg
         self.unknown_grace_s = unknown_grace_s
+        self.receipt_timeout_h = receipt_timeout_h  # then `unconfirmed`
         self.sender = sender
         self.local = threading.local()
         self.unreachable = threading.Event()  # set when Kannel refuses connections

@@ -13,6 +13,7 @@ RANK = {
     "submitting": 1,
     "submitted": 2,
     "accepted": 3,
+    "unconfirmed": 8,  # sent, but no final receipt came in time; a late receipt still counts
     "delivered": 9,
     "undelivered": 9,
     "rejected": 9,

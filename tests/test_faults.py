@@ -100,3 +100,46 @@ def test_an_unreachable_gateway_leaves_every_message_queued_quickly(warehouse, t
     assert done.counts["retry"] == run.counts["sent"]
     statuses = con.execute("SELECT DISTINCT status FROM sends.messages").fetchall()
     assert statuses == [("queued",)]
+
+
+def test_a_receipt_lost_inside_the_gateway_ends_unconfirmed_not_pending(tmp_path):
+    from datetime import datetime
+
+    from send_jobs import receipts
+    from send_jobs.campaign_specs import load_program
+    from send_jobs.config import KannelConfig
+    from send_jobs.deliver import deliver
+    from send_jobs.gateways import KannelGateway
+    from send_jobs.ledger import ensure_schema
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    ensure_schema(con)
+    for mid, age in (("00000000000000a1", "4 days"), ("00000000000000a2", "1 hour")):
+        con.execute(
+            f"INSERT INTO sends.messages VALUES (?, ?, 'r', '2026-01-01', 'c', 'marketing', "
+            f"'C', '+12125550100', 'US', 'NY', 'America/New_York', 't', 'GSM-7', 1, 0.01, "
+            f"'submitted', now()::TIMESTAMP - INTERVAL {age}, 1, 'kannel', 'b', NULL)",
+            [mid, mid],
+        )
+    for schema in ("marts", "raw"):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    con.execute("CREATE TABLE raw.consent (customer_id VARCHAR, channel VARCHAR, "
+                "category VARCHAR, action VARCHAR, occurred_at TIMESTAMP)")  # fmt: skip
+    program = load_program()
+    cfg = KannelConfig.from_env().on_ports(tmp_path / "k", 45100)
+    done = deliver(con, program, datetime.fromisoformat("2026-01-05T15:00:00+00:00"),
+                   KannelGateway(cfg, program.sender))  # fmt: skip
+    assert done.counts["unconfirmed"] == 1
+    statuses = dict(con.execute("SELECT message_id, status FROM sends.messages").fetchall())
+    assert statuses == {"00000000000000a1": "unconfirmed", "00000000000000a2": "submitted"}
+    (tmp_path / "gateway" / "receipts").mkdir(parents=True)  # the receipt turns up after all
+    (tmp_path / "gateway" / "receipts" / "2026-01-05.jsonl").write_text(
+        '{"id": "00000000000000a1", "dlr": 1, "received_at": "2026-01-05T16:00:00.000000Z"}\n'
+    )
+    receipts.ingest(con, tmp_path / "gateway")
+    assert (
+        con.execute(
+            "SELECT status FROM sends.messages WHERE message_id = '00000000000000a1'"
+        ).fetchone()[0]
+        == "delivered"
+    )
