@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -44,6 +45,11 @@ def demo(args: argparse.Namespace) -> int:
 
     out = Path(args.out).resolve()
     landing, warehouse = out / "landing", out / "warehouse.duckdb"
+    # a demo starts from nothing: responses and sends of an earlier demo would leak in
+    for folder in (landing, out / "outbox", out / "reports"):
+        shutil.rmtree(folder, ignore_errors=True)
+    for path in (warehouse, warehouse.with_suffix(".duckdb.wal")):
+        path.unlink(missing_ok=True)
     os.environ.setdefault(settings.PARTITIONS_START_ENV, args.start.isoformat())
     os.environ["RETENTEXT_OUTBOX"] = str(out / "outbox")
     os.environ["RETENTEXT_LANDING"] = str(landing)
