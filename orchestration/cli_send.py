@@ -46,14 +46,13 @@ def connect_warehouse(warehouse: str | None):
     return con
 
 
-def send(argv_args: argparse.Namespace) -> int:
+def send(args: argparse.Namespace) -> int:
     from send_jobs import config, qa, receipts
     from send_jobs.campaign_specs import load_campaigns, load_program
     from send_jobs.decide import decide
     from send_jobs.deliver import deliver
     from send_jobs.gateways import KannelGateway, OutboxGateway
 
-    args = argv_args
     program = load_program()
     campaigns = load_campaigns(program=program)
     con = connect_warehouse(args.warehouse)

@@ -162,10 +162,10 @@ def decide(
         seconds, started = {}, time.perf_counter()
         for stage, step in (
             ("audience", lambda: _candidates(con, program, active, params)),
-            ("guardrails", lambda: _guardrails(con, program, active, params, run_id)),
+            ("guardrails", lambda: _guardrails(con, program, params, run_id)),
             ("render", lambda: _render(con, program, active, run_id)),
             ("qa", lambda: _qa(con)),
-            ("ledger", lambda: _write(con, run_id, as_of_naive, dry_run, params, len(active))),
+            ("ledger", lambda: _write(con, run_id, dry_run, params, len(active))),
         ):  # fmt: skip
             step()
             seconds[stage] = time.perf_counter() - started
@@ -184,7 +184,7 @@ def _counts(con, run_id: str) -> dict[str, int]:
     return {k: int(v) for k, v in rows}
 
 
-def _campaign_table(con, program: Program, active: list[Campaign]) -> None:
+def _campaign_table(con, active: list[Campaign]) -> None:
     con.execute("""CREATE OR REPLACE TEMP TABLE camp (campaign_id VARCHAR, category VARCHAR,
         priority INTEGER, holdout_share DOUBLE, cooldown_days INTEGER, once_ever BOOLEAN,
         max_segments INTEGER)""")
@@ -205,7 +205,7 @@ def _campaign_table(con, program: Program, active: list[Campaign]) -> None:
 
 
 def _candidates(con, program: Program, active: list[Campaign], params) -> None:
-    _campaign_table(con, program, active)
+    _campaign_table(con, active)
     union = " UNION ALL ".join(audience_sql(c) for c in active)
     salt = sql_literal(program.assignment_salt)
     g = program.global_control_share
@@ -231,7 +231,7 @@ def _candidates(con, program: Program, active: list[Campaign], params) -> None:
     )
 
 
-def _guardrails(con, program: Program, active: list[Campaign], params, run_id: str) -> None:
+def _guardrails(con, program: Program, params, run_id: str) -> None:
     window_cols, window_joins = window_sql("c")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE guarded AS
@@ -437,7 +437,7 @@ def _qa(con) -> None:
     )
 
 
-def _write(con, run_id: str, as_of, dry_run: bool, params, n_campaigns: int) -> None:
+def _write(con, run_id: str, dry_run: bool, params, n_campaigns: int) -> None:
     """One decision row per candidate; queue the sends (unless dry run)."""
     con.execute(
         f"""INSERT INTO sends.decisions

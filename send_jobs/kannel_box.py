@@ -162,10 +162,13 @@ def _online_links(cfg: KannelConfig) -> set[str]:
     )
 
 
-def down(cfg: KannelConfig, names: tuple[str, ...] = PROCESSES, grace: float = 10.0) -> list[str]:
-    """Stop the named processes by their PID files; returns the names that were running."""
+def down(
+    cfg: KannelConfig, names: tuple[str, ...] = PROCESSES[::-1], grace: float = 10.0
+) -> list[str]:
+    """Stop the named processes, in that order, by their PID files (by default the carrier,
+    then smsbox, then bearerbox); returns the names that were running."""
     stopped = []
-    for name in reversed(names) if names == PROCESSES else names:
+    for name in names:
         pid = pid_of(cfg, name)
         if pid is None:
             (cfg.state / f"{name}.pid").unlink(missing_ok=True)

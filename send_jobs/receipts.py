@@ -70,10 +70,12 @@ def _ingest_file(con, kind: str, path: Path, counts: dict[str, int]) -> None:
         Path(tmp.name).unlink(missing_ok=True)
 
 
-def _quarantine(con, name: str, where: str, reason_sql: str, counts) -> None:
+def _quarantine(con, name: str, counts) -> None:
+    """Lines of _parsed with a problem go to sends.gateway_quarantine with it as the reason."""
     q = con.execute(
-        f"""INSERT INTO sends.gateway_quarantine
-        SELECT '{name.replace("'", "''")}', line, {reason_sql}, raw FROM _parsed WHERE {where}"""
+        """INSERT INTO sends.gateway_quarantine
+        SELECT ?, line, problem, raw FROM _parsed WHERE problem IS NOT NULL""",
+        [name],
     ).fetchone()
     counts["quarantined"] += q[0] if q else 0
 
@@ -104,13 +106,13 @@ def _receipts(con, name: str, counts) -> None:
                  END AS problem
         FROM _parsed AS p LEFT JOIN sends.messages AS m ON m.message_id = p.message_id"""
     )
-    _quarantine(con, name, "problem IS NOT NULL", "problem", counts)
+    _quarantine(con, name, counts)
     added = con.execute(
-        f"""INSERT OR IGNORE INTO sends.receipts
-        SELECT message_id, dlr, status, reply, reported_at, received_at,
-            '{name.replace("'", "''")}', line
+        """INSERT OR IGNORE INTO sends.receipts
+        SELECT message_id, dlr, status, reply, reported_at, received_at, ?, line
         FROM _parsed WHERE problem IS NULL
-        QUALIFY row_number() OVER (PARTITION BY message_id, dlr ORDER BY line) = 1"""
+        QUALIFY row_number() OVER (PARTITION BY message_id, dlr ORDER BY line) = 1""",
+        [name],
     ).fetchone()[0]
     good = con.execute("SELECT count(*) FROM _parsed WHERE problem IS NULL").fetchone()[0]
     counts["receipts"] += added
@@ -150,14 +152,15 @@ def _replies(con, name: str, counts) -> None:
                  END AS problem
         FROM _parsed"""
     )
-    _quarantine(con, name, "problem IS NOT NULL", "problem", counts)
+    _quarantine(con, name, counts)
     # the reply takes effect when the receiver got it (Kannel's own time has no zone)
     added = con.execute(
-        f"""INSERT OR IGNORE INTO sends.inbound
+        """INSERT OR IGNORE INTO sends.inbound
         SELECT id, phone, text, intent, action, coalesce(flagged, false), received_at,
-            received_at, '{name.replace("'", "''")}', line
+            received_at, ?, line
         FROM _parsed WHERE problem IS NULL
-        QUALIFY row_number() OVER (PARTITION BY id ORDER BY line) = 1"""
+        QUALIFY row_number() OVER (PARTITION BY id ORDER BY line) = 1""",
+        [name],
     ).fetchone()[0]
     good = con.execute("SELECT count(*) FROM _parsed WHERE problem IS NULL").fetchone()[0]
     counts["replies"] += added
