@@ -204,3 +204,20 @@ def test_long_and_disguised_replies_are_kept_bounded_and_understood(receiver):
     assert len(line) < 3000  # the text is cut at 2,000 characters
     for disguised in ("ＳＴＯＰ", "S\u200bTOP", "Arrêt", "stop\u202e"):
         assert Keywords().classify(disguised)[:2] == ("opt_out", "opt_out"), disguised
+
+
+@pytest.mark.parametrize("escape", ["\\u0000", "\\u001b[31m", "\\u007F", "\\u007f"])
+def test_a_control_character_escaped_in_json_is_quarantined(tmp_path, escape):
+    """JSON may spell a control character as an escape; the decoded value still holds it."""
+    landing = tmp_path / "landing"
+    (landing / "events").mkdir(parents=True)
+    fields = '"event_type": "app_open", "occurred_at": "2025-01-02T10:00:00Z"'
+    line = '{"event_id": "E1", "customer_id": "C1' + escape + '", ' + fields
+    line += ', "provenance": "explicit"}'
+    clean = line.replace(escape, "").replace("E1", "E2")
+    (landing / "events" / "2025-01-02.jsonl").write_text(line + "\n" + clean + "\n")
+    con = duckdb.connect()
+    load_range(con, "events", landing, date(2025, 1, 2), date(2025, 1, 2), datetime(2025, 2, 1))
+    reasons = [r[0] for r in con.execute("SELECT reason FROM raw.quarantine").fetchall()]
+    assert reasons == ["control characters in field"]
+    assert con.execute("SELECT event_id FROM raw.events").fetchall() == [("E2",)]

@@ -175,22 +175,29 @@ def _chunks(files: list[LandingFile]) -> list[list[tuple[int, LandingFile]]]:
 
 
 def _judge_sql(src: Source) -> str:
+    """Verdicts for the rows whose key is contested: seen twice in this batch or already
+    loaded. Every other valid row is accepted without being sorted; a clean backfill of
+    tens of millions of rows costs one hash aggregate over its keys."""
     cols = ", ".join(ident(c) for c in src.names)
     key = ", ".join(ident(k) for k in src.key)
     key_text = " || '/' || ".join(f"{ident(k)}::VARCHAR" for k in src.key)
     return f"""
 CREATE OR REPLACE TEMP TABLE judged AS
-WITH valid AS (
-    SELECT *, hash({cols}) AS _h FROM batch WHERE reason IS NULL
-), ranked AS (
-    SELECT *, first_value(_h) OVER w AS _first_h, first_value(file_idx) OVER w AS _first_file,
-           first_value(line_number) OVER w AS _first_line, row_number() OVER w AS _rn
-    FROM valid WINDOW w AS (PARTITION BY {key} ORDER BY file_idx, line_number)
-), prior AS (
+WITH prior AS (
     SELECT {key}, hash({cols}) AS _prior_h, source_file || ':' || source_line::VARCHAR AS _seen
-    FROM raw.{src.name} SEMI JOIN valid USING ({key})
+    FROM raw.{src.name} SEMI JOIN (SELECT {key} FROM batch WHERE reason IS NULL) USING ({key})
+), contested AS (
+    SELECT {key} FROM batch WHERE reason IS NULL GROUP BY ALL HAVING count(*) > 1
+    UNION SELECT {key} FROM prior
+), ranked AS (
+    SELECT file_idx, line_number, {key}, _h, first_value(_h) OVER w AS _first_h,
+           first_value(file_idx) OVER w AS _first_file,
+           first_value(line_number) OVER w AS _first_line, row_number() OVER w AS _rn
+    FROM (SELECT *, hash({cols}) AS _h FROM batch WHERE reason IS NULL) SEMI JOIN contested
+         USING ({key})
+    WINDOW w AS (PARTITION BY {key} ORDER BY file_idx, line_number)
 )
-SELECT r.*, CASE
+SELECT r.file_idx, r.line_number, CASE
         WHEN p._prior_h IS NOT NULL THEN
              CASE WHEN p._prior_h = r._h THEN 'duplicate' ELSE 'conflict' END
         WHEN r._rn = 1 THEN 'accepted'
@@ -265,14 +272,17 @@ def _load_chunk(con, src: Source, chunk, loaded_at: datetime) -> list[FileReport
     )
     con.register("lines", lines)
     con.register("files", _files_table(src, entries))
-    jcols = ", ".join(f"j.{ident(c)}" for c in src.names)
+    bcols = ", ".join(f"b.{ident(c)}" for c in src.names)
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE batch AS {batch_sql(src)}")
         con.execute(_judge_sql(src))
         con.execute(
             f"""INSERT INTO raw.{src.name}
-            SELECT {jcols}, j.extra, j.partition_date, f.file_name, j.line_number, $at
-            FROM judged j JOIN files f USING (file_idx) WHERE j._verdict = 'accepted'""",
+            SELECT {bcols}, b.extra, b.partition_date, f.file_name, b.line_number, $at
+            FROM batch b JOIN files f USING (file_idx)
+            ANTI JOIN (SELECT file_idx, line_number FROM judged WHERE _verdict <> 'accepted')
+                 USING (file_idx, line_number)
+            WHERE b.reason IS NULL""",
             {"at": loaded_at},
         )
         con.execute(
@@ -282,16 +292,18 @@ def _load_chunk(con, src: Source, chunk, loaded_at: datetime) -> list[FileReport
             FROM batch b JOIN files f USING (file_idx) WHERE b.reason IS NOT NULL
             UNION ALL
             SELECT $src, f.file_name, j.line_number, 'duplicate key with conflicting content',
-                   j._first_seen, b.raw_record, j.partition_date, $at
+                   j._first_seen, b.raw_record, b.partition_date, $at
             FROM judged j JOIN batch b USING (file_idx, line_number)
-            JOIN files f ON f.file_idx = j.file_idx WHERE j._verdict = 'conflict'
+            JOIN files f ON f.file_idx = b.file_idx WHERE j._verdict = 'conflict'
             """,
             {"src": src.name, "at": loaded_at},
         )
         counts = {
             row[0]: row[1:]
             for row in con.execute("""
-            SELECT b.file_idx, count(*), count(*) FILTER (WHERE j._verdict = 'accepted'),
+            SELECT b.file_idx, count(*),
+                   count(*) FILTER (WHERE b.reason IS NULL
+                                    AND coalesce(j._verdict, 'accepted') = 'accepted'),
                    count(*) FILTER (WHERE b.reason IS NOT NULL OR j._verdict = 'conflict'),
                    count(*) FILTER (WHERE j._verdict = 'duplicate'),
                    list_distinct(flatten(list(json_keys(b.extra)) FILTER (b.extra IS NOT NULL)))

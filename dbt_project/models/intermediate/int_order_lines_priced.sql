@@ -20,7 +20,9 @@ select
         when l.status = 'completed'
             then l.quantity * l.unit_price - coalesce(l.discount_amount, 0)
         else 0
-    end as net_revenue
+    end as net_revenue,
+    l.partition_date,
+    l.loaded_at
 from {{ ref('stg_raw__order_lines') }} as l
 left join {{ ref('stg_raw__products') }} as p
     on l.product_id = p.product_id

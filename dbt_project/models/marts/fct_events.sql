@@ -1,6 +1,13 @@
 -- Behavioural events up to as_of. provenance: explicit (the customer knowingly did it: a
 -- booking, a form) or tracked (browsing); templates may only use tracked fields when the
--- campaign declares it.
+-- campaign declares it. Incremental by landing day (macros/incremental_by_day.sql); Spark
+-- builds the whole table, as its parquet tables take no DELETE.
+{{ config(
+    materialized=('table' if target.type == 'spark' else 'incremental'),
+    incremental_strategy='delete+insert',
+    unique_key='partition_date',
+    pre_hook="{{ delete_after_as_of('occurred_at') }}",
+) }}
 select
     event_id,
     customer_id,
@@ -9,6 +16,9 @@ select
     provenance,
     channel,
     product_id,
-    properties
+    properties,
+    partition_date,
+    loaded_at
 from {{ ref('stg_raw__events') }}
 where occurred_at <= {{ as_of() }}
+{{ days_to_rebuild('occurred_at') }}

@@ -1,5 +1,12 @@
 -- One row per order line up to as_of; cancelled and refunded lines are kept, flagged, and
--- carry no revenue.
+-- carry no revenue. Incremental by landing day (macros/incremental_by_day.sql); Spark
+-- builds the whole table, as its parquet tables take no DELETE.
+{{ config(
+    materialized=('table' if target.type == 'spark' else 'incremental'),
+    incremental_strategy='delete+insert',
+    unique_key='partition_date',
+    pre_hook="{{ delete_after_as_of('ordered_at') }}",
+) }}
 select
     order_line_id,
     order_id,
@@ -16,5 +23,9 @@ select
     ordered_at,
     case when status = 'cancelled' then 1 else 0 end as is_cancelled,
     case when status = 'refunded' then 1 else 0 end as is_refunded,
-    net_revenue
+    net_revenue,
+    partition_date,
+    loaded_at
 from {{ ref('int_order_lines_priced') }}
+where true
+{{ days_to_rebuild('ordered_at') }}

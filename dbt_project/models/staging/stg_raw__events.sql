@@ -6,5 +6,7 @@ select
     provenance,
     channel,
     product_id,
-    properties
+    properties,
+    partition_date,
+    loaded_at
 from {{ source('raw', 'events') }}

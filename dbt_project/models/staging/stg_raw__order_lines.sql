@@ -11,5 +11,7 @@ select
     currency,
     status,
     channel,
-    ordered_at
+    ordered_at,
+    partition_date,
+    loaded_at
 from {{ source('raw', 'orders') }}
