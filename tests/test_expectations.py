@@ -1,5 +1,7 @@
 """Great Expectations suites: pass on a sound batch, fail (and say why) on one built to fail."""
 
+from datetime import date
+
 import pandas as pd
 
 from orchestration.ingest.expectations import suites, validate_frame
@@ -50,3 +52,25 @@ def test_mostly_threshold_on_missing_first_names():
     )
     result = validate_frame("customers", customers)
     assert [f["column"] for f in result.failed] == ["first_name"]
+
+
+def test_a_row_local_suite_in_chunks_counts_like_the_whole_batch(monkeypatch):
+    """Events are checked a chunk at a time (bounded memory): failures in different chunks
+    add up to what one pass over the whole batch finds."""
+    import duckdb
+
+    from orchestration.ingest import expectations
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA raw")
+    con.execute("""CREATE TABLE raw.events AS SELECT 'C' || range AS customer_id,
+        CASE WHEN range IN (10, 3000, 4999) THEN 'spied' ELSE 'explicit' END AS provenance,
+        DATE '2025-01-02' AS partition_date FROM range(5000)""")
+    monkeypatch.setattr(expectations, "CHUNK_ROWS", 2048)  # one vector per chunk: 3 chunks
+    day = date(2025, 1, 2)
+    chunked = expectations.validate_partitions(con, "events", day, day)
+    whole = validate_frame("events", con.execute("SELECT * FROM raw.events").df())
+    assert (chunked.success, chunked.rows) == (whole.success, whole.rows) == (False, 5000)
+    [failure] = chunked.failed
+    assert failure["unexpected_count"] == whole.failed[0]["unexpected_count"] == 3
+    assert set(failure["examples"]) == {"spied"}

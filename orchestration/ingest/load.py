@@ -292,9 +292,9 @@ def _load_chunk(con, src: Source, chunk, loaded_at: datetime) -> list[FileReport
             FROM batch b JOIN files f USING (file_idx) WHERE b.reason IS NOT NULL
             UNION ALL
             SELECT $src, f.file_name, j.line_number, 'duplicate key with conflicting content',
-                   j._first_seen, b.raw_record, b.partition_date, $at
-            FROM judged j JOIN batch b USING (file_idx, line_number)
-            JOIN files f ON f.file_idx = b.file_idx WHERE j._verdict = 'conflict'
+                   j._first_seen, coalesce(l.text, l.raw::VARCHAR), f.partition_date, $at
+            FROM judged j JOIN lines l USING (file_idx, line_number)
+            JOIN files f ON f.file_idx = j.file_idx WHERE j._verdict = 'conflict'
             """,
             {"src": src.name, "at": loaded_at},
         )

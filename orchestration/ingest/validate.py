@@ -221,14 +221,19 @@ WITH decoded AS (
     SELECT *,
         {typed}
     FROM vals
-)
-SELECT file_idx, line_number, partition_date, {out_cols}, extra,
-       coalesce(line, raw::VARCHAR) AS raw_record,
+), judged AS (
+    SELECT *,
        CASE WHEN broken IS NOT NULL THEN broken.reason
             {reason}
        END AS reason,
        CASE WHEN broken IS NOT NULL THEN broken.detail
             ELSE nullif(concat_ws('; ',
             {detail}), '') END AS detail
-FROM typed
+    FROM typed
+)
+SELECT file_idx, line_number, partition_date, {out_cols}, extra,
+       -- kept for quarantine only: a copy of every good line would double the batch
+       CASE WHEN reason IS NOT NULL THEN coalesce(line, raw::VARCHAR) END AS raw_record,
+       reason, detail
+FROM judged
 """

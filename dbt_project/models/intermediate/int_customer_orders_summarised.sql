@@ -1,5 +1,9 @@
 -- Per customer: first/last order, order count, revenue (lifetime and trailing window) and
 -- the median gap in days between distinct order dates (same-day repeats count once).
+-- A table, not a view: dim_customers and the key tests read it; as a view each of them
+-- would aggregate every order line again.
+{{ config(materialized='table') }}
+
 with orders as (
     select
         customer_id,
