@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR := data/demo
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint dbt-parse pytest java kannel chromium gateway-up gateway-down soak clean
+.PHONY: demo test lint dbt-parse pytest java kannel chromium gateway-up gateway-down soak bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ test: lint dbt-parse pytest
 # The send invariants over 10,000 random worlds (about an hour on 2 cores).
 soak: $(STAMP)
 	HYPOTHESIS_PROFILE=soak $(BIN)/pytest tests/test_properties.py -p no:cacheprovider --hypothesis-show-statistics
+
+# The scale harness at N customers (default 1M: about 10 minutes, 12 GB to simulate once).
+N ?= 1000000
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run --customers $(N)
 
 clean:
 	rm -rf $(VENV) data/demo data/compare .spark dbt_project/target dbt_project/logs .pytest_cache

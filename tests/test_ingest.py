@@ -295,16 +295,18 @@ def test_failed_load_leaves_previous_state(tmp_path, con, monkeypatch):
     calls = {"n": 0}
     real = load_module._judge_sql
 
-    def failing(src):
+    def failing(src, *args):
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("disk went away")
-        return real(src)
+        return real(src, *args)
 
     monkeypatch.setattr(load_module, "_judge_sql", failing)
     with pytest.raises(RuntimeError):
         load_range(con, "orders", tmp_path, date(2025, 1, 2), date(2025, 1, 3), AT)
     assert _snapshot(con) == before
+    staged = "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw_loading'"
+    assert con.execute(staged).fetchone()[0] == 0  # the staging tables went too
 
 
 def test_split_lines_keeps_every_physical_line():

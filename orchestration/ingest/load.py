@@ -1,8 +1,10 @@
 """Load a range of daily partitions of one source into ``raw.<source>``, atomically.
 
 For every file: rows read = rows accepted + rows quarantined + exact duplicates dropped.
-Re-running a range deletes its rows (data, quarantine, file log) and loads them again in one
-transaction, so a failure leaves the previous state and a re-run gives the same rows.
+Re-running a range deletes its rows (data, quarantine, file log) and loads them again: the
+chunks go to staging tables (schema ``raw_loading``, committed chunk by chunk, so memory stays
+flat however long the range), then one transaction swaps the range in. A failure leaves the
+previous state and a re-run gives the same rows.
 Duplicate keys: the first occurrence (earlier partition, then file, then line) wins; an exact
 re-delivery is dropped and counted, other content under the same key is quarantined.
 """
@@ -174,7 +176,7 @@ def _chunks(files: list[LandingFile]) -> list[list[tuple[int, LandingFile]]]:
     return chunks
 
 
-def _judge_sql(src: Source) -> str:
+def _judge_sql(src: Source, start: date, end: date) -> str:
     """Verdicts for the rows whose key is contested: seen twice in this batch or already
     loaded. Every other valid row is accepted without being sorted; a clean backfill of
     tens of millions of rows costs one hash aggregate over its keys."""
@@ -182,10 +184,11 @@ def _judge_sql(src: Source) -> str:
     key = ", ".join(ident(k) for k in src.key)
     key_text = " || '/' || ".join(f"{ident(k)}::VARCHAR" for k in src.key)
     return f"""
-CREATE OR REPLACE TEMP TABLE judged AS
 WITH prior AS (
     SELECT {key}, hash({cols}) AS _prior_h, source_file || ':' || source_line::VARCHAR AS _seen
-    FROM raw.{src.name} SEMI JOIN (SELECT {key} FROM batch WHERE reason IS NULL) USING ({key})
+    FROM (SELECT * FROM raw.{src.name} WHERE partition_date NOT BETWEEN '{start}' AND '{end}'
+          UNION ALL BY NAME SELECT * FROM raw_loading.{src.name})
+    SEMI JOIN (SELECT {key} FROM batch WHERE reason IS NULL) USING ({key})
 ), contested AS (
     SELECT {key} FROM batch WHERE reason IS NULL GROUP BY ALL HAVING count(*) > 1
     UNION SELECT {key} FROM prior
@@ -223,24 +226,30 @@ def load_range(
     report = LoadReport(source, start, end, stray_files=[str(p) for p in strays])
     ensure_tables(con)
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("BEGIN TRANSACTION")
+    staged = _staging_tables(con, source)
     try:
-        con.execute(
-            f"DELETE FROM raw.{source} WHERE partition_date BETWEEN $s AND $e",
-            {"s": start, "e": end},
-        )
-        for table in ("raw.quarantine", "raw.load_files"):
-            con.execute(
-                f"DELETE FROM {table} WHERE source = $src AND partition_date BETWEEN $s AND $e",
-                {"s": start, "e": end, "src": source},
-            )
         for chunk in _chunks(files):
-            reports = _load_chunk(con, src, chunk, loaded_at)
-            report.files.extend(reports)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+            report.files.extend(_load_chunk(con, src, chunk, loaded_at, start, end))
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(
+                f"DELETE FROM raw.{source} WHERE partition_date BETWEEN $s AND $e",
+                {"s": start, "e": end},
+            )
+            for table in ("raw.quarantine", "raw.load_files"):
+                con.execute(
+                    f"DELETE FROM {table} WHERE source = $src AND partition_date BETWEEN $s AND $e",
+                    {"s": start, "e": end, "src": source},
+                )
+            for target, table in staged.items():
+                con.execute(f"INSERT INTO {target} SELECT * FROM {table}")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        for table in staged.values():
+            con.execute(f"DROP TABLE IF EXISTS {table}")
     for reason, n in con.execute(
         "SELECT reason, count(*) FROM raw.quarantine WHERE source = $src AND partition_date "
         "BETWEEN $s AND $e GROUP BY ALL ORDER BY 2 DESC, 1",
@@ -250,7 +259,22 @@ def load_range(
     return report
 
 
-def _load_chunk(con, src: Source, chunk, loaded_at: datetime) -> list[FileReport]:
+def _staging_tables(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:
+    """Empty staging tables for one load of ``source`` (a crashed load's are replaced)."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS raw_loading")
+    staged = {
+        f"raw.{source}": f"raw_loading.{source}",
+        "raw.quarantine": f"raw_loading.{source}_quarantine",
+        "raw.load_files": f"raw_loading.{source}_files",
+    }
+    for target, table in staged.items():
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS FROM {target} LIMIT 0")
+    return staged
+
+
+def _load_chunk(
+    con, src: Source, chunk, loaded_at: datetime, start: date, end: date
+) -> list[FileReport]:
     entries, tables, reports = [], [], []
     for idx, f in chunk:
         entry, table, rep = _file_entry(src, idx, f)
@@ -274,10 +298,12 @@ def _load_chunk(con, src: Source, chunk, loaded_at: datetime) -> list[FileReport
     con.register("files", _files_table(src, entries))
     bcols = ", ".join(f"b.{ident(c)}" for c in src.names)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE batch AS {batch_sql(src)}")
-        con.execute(_judge_sql(src))
+        # Arrow, not temp tables: a temp table replaced inside the range's transaction keeps
+        # its old rows until the commit, so memory grew with every chunk of a backfill
+        con.register("batch", con.sql(batch_sql(src)).to_arrow_table())
+        con.register("judged", con.sql(_judge_sql(src, start, end)).to_arrow_table())
         con.execute(
-            f"""INSERT INTO raw.{src.name}
+            f"""INSERT INTO raw_loading.{src.name}
             SELECT {bcols}, b.extra, b.partition_date, f.file_name, b.line_number, $at
             FROM batch b JOIN files f USING (file_idx)
             ANTI JOIN (SELECT file_idx, line_number FROM judged WHERE _verdict <> 'accepted')
@@ -286,7 +312,7 @@ def _load_chunk(con, src: Source, chunk, loaded_at: datetime) -> list[FileReport
             {"at": loaded_at},
         )
         con.execute(
-            """INSERT INTO raw.quarantine
+            f"""INSERT INTO raw_loading.{src.name}_quarantine
             SELECT $src, f.file_name, b.line_number, b.reason, b.detail, b.raw_record,
                    b.partition_date, $at
             FROM batch b JOIN files f USING (file_idx) WHERE b.reason IS NOT NULL
@@ -334,10 +360,12 @@ def _load_chunk(con, src: Source, chunk, loaded_at: datetime) -> list[FileReport
                 ]
             )
         con.executemany(
-            "INSERT INTO raw.load_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", log
+            f"INSERT INTO raw_loading.{src.name}_files VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            log,
         )
     finally:
         with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses; re-registered
-            con.unregister("lines")
-            con.unregister("files")
+            for name in ("lines", "files", "batch", "judged"):
+                con.unregister(name)
     return reports
