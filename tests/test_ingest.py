@@ -330,3 +330,17 @@ def test_unparseable_file_is_quarantined_whole_and_others_load(tmp_path, con):
     lines = [ln for ln in (b"\xff\xfe" + garbage).split(b"\n") if ln.rstrip(b"\r")]
     assert broken.rows_read == len(lines)
     assert by_file["orders/2025-01-03.csv"].rows_accepted == 1
+
+
+def test_a_json_object_may_start_with_whitespace_other_values_are_not_events(tmp_path, con):
+    obj = (
+        '{"event_id":"E1","customer_id":"C1","event_type":"app_open",'
+        '"occurred_at":"2025-01-01T10:00:00Z","provenance":"tracked"}'
+    )
+    lines = ["\t " + obj, "42", '"a string"', "null", obj.replace("E1", "E2")]
+    write(tmp_path, "events/2025-01-01.jsonl", "\n".join(lines) + "\n")
+    load_range(con, "events", tmp_path, date(2025, 1, 1), date(2025, 1, 1), AT)
+    got = {line: reason for line, (reason, _) in quarantine(con, "events").items()}
+    assert got == {2: "invalid JSON", 3: "invalid JSON", 4: "invalid JSON"}
+    ids = con.execute("SELECT event_id FROM raw.events ORDER BY 1").fetchall()
+    assert ids == [("E1",), ("E2",)]

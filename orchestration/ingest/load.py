@@ -298,8 +298,7 @@ def _load_chunk(
     con.register("files", _files_table(src, entries))
     bcols = ", ".join(f"b.{ident(c)}" for c in src.names)
     try:
-        # Arrow, not temp tables: a temp table replaced inside the range's transaction keeps
-        # its old rows until the commit, so memory grew with every chunk of a backfill
+        # the chunk's working set: Arrow tables, released when the chunk ends
         con.register("batch", con.sql(batch_sql(src)).to_arrow_table())
         con.register("judged", con.sql(_judge_sql(src, start, end)).to_arrow_table())
         con.execute(
