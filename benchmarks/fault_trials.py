@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -155,27 +157,35 @@ def trial(
     }
 
 
-def check_locked_warehouse(work: Path, n: int) -> str:
-    """Another process holds the warehouse: a clear error and no partial state."""
-    from orchestration.cli_send import connect_warehouse
-
-    path = work / "locked.duckdb"
-    world(path, n).close()
+@contextmanager
+def writer_lock_held(path: Path) -> Iterator[None]:
+    """Another process holds ``path`` open for writing (DuckDB's file lock) while inside."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
          "print('locked', flush=True); time.sleep(60)", str(path)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        holder.stdout.readline()
+        if holder.stdout.readline().strip() != "locked":
+            raise RuntimeError(f"could not lock {path}")
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def check_locked_warehouse(work: Path, n: int) -> str:
+    """Another process holds the warehouse: a clear error and no partial state."""
+    from orchestration.cli_send import connect_warehouse
+
+    path = work / "locked.duckdb"
+    world(path, n).close()
+    with writer_lock_held(path):
         try:
             connect_warehouse(str(path))
             return "FAIL: a second writer was let in"
         except ValueError as exc:
             message = str(exc)
-    finally:
-        holder.kill()
-        holder.wait()
     con = duckdb.connect(str(path), read_only=True)
     schemas = {r[0] for r in con.execute("SELECT schema_name FROM duckdb_schemas()").fetchall()}
     con.close()

@@ -6,13 +6,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 
 import duckdb
 import pytest
 from conftest import SEND_AS_OF
 
+from benchmarks.fault_trials import writer_lock_held
 from orchestration.cli import main
 
 
@@ -25,18 +25,9 @@ def warehouse(send_warehouse, tmp_path, monkeypatch):
 
 
 def test_a_locked_warehouse_is_a_clear_error_and_changes_nothing(warehouse, capsys):
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-         "print('locked', flush=True); time.sleep(60)", str(warehouse)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with writer_lock_held(warehouse):
         code = main(["send", "--as-of", SEND_AS_OF, "--warehouse", str(warehouse)])
         err = capsys.readouterr().err
-    finally:
-        holder.kill()
-        holder.wait()
     assert code == 2
     assert "is in use by another process" in err and "nothing was read or changed" in err
     con = duckdb.connect(str(warehouse), read_only=True)
