@@ -22,6 +22,7 @@ from orchestration.ingest.spec import sources
 
 DBT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 TOLERANCE = 1e-6  # numbers equal when they differ by at most this (absolute)
+PER_BUILD = ("build_id",)  # lineage: which dbt invocation wrote the row, never the same
 INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UBIGINT")
 MART_KEYS = {
     "dim_customers": "customer_id",
@@ -122,7 +123,7 @@ def compare_marts(warehouse: Path, spark_dir: Path) -> list[MartDiff]:
             theirs = f"read_parquet('{spark_dir / 'warehouse' / 'marts.db' / mart}/*.parquet')"
             a_cols, b_cols = _normalised(con, ours), _normalised(con, theirs)
             key = MART_KEYS[mart]
-            common = [c for c in a_cols if c in b_cols]
+            common = [c for c in a_cols if c in b_cols and c not in PER_BUILD]
             only = {
                 "duckdb": [c for c in a_cols if c not in b_cols],
                 "spark": [c for c in b_cols if c not in a_cols],

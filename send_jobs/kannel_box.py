@@ -288,6 +288,10 @@ def inject_reply(
         time.sleep(0.05)
     proc.stdin.close()
     proc.terminate()
-    proc.wait(timeout=5)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:  # seen on a loaded machine: fakesmsc ignored SIGTERM
+        proc.kill()
+        proc.wait()
     log.unlink(missing_ok=True)
     return reply

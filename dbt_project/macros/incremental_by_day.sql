@@ -3,16 +3,27 @@
     - the days loaded or reloaded since the last build (their loaded_at is newer);
     - the days whose rows the last build's as_of may have cut off. A row may be stamped up
       to 2 days after its file's day (ingest's future slack), so every day from 3 days
-      before the newest row already built is taken again.
+      before the newest row already built is taken again;
+    - with `lines` (rows that carry their product's category), the days that sold a
+      product (re)loaded since the last build.
     A run with an earlier as_of first deletes the rows past it (see the pre_hook), so a
     backfill builds what a full build would. Known gap: a reloaded day whose rows were all
     quarantined keeps its old rows until a full refresh. -#}
-{% macro days_to_rebuild(ts) -%}
+{% macro days_to_rebuild(ts, lines=none) -%}
     {%- if is_incremental() %}
     and (
         partition_date >= (select {{ dbt.dateadd('day', -3, 'cast(max(' ~ ts ~ ') as date)') }}
                            from {{ this }})
         or loaded_at > (select max(loaded_at) from {{ this }})
+        {%- if lines is not none %}
+        -- lines carry their product's category: a reloaded product rebuilds its days
+        or partition_date in (
+            select l.partition_date
+            from {{ lines }} as l
+            inner join {{ source('raw', 'products') }} as p on l.product_id = p.product_id
+            where p.loaded_at > (select max(loaded_at) from {{ this }})
+        )
+        {%- endif %}
     )
     {%- endif %}
 {%- endmacro %}

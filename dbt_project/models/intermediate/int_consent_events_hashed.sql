@@ -17,6 +17,8 @@ select
         when 'import' then 'import'
         else 'customer'
     end as changed_by,
-    occurred_at
+    occurred_at,
+    partition_date,
+    loaded_at
 from {{ ref('stg_raw__consent_events') }}
 where occurred_at <= {{ as_of() }}

@@ -1,17 +1,52 @@
 -- The latest consent event per customer, channel and category up to as_of (ties on the
--- same instant: the later event id wins, as the source system issued it later).
--- A table, not a view: customer_consent and the key test read it; as a view each would
--- rank the whole consent history again.
-{{ config(materialized='table') }}
+-- same instant: the later event id wins, as the source system issued it later). Kept per
+-- customer (macros/incremental_by_key.sql): a nightly build ranks again only the
+-- customers whose consent history changed.
+{{ config(
+    materialized=('table' if target.type == 'spark' else 'incremental'),
+    on_schema_change='sync_all_columns',
+    incremental_strategy='append',
+    pre_hook="{{ delete_stale(fingerprints_of(ref('fct_consent_events'), 'customer_id'), 'customer_id',
+                              {'source_rows': 'source_rows', 'source_loaded_at': 'source_loaded_at'}) }}",
+) }}
 
-with ranked as (
+with history as (
+    select *
+    from {{ ref('fct_consent_events') }}
+    where true
+    {{ missing_from_this('customer_id') }}
+),
+
+ranked as (
     select
         *,
         row_number() over (
             partition by customer_id, channel, category
             order by occurred_at desc, consent_event_id desc
         ) as recency_rank
-    from {{ ref('int_consent_events_hashed') }}
+    from history
+),
+
+fingerprints as (
+    select * from {{ fingerprints_of('history', 'customer_id') }} as f
 )
 
-select * from ranked where recency_rank = 1
+select
+    r.consent_event_id,
+    r.customer_id,
+    r.phone_e164,
+    r.channel,
+    r.category,
+    r.action,
+    r.consent_source,
+    r.consent_text,
+    r.consent_text_hash,
+    r.keyword,
+    r.changed_by,
+    r.occurred_at,
+    f.source_rows,
+    f.source_loaded_at
+from ranked as r
+inner join fingerprints as f
+    on r.customer_id = f.customer_id
+where r.recency_rank = 1

@@ -1,47 +1,28 @@
--- One row per customer x replenishable product bought (completed lines up to as_of).
+-- One row per customer x replenishable product bought (completed lines up to as_of; the
+-- purchase history per product is kept in int_customer_product_purchases).
 -- interval: the customer's own median gap between distinct purchase dates once they have
 -- enough gaps, else the catalog cycle. The reminder window is laid on local calendar days
 -- in the customer's time zone: it opens at local midnight and closes at local midnight.
 {%- set r = var('replenishment') %}
-with purchases as (
+with per_product as (
     select
-        l.customer_id,
-        l.product_id,
-        max(l.category) as category,
-        max(l.replenishment_days) as catalog_days,
-        cast(l.ordered_at as date) as purchase_date,
-        max(l.ordered_at) as purchased_at
-    from {{ ref('int_order_lines_priced') }} as l
-    where l.is_purchase = 1 and l.replenishment_days is not null
-    group by l.customer_id, l.product_id, cast(l.ordered_at as date)
-),
-
-gaps as (
-    select
-        *,
-        {{ dbt.datediff(
-            "lag(purchase_date) over (partition by customer_id, product_id order by purchase_date)",
-            "purchase_date", "day") }} as gap_days
-    from purchases
-),
-
-per_product as (
-    select
-        customer_id,
-        product_id,
-        max(category) as category,
-        max(catalog_days) as catalog_days,
-        max(purchased_at) as last_purchased_at,
-        count(*) as purchases_count,
-        count(gap_days) as gaps_count,
-        {{ median('gap_days') }} as median_gap_days
-    from gaps
-    group by customer_id, product_id
+        b.*,
+        p.category,
+        p.replenishment_days as catalog_days
+    from {{ ref('int_customer_product_purchases') }} as b
+    inner join {{ ref('stg_raw__products') }} as p
+        on b.product_id = p.product_id
+    where p.replenishment_days is not null
 ),
 
 intervals as (
     select
-        p.*,
+        p.customer_product_key,
+        p.customer_id,
+        p.product_id,
+        p.category,
+        p.last_purchased_at,
+        p.purchases_count,
         case when p.gaps_count >= {{ r['min_gaps'] }} then 'customer' else 'catalog' end
             as interval_source,
         case
@@ -86,7 +67,7 @@ windows as (
 )
 
 select
-    {{ dbt.concat(["customer_id", "'|'", "product_id"]) }} as customer_product_key,
+    customer_product_key,
     customer_id,
     product_id,
     category,

@@ -2,9 +2,23 @@
 -- RFM, top category and SMS consent. Rules come from vars and seeds (dbt_project.yml).
 {%- set lc = var('lifecycle') %}
 {%- set loyalty = var('loyalty') %}
+{%- set window_start = dbt.dateadd('day', -loyalty['window_days'], as_of()) %}
 with customers as (
     select * from {{ ref('stg_raw__customers') }}
     where created_at <= {{ as_of() }}
+),
+
+trailing_window as (
+    -- revenue of the orders whose first purchase line falls in the trailing loyalty window
+    select customer_id, sum(net_revenue) as trailing_revenue
+    from (
+        select customer_id, order_id, sum(net_revenue) as net_revenue
+        from {{ ref('fct_order_lines') }}
+        where status = 'completed'
+        group by customer_id, order_id
+        having min(ordered_at) > {{ window_start }}
+    ) as orders
+    group by customer_id
 ),
 
 history as (
@@ -14,7 +28,7 @@ history as (
         o.last_order_at,
         coalesce(o.orders_count, 0) as orders_count,
         coalesce(o.lifetime_revenue, 0) as lifetime_revenue,
-        coalesce(o.trailing_revenue, 0) as trailing_revenue,
+        coalesce(w.trailing_revenue, 0) as trailing_revenue,
         case
             when o.gaps_count >= 2 then o.median_gap_days
             else {{ lc['default_interval_days'] }}
@@ -24,6 +38,8 @@ history as (
     from customers as c
     left join {{ ref('int_customer_orders_summarised') }} as o
         on c.customer_id = o.customer_id
+    left join trailing_window as w
+        on c.customer_id = w.customer_id
 ),
 
 staged as (

@@ -4,6 +4,7 @@
 -- builds the whole table, as its parquet tables take no DELETE.
 {{ config(
     materialized=('table' if target.type == 'spark' else 'incremental'),
+    on_schema_change='sync_all_columns',
     incremental_strategy='delete+insert',
     unique_key='partition_date',
     pre_hook="{{ delete_after_as_of('occurred_at') }}",
@@ -18,7 +19,8 @@ select
     product_id,
     properties,
     partition_date,
-    loaded_at
+    loaded_at,
+    '{{ invocation_id }}' as build_id  -- the dbt build that wrote the row
 from {{ ref('stg_raw__events') }}
 where occurred_at <= {{ as_of() }}
 {{ days_to_rebuild('occurred_at') }}

@@ -3,6 +3,7 @@
 -- builds the whole table, as its parquet tables take no DELETE.
 {{ config(
     materialized=('table' if target.type == 'spark' else 'incremental'),
+    on_schema_change='sync_all_columns',
     incremental_strategy='delete+insert',
     unique_key='partition_date',
     pre_hook="{{ delete_after_as_of('ordered_at') }}",
@@ -25,7 +26,8 @@ select
     case when status = 'refunded' then 1 else 0 end as is_refunded,
     net_revenue,
     partition_date,
-    loaded_at
+    loaded_at,
+    '{{ invocation_id }}' as build_id  -- the dbt build that wrote the row
 from {{ ref('int_order_lines_priced') }}
 where true
-{{ days_to_rebuild('ordered_at') }}
+{{ days_to_rebuild('ordered_at', lines=ref('stg_raw__order_lines')) }}

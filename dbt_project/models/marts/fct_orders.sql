@@ -1,3 +1,13 @@
+-- One row per order up to as_of, from its lines. Kept per order (macros/incremental_by_key.sql):
+-- a build recomputes only the orders whose lines changed; lines_count and loaded_at (the
+-- newest line's load) are the fingerprint. Spark builds the whole table.
+{{ config(
+    materialized=('table' if target.type == 'spark' else 'incremental'),
+    on_schema_change='sync_all_columns',
+    incremental_strategy='append',
+    pre_hook="{{ delete_stale(fingerprints_of(ref('fct_order_lines'), 'order_id'), 'order_id',
+                              {'lines_count': 'source_rows', 'loaded_at': 'source_loaded_at'}) }}",
+) }}
 select
     order_id,
     min(customer_id) as customer_id,
@@ -12,6 +22,9 @@ select
         when min(case when status = 'refunded' then 1 else 0 end) = 1 then 'refunded'
         when max(case when status = 'refunded' then 1 else 0 end) = 1 then 'partially_refunded'
         else 'completed'
-    end as order_status
-from {{ ref('int_order_lines_priced') }}
+    end as order_status,
+    max(loaded_at) as loaded_at
+from {{ ref('fct_order_lines') }}
+where true
+{{ missing_from_this('order_id') }}
 group by order_id

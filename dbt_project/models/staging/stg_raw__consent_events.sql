@@ -8,5 +8,7 @@ select
     source as consent_source,
     consent_text,
     keyword,
-    occurred_at
+    occurred_at,
+    partition_date,
+    loaded_at
 from {{ source('raw', 'consent') }}

@@ -1,0 +1,53 @@
+-- What each customer buys, by category, from purchases only (never from browsing): orders,
+-- revenue, share and rank. Kept per customer (macros/incremental_by_key.sql): a nightly
+-- build recomputes only the customers whose lines changed, and every customer when the
+-- catalog (the categories) was reloaded.
+{{ config(
+    materialized=('table' if target.type == 'spark' else 'incremental'),
+    on_schema_change='sync_all_columns',
+    incremental_strategy='append',
+    pre_hook="{{ delete_stale(ref('int_customer_line_fingerprints'), 'customer_id',
+                              {'source_rows': 'source_rows', 'source_loaded_at': 'source_loaded_at',
+                               'catalog_loaded_at': 'catalog_loaded_at'}) }}",
+) }}
+
+with lines as (
+    select *
+    from {{ ref('fct_order_lines') }}
+    where true
+    {{ missing_from_this('customer_id') }}
+),
+
+by_category as (
+    select
+        l.customer_id,
+        p.category,
+        count(distinct l.order_id) as purchases,
+        sum(l.net_revenue) as revenue
+    from lines as l
+    inner join {{ ref('stg_raw__products') }} as p
+        on l.product_id = p.product_id
+    where l.status = 'completed' and p.category is not null
+    group by l.customer_id, p.category
+)
+
+select
+    {{ dbt.concat(["b.customer_id", "'|'", "b.category"]) }} as customer_category_key,
+    b.customer_id,
+    b.category,
+    b.purchases,
+    b.revenue,
+    case
+        when sum(b.revenue) over (partition by b.customer_id) > 0
+            then b.revenue / sum(b.revenue) over (partition by b.customer_id)
+        else 0
+    end as share,
+    row_number() over (
+        partition by b.customer_id order by b.revenue desc, b.purchases desc, b.category
+    ) as rank,
+    f.source_rows,
+    f.source_loaded_at,
+    f.catalog_loaded_at
+from by_category as b
+left join {{ ref('int_customer_line_fingerprints') }} as f
+    on b.customer_id = f.customer_id
