@@ -132,6 +132,7 @@ def stage_simulate(world: World) -> dict:
         "seconds": seconds,
         "rows": rows,
         "per_source": {k: v["rows"] for k, v in summary.items()},
+        "peak_rss_mb": _peak_mb(),  # kept with the world: later runs reuse it, not redo it
     }
     (world.root / "world.json").write_text(json.dumps(manifest))
     return {"seconds": seconds, "rows": rows, "cached": False}
