@@ -155,13 +155,13 @@ def test_reloaded_lines_and_products_reach_every_mart_incrementally(tmp_path, la
     before = _marts(nightly)
     lines_before, consent_before = len(before["fct_order_lines"]), len(before["fct_consent_events"])
     orders = land / "orders" / "2025-01-20.csv"
-    header, first, second, *rest = orders.read_text().splitlines()
+    header, _dropped, second, *rest = orders.read_text().splitlines()
     fields = second.split(",")
     qty = header.split(",").index("quantity")
     fields[qty] = str(int(fields[qty]) + 2)
     orders.write_text("\n".join([header, ",".join(fields), *rest]) + "\n")
     consent = land / "consent" / "2025-01-20.csv"
-    c_header, _, *c_rest = consent.read_text().splitlines()
+    c_header, _dropped, *c_rest = consent.read_text().splitlines()
     consent.write_text("\n".join([c_header, *c_rest]) + "\n")
     products = land / "products" / f"{START.isoformat()}.csv"
     p_header, p_first, *p_rest = products.read_text().splitlines()
