@@ -50,8 +50,9 @@ gateway-up: $(STAMP) kannel
 gateway-down: $(STAMP)
 	$(BIN)/retentext gateway down
 
+# Two workers: most of the suite waits on single-threaded Python (Dagster, dbt start-up).
 pytest: $(STAMP) java kannel chromium
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 test: lint dbt-parse pytest
 

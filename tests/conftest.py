@@ -1,8 +1,14 @@
 import os
+import sys
 from datetime import date
 from pathlib import Path
 
 import pytest
+
+# pytest-xdist workers run with a __main__ that has no __file__; pyspark.sql.connect (which
+# Great Expectations imports) takes that for a doctest run and calls sys.exit(0)
+if not hasattr(sys.modules["__main__"], "__file__"):
+    sys.modules["__main__"].__file__ = __file__
 
 # The daily partitions must cover the small worlds the tests simulate.
 os.environ.setdefault("RETENTEXT_PARTITIONS_START", "2024-01-01")
@@ -16,6 +22,13 @@ from simulator.writer import simulate  # noqa: E402
 settings.register_profile("default", max_examples=200)
 settings.register_profile("soak", max_examples=10_000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+def port_range_start(base: int) -> int:
+    """A loopback port range of this pytest-xdist worker's own (gw0, gw1, ...), so two
+    workers starting a Kannel at once do not race for the same free ports."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return base + 2000 * int(worker.removeprefix("gw") or 0)
+
 
 WORLD = {"customers": 1500, "start": date(2025, 1, 1), "days": 45, "seed": 11}
 

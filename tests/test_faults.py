@@ -10,7 +10,7 @@ import time
 
 import duckdb
 import pytest
-from conftest import SEND_AS_OF
+from conftest import SEND_AS_OF, port_range_start
 
 from benchmarks.fault_trials import writer_lock_held
 from orchestration.cli import main
@@ -84,7 +84,9 @@ def test_an_unreachable_gateway_leaves_every_message_queued_quickly(warehouse, t
     as_of = datetime.fromisoformat(SEND_AS_OF.replace("Z", "+00:00"))
     con = duckdb.connect(str(warehouse))
     run = decide(con, program, load_campaigns(program=program), as_of)
-    nobody = KannelConfig.from_env().on_ports(tmp_path / "k", kannel_box.free_base_port(45000))
+    nobody = KannelConfig.from_env().on_ports(
+        tmp_path / "k", kannel_box.free_base_port(port_range_start(45000))
+    )
     started = time.monotonic()
     done = deliver(con, program, as_of, KannelGateway(nobody, program.sender))
     assert time.monotonic() - started < 30  # no per-message backoff once it is known down

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pytest
-from conftest import SEND_AS_OF
+from conftest import SEND_AS_OF, port_range_start
 from mini_warehouse import MiniWarehouse, campaign, program
 
 from send_jobs import kannel_box, receipts
@@ -31,7 +31,7 @@ def gateway(tmp_path_factory):
     state = tmp_path_factory.mktemp("kannel")
     cfg = KannelConfig.from_env().on_ports(
         state,
-        kannel_box.free_base_port(),
+        kannel_box.free_base_port(port_range_start(21000)),
         admin_password="admin-test",
         sendsms_password="send-test",
         receiver_secret="receiver-test",

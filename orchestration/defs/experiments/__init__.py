@@ -54,9 +54,7 @@ def campaign_results(
     )
 
 
-experiments_job = dg.define_asset_job(
-    "experiments_job", selection=[campaign_results], partitions_def=daily
-)
+experiments_job = dg.define_asset_job("experiments_job", selection=[campaign_results])
 
 defs = dg.Definitions(
     assets=[campaign_results],

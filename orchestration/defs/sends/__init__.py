@@ -71,7 +71,7 @@ def gateway_receipts(warehouse: DuckDBResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=counts)
 
 
-send_job = dg.define_asset_job("send_job", selection=[send_run], partitions_def=hourly)
+send_job = dg.define_asset_job("send_job", selection=[send_run])
 receipts_job = dg.define_asset_job("receipts_job", selection=[gateway_receipts])
 
 
