@@ -23,6 +23,7 @@ settings.register_profile("default", max_examples=200)
 settings.register_profile("soak", max_examples=10_000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+
 def port_range_start(base: int) -> int:
     """A loopback port range of this pytest-xdist worker's own (gw0, gw1, ...), so two
     workers starting a Kannel at once do not race for the same free ports."""

@@ -236,6 +236,37 @@ def test_duplicates_across_partitions(tmp_path, con):
     assert detail == "key C1 first seen at customers/2025-01-01.csv:2"
 
 
+def test_duplicates_across_chunks_of_one_load_and_the_table_renamed_into_place(
+    tmp_path, con, monkeypatch
+):
+    """One range, one file per chunk: a key staged by an earlier chunk is still judged (exact
+    re-delivery dropped, other content quarantined). The load replaces every row of the
+    source, so the staged table is renamed into place: its constraints hold and a view over
+    it reads the new rows."""
+    monkeypatch.setattr(load_module, "CHUNK_BYTES", 1)
+    header = "customer_id,first_name,phone_e164,country,region,time_zone,language,created_at"
+    row = "C1,Ann,+14155550123,US,CA,America/Los_Angeles,en,2025-01-01T10:00:00Z"
+    write(tmp_path, "customers/2025-01-01.csv", f"{header}\n{row}\n")
+    write(tmp_path, "customers/2025-01-02.csv", f"{header}\n{row}\n{row.replace('Ann', 'Anne')}\n")
+    write(tmp_path, "customers/2025-01-03.csv", f"{header}\n{row.replace('C1', 'C2')}\n")
+    load_range(con, "customers", tmp_path, date(2025, 1, 1), date(2025, 1, 3), AT)
+    con.execute("CREATE VIEW customers_seen AS SELECT customer_id FROM raw.customers")
+    report = load_range(con, "customers", tmp_path, date(2025, 1, 1), date(2025, 1, 3), AT)
+    counts = [(f.rows_read, f.rows_accepted, f.duplicates_dropped, f.rows_quarantined)
+              for f in report.files]  # fmt: skip
+    assert counts == [(1, 1, 0, 0), (2, 0, 1, 1), (1, 1, 0, 0)]
+    detail = con.execute("SELECT detail FROM raw.quarantine").fetchone()[0]
+    assert detail == "key C1 first seen at customers/2025-01-01.csv:2"
+    assert con.execute("SELECT customer_id FROM customers_seen ORDER BY 1").fetchall() == [
+        ("C1",),
+        ("C2",),
+    ]
+    with pytest.raises(duckdb.ConstraintException):
+        con.execute("INSERT INTO raw.customers (customer_id) VALUES ('C3')")  # NOT NULL kept
+    tables = "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'raw' ORDER BY 1"
+    assert "customers__loading" not in {r[0] for r in con.execute(tables).fetchall()}
+
+
 def _snapshot(con):
     tables = {}
     for t in ["customers", "products", "orders", "events", "consent", "quarantine"]:
@@ -305,7 +336,8 @@ def test_failed_load_leaves_previous_state(tmp_path, con, monkeypatch):
     with pytest.raises(RuntimeError):
         load_range(con, "orders", tmp_path, date(2025, 1, 2), date(2025, 1, 3), AT)
     assert _snapshot(con) == before
-    staged = "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw_loading'"
+    staged = """SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw_loading'
+        OR table_name LIKE '%\\_\\_loading' ESCAPE '\\'"""
     assert con.execute(staged).fetchone()[0] == 0  # the staging tables went too
 
 

@@ -2,9 +2,11 @@
 
 For every file: rows read = rows accepted + rows quarantined + exact duplicates dropped.
 Re-running a range deletes its rows (data, quarantine, file log) and loads them again: the
-chunks go to staging tables (schema ``raw_loading``, committed chunk by chunk, so memory stays
-flat however long the range), then one transaction swaps the range in. A failure leaves the
-previous state and a re-run gives the same rows.
+chunks go to staging tables (``raw.<source>__loading`` and schema ``raw_loading``, committed
+chunk by chunk, so memory stays flat however long the range), then one transaction swaps the
+range in. A load that replaces every row of its source (a first backfill) renames the staged
+table into place instead of copying it. A failure leaves the previous state and a re-run
+gives the same rows.
 Duplicate keys: the first occurrence (earlier partition, then file, then line) wins; an exact
 re-delivery is dropped and counted, other content under the same key is quarantined.
 """
@@ -61,13 +63,19 @@ class LoadReport:
         return sum(getattr(f, attr) for f in self.files)
 
 
+def _data_table_ddl(src: Source, table: str) -> str:
+    cols = ", ".join(f"{ident(c.name)} {c.sql_type}" for c in src.columns)
+    return f"""TABLE {table} ({cols}, extra VARCHAR, partition_date DATE NOT NULL,
+        source_file VARCHAR NOT NULL, source_line BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL)"""
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     for src in sources().values():
-        cols = ", ".join(f"{ident(c.name)} {c.sql_type}" for c in src.columns)
-        con.execute(f"""CREATE TABLE IF NOT EXISTS raw.{src.name} ({cols}, extra VARCHAR,
-            partition_date DATE NOT NULL, source_file VARCHAR NOT NULL,
-            source_line BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL)""")
+        con.execute(
+            "CREATE "
+            + _data_table_ddl(src, f"raw.{src.name}").replace("TABLE", "TABLE IF NOT EXISTS", 1)
+        )
     con.execute("""CREATE TABLE IF NOT EXISTS raw.quarantine (source VARCHAR NOT NULL,
         file VARCHAR NOT NULL, line_number BIGINT, reason VARCHAR NOT NULL, detail VARCHAR,
         raw_record VARCHAR, partition_date DATE NOT NULL, loaded_at TIMESTAMP NOT NULL)""")
@@ -176,9 +184,10 @@ def _chunks(files: list[LandingFile]) -> list[list[tuple[int, LandingFile]]]:
     return chunks
 
 
-def _judge_sql(src: Source, start: date, end: date) -> str:
+def _judge_sql(src: Source, start: date, end: date, staged: str | None) -> str:
     """Verdicts for the rows whose key is contested: seen twice in this batch or already
-    loaded. Every other valid row is accepted without being sorted; a clean backfill of
+    loaded (outside the range, or in ``staged`` by an earlier chunk of this load, when
+    given). Every other valid row is accepted without being sorted; a clean backfill of
     tens of millions of rows costs one hash aggregate over its keys."""
     cols = ", ".join(ident(c) for c in src.names)
     key = ", ".join(ident(k) for k in src.key)
@@ -187,7 +196,7 @@ def _judge_sql(src: Source, start: date, end: date) -> str:
 WITH prior AS (
     SELECT {key}, hash({cols}) AS _prior_h, source_file || ':' || source_line::VARCHAR AS _seen
     FROM (SELECT * FROM raw.{src.name} WHERE partition_date NOT BETWEEN '{start}' AND '{end}'
-          UNION ALL BY NAME SELECT * FROM raw_loading.{src.name})
+          {f"UNION ALL BY NAME SELECT * FROM {staged}" if staged else ""})
     SEMI JOIN (SELECT {key} FROM batch WHERE reason IS NULL) USING ({key})
 ), contested AS (
     SELECT {key} FROM batch WHERE reason IS NULL GROUP BY ALL HAVING count(*) > 1
@@ -226,29 +235,19 @@ def load_range(
     report = LoadReport(source, start, end, stray_files=[str(p) for p in strays])
     ensure_tables(con)
     con.execute("SET TimeZone = 'UTC'")
-    staged = _staging_tables(con, source)
+    staging = _staging_tables(con, src)
     try:
         for chunk in _chunks(files):
-            report.files.extend(_load_chunk(con, src, chunk, loaded_at, start, end))
+            report.files.extend(_load_chunk(con, src, chunk, loaded_at, start, end, staging))
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(
-                f"DELETE FROM raw.{source} WHERE partition_date BETWEEN $s AND $e",
-                {"s": start, "e": end},
-            )
-            for table in ("raw.quarantine", "raw.load_files"):
-                con.execute(
-                    f"DELETE FROM {table} WHERE source = $src AND partition_date BETWEEN $s AND $e",
-                    {"s": start, "e": end, "src": source},
-                )
-            for target, table in staged.items():
-                con.execute(f"INSERT INTO {target} SELECT * FROM {table}")
+            _swap_in(con, source, start, end, staging)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
     finally:
-        for table in staged.values():
+        for table in staging.values():
             con.execute(f"DROP TABLE IF EXISTS {table}")
     for reason, n in con.execute(
         "SELECT reason, count(*) FROM raw.quarantine WHERE source = $src AND partition_date "
@@ -259,21 +258,49 @@ def load_range(
     return report
 
 
-def _staging_tables(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:
-    """Empty staging tables for one load of ``source`` (a crashed load's are replaced)."""
+def _swap_in(con: duckdb.DuckDBPyConnection, source: str, start: date, end: date, staging) -> None:
+    """Inside the load's transaction: the range's old rows out, the staged rows in."""
+    outside = con.execute(
+        f"SELECT count(*) FROM raw.{source} WHERE partition_date NOT BETWEEN $s AND $e",
+        {"s": start, "e": end},
+    ).fetchall()[0][0]
+    if outside:
+        con.execute(
+            f"DELETE FROM raw.{source} WHERE partition_date BETWEEN $s AND $e",
+            {"s": start, "e": end},
+        )
+        con.execute(f"INSERT INTO raw.{source} SELECT * FROM {staging['data']}")
+    else:  # every row is replaced: rename the staged table into place, not copy it
+        con.execute(f"DROP TABLE raw.{source}")
+        con.execute(f"ALTER TABLE {staging['data']} RENAME TO {source}")
+    for table, staged in (("raw.quarantine", "quarantine"), ("raw.load_files", "files")):
+        con.execute(
+            f"DELETE FROM {table} WHERE source = $src AND partition_date BETWEEN $s AND $e",
+            {"s": start, "e": end, "src": source},
+        )
+        con.execute(f"INSERT INTO {table} SELECT * FROM {staging[staged]}")
+
+
+def _staging_tables(con: duckdb.DuckDBPyConnection, src: Source) -> dict[str, str]:
+    """Empty staging tables for one load of ``src`` (a crashed load's are replaced). The
+    data table is built like ``raw.<source>`` beside it, so it can be renamed into place;
+    ``keys`` holds the hashes of the keys staged so far."""
     con.execute("CREATE SCHEMA IF NOT EXISTS raw_loading")
-    staged = {
-        f"raw.{source}": f"raw_loading.{source}",
-        "raw.quarantine": f"raw_loading.{source}_quarantine",
-        "raw.load_files": f"raw_loading.{source}_files",
+    staging = {
+        "data": f"raw.{src.name}__loading",
+        "quarantine": f"raw_loading.{src.name}_quarantine",
+        "files": f"raw_loading.{src.name}_files",
+        "keys": f"raw_loading.{src.name}_keys",
     }
-    for target, table in staged.items():
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS FROM {target} LIMIT 0")
-    return staged
+    con.execute("CREATE OR REPLACE " + _data_table_ddl(src, staging["data"]))
+    for name, target in (("quarantine", "raw.quarantine"), ("files", "raw.load_files")):
+        con.execute(f"CREATE OR REPLACE TABLE {staging[name]} AS FROM {target} LIMIT 0")
+    con.execute(f"CREATE OR REPLACE TABLE {staging['keys']} (key_hash UBIGINT)")
+    return staging
 
 
 def _load_chunk(
-    con, src: Source, chunk, loaded_at: datetime, start: date, end: date
+    con, src: Source, chunk, loaded_at: datetime, start: date, end: date, staging: dict
 ) -> list[FileReport]:
     entries, tables, reports = [], [], []
     for idx, f in chunk:
@@ -300,9 +327,18 @@ def _load_chunk(
     try:
         # the chunk's working set: Arrow tables, released when the chunk ends
         con.register("batch", con.sql(batch_sql(src)).to_arrow_table())
-        con.register("judged", con.sql(_judge_sql(src, start, end)).to_arrow_table())
+        # an earlier chunk's rows are read only if it staged one of this chunk's keys: a
+        # probe of the staged key hashes instead of every staged row, chunk after chunk
+        key = ", ".join(ident(k) for k in src.key)
+        valid_keys = f"SELECT hash({key}) AS key_hash FROM batch WHERE reason IS NULL"
+        seen = con.execute(
+            f"SELECT count(*) FROM {staging['keys']} SEMI JOIN ({valid_keys}) USING (key_hash)"
+        ).fetchall()[0][0]
+        judge = _judge_sql(src, start, end, staging["data"] if seen else None)
+        con.register("judged", con.sql(judge).to_arrow_table())
+        con.execute(f"INSERT INTO {staging['keys']} {valid_keys}")
         con.execute(
-            f"""INSERT INTO raw_loading.{src.name}
+            f"""INSERT INTO {staging["data"]}
             SELECT {bcols}, b.extra, b.partition_date, f.file_name, b.line_number, $at
             FROM batch b JOIN files f USING (file_idx)
             ANTI JOIN (SELECT file_idx, line_number FROM judged WHERE _verdict <> 'accepted')
@@ -311,7 +347,7 @@ def _load_chunk(
             {"at": loaded_at},
         )
         con.execute(
-            f"""INSERT INTO raw_loading.{src.name}_quarantine
+            f"""INSERT INTO {staging["quarantine"]}
             SELECT $src, f.file_name, b.line_number, b.reason, b.detail, b.raw_record,
                    b.partition_date, $at
             FROM batch b JOIN files f USING (file_idx) WHERE b.reason IS NOT NULL
@@ -359,8 +395,7 @@ def _load_chunk(
                 ]
             )
         con.executemany(
-            f"INSERT INTO raw_loading.{src.name}_files VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {staging['files']} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             log,
         )
     finally:
