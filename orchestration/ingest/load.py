@@ -63,19 +63,17 @@ class LoadReport:
         return sum(getattr(f, attr) for f in self.files)
 
 
-def _data_table_ddl(src: Source, table: str) -> str:
+def _data_columns(src: Source) -> str:
+    """Column definitions of ``raw.<source>`` (and of its staging table)."""
     cols = ", ".join(f"{ident(c.name)} {c.sql_type}" for c in src.columns)
-    return f"""TABLE {table} ({cols}, extra VARCHAR, partition_date DATE NOT NULL,
-        source_file VARCHAR NOT NULL, source_line BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL)"""
+    return f"""{cols}, extra VARCHAR, partition_date DATE NOT NULL,
+        source_file VARCHAR NOT NULL, source_line BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL"""
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     for src in sources().values():
-        con.execute(
-            "CREATE "
-            + _data_table_ddl(src, f"raw.{src.name}").replace("TABLE", "TABLE IF NOT EXISTS", 1)
-        )
+        con.execute(f"CREATE TABLE IF NOT EXISTS raw.{src.name} ({_data_columns(src)})")
     con.execute("""CREATE TABLE IF NOT EXISTS raw.quarantine (source VARCHAR NOT NULL,
         file VARCHAR NOT NULL, line_number BIGINT, reason VARCHAR NOT NULL, detail VARCHAR,
         raw_record VARCHAR, partition_date DATE NOT NULL, loaded_at TIMESTAMP NOT NULL)""")
@@ -258,7 +256,9 @@ def load_range(
     return report
 
 
-def _swap_in(con: duckdb.DuckDBPyConnection, source: str, start: date, end: date, staging) -> None:
+def _swap_in(
+    con: duckdb.DuckDBPyConnection, source: str, start: date, end: date, staging: dict[str, str]
+) -> None:
     """Inside the load's transaction: the range's old rows out, the staged rows in."""
     outside = con.execute(
         f"SELECT count(*) FROM raw.{source} WHERE partition_date NOT BETWEEN $s AND $e",
@@ -292,7 +292,7 @@ def _staging_tables(con: duckdb.DuckDBPyConnection, src: Source) -> dict[str, st
         "files": f"raw_loading.{src.name}_files",
         "keys": f"raw_loading.{src.name}_keys",
     }
-    con.execute("CREATE OR REPLACE " + _data_table_ddl(src, staging["data"]))
+    con.execute(f"CREATE OR REPLACE TABLE {staging['data']} ({_data_columns(src)})")
     for name, target in (("quarantine", "raw.quarantine"), ("files", "raw.load_files")):
         con.execute(f"CREATE OR REPLACE TABLE {staging[name]} AS FROM {target} LIMIT 0")
     con.execute(f"CREATE OR REPLACE TABLE {staging['keys']} (key_hash UBIGINT)")
@@ -300,7 +300,7 @@ def _staging_tables(con: duckdb.DuckDBPyConnection, src: Source) -> dict[str, st
 
 
 def _load_chunk(
-    con, src: Source, chunk, loaded_at: datetime, start: date, end: date, staging: dict
+    con, src: Source, chunk, loaded_at: datetime, start: date, end: date, staging: dict[str, str]
 ) -> list[FileReport]:
     entries, tables, reports = [], [], []
     for idx, f in chunk:
