@@ -13,6 +13,7 @@ from orchestration.defs.features import defs as features_defs
 from orchestration.defs.features import features
 from orchestration.defs.ingest import raw_assets
 from orchestration.features import PUBLIC_MARTS as MARTS
+from orchestration.features import dbt_threads
 from orchestration.resources import LandingResource
 from simulator.writer import simulate
 
@@ -87,6 +88,14 @@ def test_ingest_and_dbt_assets_materialise_with_passing_checks(tmp_path, landing
         for r in con.execute("SELECT DISTINCT status FROM marts.customer_replenishment").fetchall()
     }
     assert {"not_due", "due"} <= statuses
+
+
+def test_a_first_build_runs_one_dbt_thread_and_later_builds_two(monkeypatch):
+    monkeypatch.delenv("RETENTEXT_DBT_THREADS", raising=False)
+    assert dbt_threads(warehouse_has_marts=False) == 1
+    assert dbt_threads(warehouse_has_marts=True) == 2
+    monkeypatch.setenv("RETENTEXT_DBT_THREADS", "4")
+    assert dbt_threads(warehouse_has_marts=False) == 4
 
 
 def test_backfill_as_of_an_old_date_equals_a_run_on_that_date(tmp_path, landing):

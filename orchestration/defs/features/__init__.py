@@ -15,7 +15,7 @@ from dagster_duckdb import DuckDBResource
 from packaging.version import Version
 
 from orchestration import settings
-from orchestration.features import as_of_var, dbt_executable, ensure_manifest
+from orchestration.features import as_of_var, dbt_executable, dbt_threads, ensure_manifest
 
 DBT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
 dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
@@ -64,7 +64,12 @@ def features(
     # dbt runs in a subprocess that reads the warehouse path from this env var (profiles.yml)
     os.environ[settings.WAREHOUSE_ENV] = warehouse.database
     vars_ = json.dumps({"as_of": as_of_var(config.as_of)})
-    yield from dbt.cli(["build", "--vars", vars_], context=context).stream()
+    with warehouse.get_connection() as con:
+        built = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts'"
+        ).fetchall()[0][0]
+    threads = str(dbt_threads(warehouse_has_marts=built > 0))
+    yield from dbt.cli(["build", "--vars", vars_, "--threads", threads], context=context).stream()
 
 
 defs = dg.Definitions(
