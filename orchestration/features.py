@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+
+from orchestration import settings
 
 # The public marts (schema `marts`): a contract for BI tools and the send jobs.
 PUBLIC_MARTS = [
@@ -34,10 +35,11 @@ def dbt_threads(warehouse_has_marts: bool) -> int:
     """dbt threads for a build: ``RETENTEXT_DBT_THREADS`` when set, else 1 for a first build
     (no marts yet) and 2 after. DuckDB runs every query on all cores: a first build is a few
     large queries, which a second dbt thread only makes share them (1M customers on 2
-    cores: 116 s -> 100 s, peak 4.3 -> 3.4 GB); a nightly build is a hundred small queries
-    and tests, whose per-node dbt overhead a second thread overlaps (38 s against 47 s)."""
-    if os.environ.get("RETENTEXT_DBT_THREADS"):
-        return int(os.environ["RETENTEXT_DBT_THREADS"])
+    cores: peak 4.3 -> 3.4 GB, and 116 s -> 100-113 s); a nightly build is a hundred small
+    queries and tests, whose per-node dbt overhead a second thread overlaps (38 s vs 47 s)."""
+    override = settings.dbt_threads_override()
+    if override is not None:
+        return override
     return 2 if warehouse_has_marts else 1
 
 

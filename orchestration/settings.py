@@ -26,3 +26,9 @@ def partitions_start() -> str:
 def duckdb_memory_limit() -> str:
     # DuckDB spills to disk past this; keeps a nightly run's memory predictable on small boxes
     return os.environ.get("RETENTEXT_DUCKDB_MEMORY_LIMIT", "4GB")
+
+
+def dbt_threads_override() -> int | None:
+    # unset: one dbt thread for a first build, two after (orchestration.features.dbt_threads)
+    value = os.environ.get("RETENTEXT_DBT_THREADS")
+    return int(value) if value else None
