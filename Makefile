@@ -52,7 +52,7 @@ gateway-down: $(STAMP)
 
 # Two workers: most of the suite waits on single-threaded Python (Dagster, dbt start-up).
 pytest: $(STAMP) java kannel chromium
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 test: lint dbt-parse pytest
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -41,6 +42,23 @@ def dbt_threads(warehouse_has_marts: bool) -> int:
     if override is not None:
         return override
     return 2 if warehouse_has_marts else 1
+
+
+KEPT_BUILD_FOLDERS = 10  # dbt.log, compiled SQL and run_results of the last builds (~6 MB each)
+
+
+def prune_build_folders(target: Path, prefix: str, keep: int = KEPT_BUILD_FOLDERS) -> list[Path]:
+    """Delete all but the newest ``keep`` of dagster-dbt's per-build folders
+    (``target/<prefix>-<run>-<id>``), which it never removes: a nightly pipeline would
+    otherwise grow its target folder by one every build. Returns the folders deleted."""
+    folders = sorted(
+        (p for p in target.glob(f"{prefix}-*") if p.is_dir()),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for folder in folders[keep:]:
+        shutil.rmtree(folder, ignore_errors=True)  # another process may be pruning too
+    return folders[keep:]
 
 
 def dbt_executable() -> str:

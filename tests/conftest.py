@@ -1,9 +1,12 @@
 import os
+import shutil
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 # pytest-xdist workers run with a __main__ that has no __file__; pyspark.sql.connect (which
 # Great Expectations imports) takes that for a doctest run and calls sys.exit(0)
@@ -22,6 +25,12 @@ from simulator.writer import simulate  # noqa: E402
 settings.register_profile("default", max_examples=200)
 settings.register_profile("soak", max_examples=10_000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first (longest-first scheduling): one left for the end would keep a
+    worker busy alone while the other idles."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def port_range_start(base: int) -> int:
@@ -52,18 +61,35 @@ SEND_WORLD = {"customers": 2500, "start": date(2025, 1, 1), "days": 150, "seed":
 SEND_AS_OF = "2025-05-31T15:00:00Z"  # the day after the last landing day, 11:00 in New York
 
 
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder that the first pytest-xdist worker to ask builds and the others reuse (the
+    pattern from pytest-xdist's docs): a slow session fixture costs one build per run, not
+    one per worker. Callers copy what they change."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's folder, above every worker's own
+    root = shared / name
+    with FileLock(f"{root}.lock"):
+        if not (root / ".built").exists():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            build(root)
+            (root / ".built").touch()
+    return root
+
+
 @pytest.fixture(scope="session")
 def send_warehouse(tmp_path_factory) -> Path:
     """A warehouse built by the real pipeline (ingest + dbt) for the send jobs to read;
     tests copy it so each starts from the same state."""
     from orchestration.cli import main
 
-    root = tmp_path_factory.mktemp("send_world")
-    simulate(root / "landing", **SEND_WORLD)
-    warehouse = root / "warehouse.duckdb"
-    code = main(
-        ["run", "--landing", str(root / "landing"), "--as-of", SEND_AS_OF,
-         "--warehouse", str(warehouse)]
-    )  # fmt: skip
-    assert code == 0
-    return warehouse
+    def build(root: Path) -> None:
+        simulate(root / "landing", **SEND_WORLD)
+        code = main(
+            ["run", "--landing", str(root / "landing"), "--as-of", SEND_AS_OF,
+             "--warehouse", str(root / "warehouse.duckdb")]
+        )  # fmt: skip
+        assert code == 0
+
+    return built_once(tmp_path_factory, "send_world", build) / "warehouse.duckdb"

@@ -18,9 +18,11 @@ DECIDED = "2026-06-10T15:00:00Z"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     w = MiniWarehouse(tmp_path_factory.mktemp("analysis") / "w.duckdb")
+    w.con.begin()  # one commit for the 4,000 customers, not one each
     for i in range(4000):
         w.customer(f"C{i:05d}", phone=f"+1212{i:07d}",
                    loyalty_tier="gold" if i % 4 == 0 else "bronze")  # fmt: skip
+    w.con.commit()
     prog = program(global_control_share=0.10)
     promo = campaign(prog, holdout_share=0.3)
     run = decide(w.con, prog, [promo], utc(DECIDED))

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import duckdb
+import pytest
 
 from benchmarks.run import World, compare_floor, floor_sql
 
@@ -13,6 +14,7 @@ KEYS = {"customers", "order_lines", "events", "stages", "floor_seconds",
         "ratio_ingest_features", "render_msgs_per_s", "peak_rss_mb", "machine"}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_smoke_run_at_100k_customers(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--customers", "100000", "--smoke",

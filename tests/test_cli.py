@@ -44,6 +44,7 @@ def test_run_loads_complete_days_up_to_as_of_and_prints_summary(ran):
     assert unreconciled[0] == 0
 
 
+@pytest.mark.slow
 def test_second_run_loads_nothing_new_then_later_as_of_continues(ran, capsys):
     _, landing, warehouse, _ = ran
     args = ["run", "--landing", str(landing), "--warehouse", str(warehouse)]

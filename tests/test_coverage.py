@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import duckdb
+import pytest
 from mini_warehouse import campaign, program, utc
 
 from experiments.analysis import analyse
@@ -50,6 +51,7 @@ def one_world(seed: int, outbox) -> tuple[bool, bool, bool]:
     return covers_abs, covers_rel, null.p_value < 0.05
 
 
+@pytest.mark.slow
 def test_intervals_cover_the_true_effect_at_the_nominal_rate(tmp_path):
     outcomes = [one_world(seed, tmp_path / f"outbox-{seed}") for seed in range(WORLDS)]
     abs_cover = sum(o[0] for o in outcomes) / WORLDS

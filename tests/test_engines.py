@@ -1,6 +1,8 @@
 """The same dbt project on Apache Spark (pyspark session, local) gives the same marts."""
 
+import io
 import shutil
+from contextlib import redirect_stdout
 from datetime import date
 
 import duckdb
@@ -13,39 +15,48 @@ from simulator.writer import simulate
 pytest.importorskip("pyspark", reason="needs the spark extra: pip install -e '.[spark]'")
 
 
+# one worker runs the Spark build once for both tests
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("engines")]
+
+
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
+    """Both dbt builds (tests included) on one simulated world, and what the comparison
+    printed."""
     root = tmp_path_factory.mktemp("engines")
     simulate(
         root / "landing", customers=400, start=date(2025, 1, 1), days=50, seed=9, bad_rows=0.005
     )
-    return root
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = main(
+            [
+                "compare-engines",
+                "--landing",
+                str(root / "landing"),
+                "--as-of",
+                "2025-02-20T06:00:00Z",
+                "--work",
+                str(root / "work"),
+                "--spark-dir",
+                str(root / "spark"),
+            ]
+        )
+    return root, code, out.getvalue().strip().splitlines()
 
 
-def test_every_mart_identical_on_duckdb_and_spark(compared, capsys):
-    code = main(
-        [
-            "compare-engines",
-            "--landing",
-            str(compared / "landing"),
-            "--as-of",
-            "2025-02-20T06:00:00Z",
-            "--work",
-            str(compared / "work"),
-            "--spark-dir",
-            str(compared / "spark"),
-        ]
-    )
-    out = capsys.readouterr().out.strip().splitlines()
+def test_every_mart_identical_on_duckdb_and_spark(compared):
+    root, code, out = compared
     assert out[-1] == "differing rows: 0"
     assert code == 0  # and both dbt builds, tests included, passed (they raise otherwise)
     # every Spark file stayed under the spark folder
-    assert (compared / "spark" / "metastore").is_dir()
-    assert (compared / "spark" / "warehouse" / "marts.db" / "dim_customers").is_dir()
+    assert (root / "spark" / "metastore").is_dir()
+    assert (root / "spark" / "warehouse" / "marts.db" / "dim_customers").is_dir()
 
 
 def test_comparison_sees_a_changed_value(compared):
     """Negative controls: a changed value and a missing row are one differing row each."""
+    compared, _, _ = compared
     changed = compared / "changed.duckdb"
     shutil.copy(compared / "work" / "warehouse.duckdb", changed)
     con = duckdb.connect(str(changed))

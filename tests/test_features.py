@@ -1,6 +1,7 @@
 """Features: ingest + dbt assets materialised by Dagster on a simulated world, and the marts
 built as of an old date equal the marts of a warehouse that only ever saw data up to then."""
 
+import os
 import shutil
 from datetime import date
 
@@ -13,11 +14,13 @@ from orchestration.defs.features import defs as features_defs
 from orchestration.defs.features import features
 from orchestration.defs.ingest import raw_assets
 from orchestration.features import PUBLIC_MARTS as MARTS
-from orchestration.features import dbt_threads
+from orchestration.features import dbt_threads, prune_build_folders
 from orchestration.resources import LandingResource
 from simulator.writer import simulate
 
 START = date(2025, 1, 1)
+# one worker builds the shared warehouses below and runs every test that reads them
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("features")]
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +28,23 @@ def landing(tmp_path_factory):
     out = tmp_path_factory.mktemp("features") / "landing"
     simulate(out, customers=800, start=START, days=120, seed=5)
     return out
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory, landing):
+    """Warehouses built from scratch, one per (last landing day, as_of) and reused by the
+    tests that compare against them; a test that changes one works on a copy."""
+    root, done = tmp_path_factory.mktemp("scratch"), {}
+
+    def get(last_day: str, as_of: str):
+        if (last_day, as_of) not in done:
+            path = root / f"{last_day}_{as_of[:10]}.duckdb"
+            result = _build(path, landing, last_day, as_of)
+            assert result.success
+            done[last_day, as_of] = path, result
+        return done[last_day, as_of]
+
+    return get
 
 
 def _build(warehouse, landing, last_day: str, as_of: str, first_day: str = START.isoformat()):
@@ -64,9 +84,8 @@ def _marts(warehouse) -> dict[str, list]:
         con.close()
 
 
-def test_ingest_and_dbt_assets_materialise_with_passing_checks(tmp_path, landing):
-    built = _build(tmp_path / "w.duckdb", landing, "2025-04-30", "2025-05-01T00:00:00Z")
-    assert built.success
+def test_ingest_and_dbt_assets_materialise_with_passing_checks(scratch):
+    warehouse, built = scratch("2025-04-30", "2025-05-01T00:00:00Z")
     keys = {
         m.asset_key.to_user_string()
         for m in built.get_asset_materialization_events()
@@ -77,7 +96,7 @@ def test_ingest_and_dbt_assets_materialise_with_passing_checks(tmp_path, landing
     assert len(checks) > 40  # unique/not_null/accepted_values/relationships as asset checks
     failed = [c.check_name for c in checks if not c.passed]
     assert failed == [], failed
-    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    con = duckdb.connect(str(warehouse), read_only=True)
     stages = {
         r[0]
         for r in con.execute("SELECT DISTINCT lifecycle_stage FROM marts.dim_customers").fetchall()
@@ -98,24 +117,39 @@ def test_a_first_build_runs_one_dbt_thread_and_later_builds_two(monkeypatch):
     assert dbt_threads(warehouse_has_marts=False) == 4
 
 
-def test_backfill_as_of_an_old_date_equals_a_run_on_that_date(tmp_path, landing):
+def test_only_the_newest_dbt_build_folders_are_kept(tmp_path):
+    for i in range(13):
+        folder = tmp_path / f"features-run{i:02d}-abc"
+        folder.mkdir()
+        (folder / "run_results.json").write_text("{}")
+        os.utime(folder, (1_700_000_000 + i, 1_700_000_000 + i))  # run00 is the oldest
+    (tmp_path / "manifest.json").write_text("{}")
+    (tmp_path / "compiled").mkdir()
+    deleted = prune_build_folders(tmp_path, "features", keep=10)
+    assert sorted(p.name for p in deleted) == [f"features-run{i:02d}-abc" for i in range(3)]
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["compiled"] + [f"features-run{i:02d}-abc" for i in range(3, 13)] + [
+        "manifest.json"
+    ]
+
+
+def test_backfill_as_of_an_old_date_equals_a_run_on_that_date(scratch):
     """No future leakage: everything loaded vs only what had landed by then."""
     as_of = "2025-03-01T00:00:00Z"
-    full, then = tmp_path / "full.duckdb", tmp_path / "then.duckdb"
-    assert _build(full, landing, "2025-04-30", as_of).success
-    assert _build(then, landing, "2025-02-28", as_of).success
+    full, _ = scratch("2025-04-30", as_of)
+    then, _ = scratch("2025-02-28", as_of)
     a, b = _marts(full), _marts(then)
     for mart in MARTS:
         assert a[mart] == b[mart], mart
     assert len(a["fct_orders"]) > 100
 
 
-def test_incremental_nightly_builds_equal_full_builds(tmp_path, landing):
+def test_incremental_nightly_builds_equal_full_builds(tmp_path, landing, scratch):
     """The large facts are rebuilt by day: a build after new days arrive, and one with an
     earlier as_of, give exactly the marts of a warehouse built from scratch; days neither
     new nor near the last as_of are left as they were."""
     nightly = tmp_path / "nightly.duckdb"
-    assert _build(nightly, landing, "2025-02-28", "2025-03-01T00:00:00Z").success
+    shutil.copy(scratch("2025-02-28", "2025-03-01T00:00:00Z")[0], nightly)
     con = duckdb.connect(str(nightly))
     # a marker row on an old day: a full rebuild would drop it, a rebuild by day keeps it
     con.execute("""INSERT INTO marts.fct_events SELECT * REPLACE ('marker' AS event_id)
@@ -128,9 +162,7 @@ def test_incremental_nightly_builds_equal_full_builds(tmp_path, landing):
     assert kept.fetchone()[0] == 1
     con.execute("DELETE FROM marts.fct_events WHERE event_id = 'marker'")
     con.close()
-    scratch = tmp_path / "scratch.duckdb"
-    assert _build(scratch, landing, "2025-04-30", "2025-05-01T00:00:00Z").success
-    a, b = _marts(nightly), _marts(scratch)
+    a, b = _marts(nightly), _marts(scratch("2025-04-30", "2025-05-01T00:00:00Z")[0])
     for mart in MARTS:
         assert a[mart] == b[mart], mart
     # as_of moves back (a backfill on the same warehouse): rows past it go
@@ -144,23 +176,21 @@ def test_incremental_nightly_builds_equal_full_builds(tmp_path, landing):
         run_config={"ops": {"features": {"config": {"as_of": "2025-03-01T00:00:00Z"}}}},
     )
     assert back.success
-    then = tmp_path / "then.duckdb"
-    assert _build(then, landing, "2025-04-30", "2025-03-01T00:00:00Z").success
-    a, b = _marts(nightly), _marts(then)
+    a, b = _marts(nightly), _marts(scratch("2025-04-30", "2025-03-01T00:00:00Z")[0])
     for mart in MARTS:
         assert a[mart] == b[mart], mart
     assert len(a["fct_events"]) > 1000
 
 
-def test_reloaded_lines_and_products_reach_every_mart_incrementally(tmp_path, landing):
+def test_reloaded_lines_and_products_reach_every_mart_incrementally(tmp_path, landing, scratch):
     """A day re-delivered with an order line and a consent event gone and a line changed,
     and a product moved to another category: the next build (facts by day, customer
     tables by fingerprint) gives exactly the marts of a warehouse built from scratch on the
     corrected files."""
     land = tmp_path / "landing"
     shutil.copytree(landing, land)
-    nightly = tmp_path / "nightly.duckdb"
-    assert _build(nightly, land, "2025-02-28", "2025-03-01T00:00:00Z").success
+    nightly = tmp_path / "nightly.duckdb"  # built on the same files before they change
+    shutil.copy(scratch("2025-02-28", "2025-03-01T00:00:00Z")[0], nightly)
     before = _marts(nightly)
     lines_before, consent_before = len(before["fct_order_lines"]), len(before["fct_consent_events"])
     orders = land / "orders" / "2025-01-20.csv"
@@ -178,9 +208,9 @@ def test_reloaded_lines_and_products_reach_every_mart_incrementally(tmp_path, la
     p_fields[p_header.split(",").index("category")] = "reclassified"
     products.write_text("\n".join([p_header, ",".join(p_fields), *p_rest]) + "\n")
     assert _build(nightly, land, "2025-01-20", "2025-03-01T00:00:00Z").success
-    scratch = tmp_path / "scratch.duckdb"
-    assert _build(scratch, land, "2025-02-28", "2025-03-01T00:00:00Z").success
-    a, b = _marts(nightly), _marts(scratch)
+    rebuilt = tmp_path / "rebuilt.duckdb"
+    assert _build(rebuilt, land, "2025-02-28", "2025-03-01T00:00:00Z").success
+    a, b = _marts(nightly), _marts(rebuilt)
     for mart in MARTS:
         assert a[mart] == b[mart], mart
     assert any("'reclassified'" in row for row in a["customer_category_affinity"])

@@ -173,6 +173,7 @@ def _hash01(text: str) -> float:
     return int(hashlib.md5(text.encode()).hexdigest()[:13], 16) / 16**13
 
 
+@pytest.mark.slow
 def test_holdout_and_global_control_are_stable_hashes_and_never_sent(tmp_path):
     w = MiniWarehouse(tmp_path / "w.duckdb")
     ids = [w.customer(f"C{i:05d}", phone=f"+1212{i:07d}") for i in range(3000)]

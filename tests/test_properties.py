@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from mini_warehouse import MiniWarehouse, campaign, program
@@ -196,6 +197,7 @@ def build(world):
     return w, prog, camps
 
 
+@pytest.mark.slow
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(worlds())
 def test_send_runs_never_break_the_invariants(world):

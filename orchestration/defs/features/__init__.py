@@ -15,7 +15,13 @@ from dagster_duckdb import DuckDBResource
 from packaging.version import Version
 
 from orchestration import settings
-from orchestration.features import as_of_var, dbt_executable, dbt_threads, ensure_manifest
+from orchestration.features import (
+    as_of_var,
+    dbt_executable,
+    dbt_threads,
+    ensure_manifest,
+    prune_build_folders,
+)
 
 DBT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
 dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
@@ -70,6 +76,7 @@ def features(
         ).fetchall()[0][0]
     threads = str(dbt_threads(warehouse_has_marts=built > 0))
     yield from dbt.cli(["build", "--vars", vars_, "--threads", threads], context=context).stream()
+    prune_build_folders(DBT_DIR / "target", prefix=context.op_execution_context.op.name)
 
 
 defs = dg.Definitions(
