@@ -206,8 +206,19 @@ def test_long_and_disguised_replies_are_kept_bounded_and_understood(receiver):
         assert Keywords().classify(disguised)[:2] == ("opt_out", "opt_out"), disguised
 
 
-@pytest.mark.parametrize("escape", ["\\u0000", "\\u001b[31m", "\\u007F", "\\u007f"])
-def test_a_control_character_escaped_in_json_is_quarantined(tmp_path, escape):
+@pytest.mark.parametrize(
+    "escape, reason",
+    [
+        ("\\u0000", "control characters in field"),
+        ("\\u001b[31m", "control characters in field"),
+        ("\\u007F", "control characters in field"),
+        ("\\u007f", "control characters in field"),
+        ("\x7f", "control characters in field"),  # DEL is the one raw control JSON allows
+        ("\x1b[31m", "invalid JSON"),  # a raw control in a JSON string breaks the line
+        ("\x00", "invalid JSON"),
+    ],
+)
+def test_a_control_character_escaped_in_json_is_quarantined(tmp_path, escape, reason):
     """JSON may spell a control character as an escape; the decoded value still holds it."""
     landing = tmp_path / "landing"
     (landing / "events").mkdir(parents=True)
@@ -219,5 +230,5 @@ def test_a_control_character_escaped_in_json_is_quarantined(tmp_path, escape):
     con = duckdb.connect()
     load_range(con, "events", landing, date(2025, 1, 2), date(2025, 1, 2), datetime(2025, 2, 1))
     reasons = [r[0] for r in con.execute("SELECT reason FROM raw.quarantine").fetchall()]
-    assert reasons == ["control characters in field"]
+    assert reasons == [reason]
     assert con.execute("SELECT event_id FROM raw.events").fetchall() == [("E2",)]

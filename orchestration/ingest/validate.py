@@ -176,11 +176,14 @@ WITH decoded AS (
                   lambda x: CASE WHEN x[2] = '"' THEN replace(x[3:-2], '""', '"')
                                  ELSE x[2:] END)
         END AS fields,
-        CASE WHEN fmt = 'jsonl' AND line IS NOT NULL AND json_valid(line)
-             THEN json_type(line) = 'OBJECT' ELSE false END AS json_ok,
-        -- one regex per line, not per field; JSON may also write a control as an escape
-        regexp_matches(line, {lit(CONTROL_RE)}) OR (fmt = 'jsonl' AND
-            (contains(line, '\\u00') OR contains(line, '\\u007'))) AS maybe_control
+        -- valid JSON that opens with a brace is an object: no second parse for its type
+        coalesce(fmt = 'jsonl' AND left(ltrim(line, ' ' || chr(9) || chr(13) || chr(10)), 1) = '{{'
+                 AND json_valid(line), false) AS json_ok,
+        -- one test per line, not per field. Valid JSON holds no raw control character but
+        -- DEL (the parser rejects the others), though it may write any as an escape.
+        CASE WHEN fmt = 'jsonl' THEN contains(line, chr(127)) OR contains(line, '\\u00')
+                                     OR contains(line, '\\u007')
+             ELSE regexp_matches(line, {lit(CONTROL_RE)}) END AS maybe_control
     FROM decoded
 ), structural AS (
     SELECT *,
@@ -225,15 +228,19 @@ WITH decoded AS (
     SELECT *,
        CASE WHEN broken IS NOT NULL THEN broken.reason
             {reason}
-       END AS reason,
-       CASE WHEN broken IS NOT NULL THEN broken.detail
-            ELSE nullif(concat_ws('; ',
-            {detail}), '') END AS detail
+       END AS reason
     FROM typed
+), detailed AS (
+    -- every failing check, worked out for the quarantined rows only
+    SELECT *, CASE WHEN reason IS NULL THEN NULL
+                   WHEN broken IS NOT NULL THEN broken.detail
+                   ELSE nullif(concat_ws('; ',
+            {detail}), '') END AS detail
+    FROM judged
 )
 SELECT file_idx, line_number, partition_date, {out_cols}, extra,
        -- kept for quarantine only: a copy of every good line would double the batch
        CASE WHEN reason IS NOT NULL THEN coalesce(line, raw::VARCHAR) END AS raw_record,
        reason, detail
-FROM judged
+FROM detailed
 """
