@@ -66,11 +66,46 @@ def test_a_row_local_suite_in_chunks_counts_like_the_whole_batch(monkeypatch):
     con.execute("""CREATE TABLE raw.events AS SELECT 'C' || range AS customer_id,
         CASE WHEN range IN (10, 3000, 4999) THEN 'spied' ELSE 'explicit' END AS provenance,
         DATE '2025-01-02' AS partition_date FROM range(5000)""")
-    monkeypatch.setattr(expectations, "CHUNK_ROWS", 2048)  # one vector per chunk: 3 chunks
+    monkeypatch.setattr(expectations, "CHUNK_ROWS", 2048)
+    frames = []
+
+    def validate_and_count(source, frame):
+        frames.append(len(frame))
+        return validate_frame(source, frame)
+
+    monkeypatch.setattr(expectations, "validate_frame", validate_and_count)
     day = date(2025, 1, 2)
     chunked = expectations.validate_partitions(con, "events", day, day)
+    assert frames == [2048, 2048, 904]
     whole = validate_frame("events", con.execute("SELECT * FROM raw.events").df())
     assert (chunked.success, chunked.rows) == (whole.success, whole.rows) == (False, 5000)
     [failure] = chunked.failed
     assert failure["unexpected_count"] == whole.failed[0]["unexpected_count"] == 3
     assert set(failure["examples"]) == {"spied"}
+
+
+def test_orders_read_from_the_warehouse_judge_decimal_prices():
+    """From raw.orders (DECIMAL prices, fetched through Arrow) the suite finds what it finds
+    on a hand-built frame: one implausible price and one repeated line key."""
+    import duckdb
+
+    from orchestration.ingest import expectations
+    from orchestration.ingest.load import ensure_tables
+
+    con = duckdb.connect()
+    ensure_tables(con)
+    con.execute("""INSERT INTO raw.orders (order_id, order_line_no, customer_id, product_id,
+        quantity, unit_price, currency, status, ordered_at, partition_date, source_file,
+        source_line, loaded_at)
+        SELECT order_id, line_no, 'C1', 'P1', 1, price, 'USD', 'completed',
+               TIMESTAMP '2025-01-02 10:00', DATE '2025-01-02', 'orders/2025-01-02.csv', n,
+               TIMESTAMP '2025-01-03'
+        FROM (VALUES ('O1', 1, 10.0, 2), ('O1', 1, 50000.25, 3), ('O2', 1, 99.0, 4))
+             AS t(order_id, line_no, price, n)""")
+    day = date(2025, 1, 2)
+    result = expectations.validate_partitions(con, "orders", day, day)
+    assert (result.success, result.rows) == (False, 3)
+    price = next(f for f in result.failed if f["column"] == "unit_price")
+    assert price["unexpected_count"] == 1 and price["examples"] == ["50000.25"]
+    keys = next(f for f in result.failed if f["column"] == ["order_id", "order_line_no"])
+    assert keys["unexpected_count"] == 2

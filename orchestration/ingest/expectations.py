@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -10,8 +11,10 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import yaml
 
+from orchestration.ingest.spec import sources
 from orchestration.ingest.validate import ident
 
 SUITES_FILE = Path(__file__).with_name("expectations.yaml")
@@ -129,16 +132,38 @@ def validate_partitions(
     con: duckdb.DuckDBPyConnection, source: str, start: date, end: date
 ) -> SuiteResult:
     """The suite on the rows accepted for ``start``..``end`` (only the columns it needs);
-    row-local suites in chunks of ``CHUNK_ROWS``."""
+    row-local suites in chunks of ``CHUNK_ROWS``. Rows come to pandas through Arrow: DuckDB's
+    own DataFrame conversion was most of the events' suite (1.78M rows: 0.73 s -> 0.27 s),
+    and Arrow gives the same frame once decimals are doubles, as DuckDB made them."""
     entries = suites()[source]
-    cols = ", ".join(ident(c) for c in _columns(entries))
-    result = con.execute(
+    types = {c.name: c.type for c in sources()[source].columns}
+    cols = ", ".join(
+        f"{ident(c)}::DOUBLE AS {ident(c)}" if types.get(c) == "decimal" else ident(c)
+        for c in _columns(entries)
+    )
+    rows = con.sql(
         f"SELECT {cols} FROM raw.{source} WHERE partition_date BETWEEN $s AND $e",
-        {"s": start, "e": end},
+        params={"s": start, "e": end},
     )
     if not _row_local(entries):
-        return validate_frame(source, result.df())
-    parts = []
-    while not (frame := result.fetch_df_chunk(CHUNK_ROWS // 2048)).empty or not parts:
-        parts.append(validate_frame(source, frame))
-    return _merge(parts)
+        return validate_frame(source, rows.to_arrow_table().to_pandas())
+    parts = [
+        validate_frame(source, chunk.to_pandas()) for chunk in _chunked(rows.to_arrow_reader())
+    ]
+    return _merge(parts or [validate_frame(source, rows.to_arrow_table().to_pandas())])
+
+
+def _chunked(reader: pa.RecordBatchReader) -> Iterator[pa.Table]:
+    """DuckDB's record batches (a row group each) as tables of ``CHUNK_ROWS`` rows (the last
+    may be shorter): the suite has a fixed cost per frame. Slices, not copies."""
+    pending, count = [], 0
+    for batch in reader:
+        pending.append(batch)
+        count += batch.num_rows
+        while count >= CHUNK_ROWS:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, CHUNK_ROWS)
+            rest = table.slice(CHUNK_ROWS)
+            pending, count = rest.to_batches(), rest.num_rows
+    if count:
+        yield pa.Table.from_batches(pending)
