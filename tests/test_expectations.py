@@ -109,3 +109,24 @@ def test_orders_read_from_the_warehouse_judge_decimal_prices():
     assert price["unexpected_count"] == 1 and price["examples"] == ["50000.25"]
     keys = next(f for f in result.failed if f["column"] == ["order_id", "order_line_no"])
     assert keys["unexpected_count"] == 2
+
+
+def test_integers_with_gaps_are_reported_as_integers():
+    """A column with empty values (durables have no replenishment cycle) keeps its integers:
+    the example says 400, not 400.0."""
+    import duckdb
+
+    from orchestration.ingest import expectations
+    from orchestration.ingest.load import ensure_tables
+
+    con = duckdb.connect()
+    ensure_tables(con)
+    con.execute("""INSERT INTO raw.products (product_id, name, category, replenishment_days,
+        price, currency, launched_at, partition_date, source_file, source_line, loaded_at)
+        SELECT id, 'x', 'coffee', days, 9.5, 'USD', TIMESTAMP '2024-01-01', DATE '2025-01-02',
+               'products/2025-01-02.csv', n, TIMESTAMP '2025-01-03'
+        FROM (VALUES ('P1', 30, 2), ('P2', NULL, 3), ('P3', 400, 4)) AS t(id, days, n)""")
+    day = date(2025, 1, 2)
+    result = expectations.validate_partitions(con, "products", day, day)
+    [failure] = result.failed
+    assert failure["column"] == "replenishment_days" and failure["examples"] == ["400"]

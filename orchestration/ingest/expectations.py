@@ -134,7 +134,7 @@ def validate_partitions(
     """The suite on the rows accepted for ``start``..``end`` (only the columns it needs);
     row-local suites in chunks of ``CHUNK_ROWS``. Rows come to pandas through Arrow: DuckDB's
     own DataFrame conversion was most of the events' suite (1.78M rows: 0.73 s -> 0.27 s),
-    and Arrow gives the same frame once decimals are doubles, as DuckDB made them."""
+    and Arrow gives the same frame once decimals are doubles, as DuckDB made them (``_frame``)."""
     entries = suites()[source]
     types = {c.name: c.type for c in sources()[source].columns}
     cols = ", ".join(
@@ -146,11 +146,14 @@ def validate_partitions(
         params={"s": start, "e": end},
     )
     if not _row_local(entries):
-        return validate_frame(source, rows.to_arrow_table().to_pandas())
-    parts = [
-        validate_frame(source, chunk.to_pandas()) for chunk in _chunked(rows.to_arrow_reader())
-    ]
-    return _merge(parts or [validate_frame(source, rows.to_arrow_table().to_pandas())])
+        return validate_frame(source, _frame(rows.to_arrow_table()))
+    parts = [validate_frame(source, _frame(chunk)) for chunk in _chunked(rows.to_arrow_reader())]
+    return _merge(parts or [validate_frame(source, _frame(rows.to_arrow_table()))])
+
+
+def _frame(table: pa.Table) -> pd.DataFrame:
+    """The DataFrame DuckDB's ``.df()`` gives: integers with nulls stay integers (Int64)."""
+    return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
 
 
 def _chunked(reader: pa.RecordBatchReader) -> Iterator[pa.Table]:
