@@ -56,9 +56,9 @@ def test_every_mart_identical_on_duckdb_and_spark(compared):
 
 def test_comparison_sees_a_changed_value(compared):
     """Negative controls: a changed value and a missing row are one differing row each."""
-    compared, _, _ = compared
-    changed = compared / "changed.duckdb"
-    shutil.copy(compared / "work" / "warehouse.duckdb", changed)
+    root, _, _ = compared
+    changed = root / "changed.duckdb"
+    shutil.copy(root / "work" / "warehouse.duckdb", changed)
     con = duckdb.connect(str(changed))
     con.execute(
         "UPDATE marts.dim_customers SET loyalty_points = loyalty_points + 1 WHERE "
@@ -68,7 +68,7 @@ def test_comparison_sees_a_changed_value(compared):
         "DELETE FROM marts.fct_events WHERE event_id = (SELECT max(event_id) FROM marts.fct_events)"
     )
     con.close()
-    diffs = {d.mart: d.differing_rows for d in compare_marts(changed, compared / "spark")}
+    diffs = {d.mart: d.differing_rows for d in compare_marts(changed, root / "spark")}
     assert diffs["dim_customers"] == 1
     assert diffs["fct_events"] == 1
     assert sum(diffs.values()) == 2

@@ -147,8 +147,9 @@ def validate_partitions(
     )
     if not _row_local(entries):
         return validate_frame(source, _frame(rows.to_arrow_table()))
-    parts = [validate_frame(source, _frame(chunk)) for chunk in _chunked(rows.to_arrow_reader())]
-    return _merge(parts or [validate_frame(source, _frame(rows.to_arrow_table()))])
+    return _merge(
+        [validate_frame(source, _frame(chunk)) for chunk in _chunked(rows.to_arrow_reader())]
+    )
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:
@@ -158,15 +159,17 @@ def _frame(table: pa.Table) -> pd.DataFrame:
 
 def _chunked(reader: pa.RecordBatchReader) -> Iterator[pa.Table]:
     """DuckDB's record batches (a row group each) as tables of ``CHUNK_ROWS`` rows (the last
-    may be shorter): the suite has a fixed cost per frame. Slices, not copies."""
-    pending, count = [], 0
+    may be shorter; no rows: one empty table): the suite has a fixed cost per frame. Slices,
+    not copies."""
+    pending, count, whole = [], 0, 0
     for batch in reader:
         pending.append(batch)
         count += batch.num_rows
         while count >= CHUNK_ROWS:
             table = pa.Table.from_batches(pending)
             yield table.slice(0, CHUNK_ROWS)
+            whole += 1
             rest = table.slice(CHUNK_ROWS)
             pending, count = rest.to_batches(), rest.num_rows
-    if count:
-        yield pa.Table.from_batches(pending)
+    if count or not whole:
+        yield pa.Table.from_batches(pending, schema=reader.schema)
