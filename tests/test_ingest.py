@@ -376,3 +376,36 @@ def test_a_json_object_may_start_with_whitespace_other_values_are_not_events(tmp
     assert got == {2: "invalid JSON", 3: "invalid JSON", 4: "invalid JSON"}
     ids = con.execute("SELECT event_id FROM raw.events ORDER BY 1").fetchall()
     assert ids == [("E1",), ("E2",)]
+
+
+def test_fields_are_trimmed_of_unicode_spaces_whether_raw_or_escaped(tmp_path, con):
+    # trim's fast path skips values cut from ASCII lines without escapes; every other
+    # line, and every value with a space at an end, still goes through trim
+    def event(n: int, customer: str) -> str:
+        return (
+            f'{{"event_id":"E{n}","customer_id":"{customer}","event_type":"app_open",'
+            '"occurred_at":"2025-01-01T10:00:00Z","provenance":"tracked"}'
+        )
+
+    customers = ["  C1 ", "C2", "\\u00a0C3", "C4\\u3000", "\u3000C5\u00a0", "C 6", "   "]
+    lines = [event(n, c) for n, c in enumerate(customers, start=1)]
+    write(tmp_path, "events/2025-01-01.jsonl", "\n".join(lines) + "\n")
+    orders = [
+        GOOD.replace("C1", c).replace("O1,1", f"O1,{n}")
+        for n, c in enumerate([" C1", "C2\u00a0", "\u2009C3 ", "C4"], start=1)
+    ]
+    write(tmp_path, "orders/2025-01-02.csv", "\n".join([ORDERS_HEADER, *orders]) + "\n")
+    load_range(con, "events", tmp_path, date(2025, 1, 1), date(2025, 1, 1), AT)
+    load_range(con, "orders", tmp_path, date(2025, 1, 2), date(2025, 1, 2), AT)
+    events = con.execute("SELECT event_id, customer_id FROM raw.events ORDER BY 1").fetchall()
+    assert events == [
+        ("E1", "C1"),
+        ("E2", "C2"),
+        ("E3", "C3"),
+        ("E4", "C4"),
+        ("E5", "C5"),
+        ("E6", "C 6"),
+    ]
+    assert quarantine(con, "events") == {7: ("missing required field", "customer_id is empty")}
+    got = con.execute("SELECT customer_id FROM raw.orders ORDER BY order_line_no").fetchall()
+    assert got == [("C1",), ("C2",), ("C3",), ("C4",)]
