@@ -146,10 +146,12 @@ def _file_entry(src: Source, idx: int, f: LandingFile) -> tuple[dict, pa.Table |
             "raw": raw,
         }
     )
-    # a blank line (nothing before its terminator) carries no record: counted, not loaded
+    # a blank line (nothing before its terminator) carries no record: counted, not loaded.
+    # The filter copies every line, so a file without blank lines skips it.
     blank = pc.and_kleene(pc.equal(pc.binary_length(text), 0), pc.is_valid(text))
     report.blank_lines = pc.sum(blank).as_py() or 0
-    table = table.filter(pc.invert(blank))
+    if report.blank_lines:
+        table = table.filter(pc.invert(blank))
     return entry, table, report
 
 
