@@ -17,6 +17,7 @@ CSV_FIELD_RE = r',(?:"(?:[^"]|"")*"|[^,"]*)'  # no capture group: RE2 can use it
 CSV_LINE_RE = r'(?:,(?:"(?:[^"]|"")*"|[^,"]*))*'
 OFFSET_RE = r"[+-][0-9]{2}(:?[0-9]{2})?$"
 CONTROL_RE = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
+JSON_SPACE = ("' '", "chr(9)", "chr(13)", "chr(10)")  # white space JSON allows before a value
 FUTURE_SLACK = "INTERVAL 2 DAY"  # a row may be stamped up to a day after its file's day ends
 OLDEST = "TIMESTAMP '1900-01-01'"
 
@@ -186,13 +187,18 @@ WITH decoded AS (
                   lambda x: CASE WHEN x[2] = '"' THEN replace(x[3:-2], '""', '"')
                                  ELSE x[2:] END)
         END AS fields,
-        -- valid JSON that opens with a brace is an object: no second parse for its type
-        coalesce(fmt = 'jsonl' AND left(ltrim(line, ' ' || chr(9) || chr(13) || chr(10)), 1) = '{{'
+        -- valid JSON that opens with a brace is an object: no second parse for its type.
+        -- ltrim copies the line, so only a line that starts with white space gets it.
+        coalesce(fmt = 'jsonl' AND CASE
+                 WHEN line ^@ '{{' THEN true
+                 WHEN {" OR ".join(f"line ^@ {w}" for w in JSON_SPACE)} THEN
+                      left(ltrim(line, {" || ".join(JSON_SPACE)}), 1) = '{{'
+                 ELSE false END
                  AND json_valid(line), false) AS json_ok,
         -- one test per line, not per field. Valid JSON holds no raw control character but
-        -- DEL (the parser rejects the others), though it may write any as an escape.
+        -- DEL (the parser rejects the others), though it may write any as an escape (and
+        -- every control character's escape starts with \\u00).
         CASE WHEN fmt = 'jsonl' THEN contains(line, chr(127)) OR contains(line, '\\u00')
-                                     OR contains(line, '\\u007')
              ELSE regexp_matches(line, {lit(CONTROL_RE)}) END AS maybe_control,
         -- ASCII, and no JSON escape that could decode to a wider space: see _trimmed
         strlen(line) = length(line) AND NOT (fmt = 'jsonl' AND contains(line, '\\u')) AS plain
