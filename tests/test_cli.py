@@ -1,16 +1,27 @@
 """`retentext simulate` and `retentext run` end to end, in process, on a real DuckDB file."""
 
+import os
+from datetime import date
+
+import dagster as dg
 import duckdb
 import pytest
+from dagster import DagsterEventType
 
-from orchestration.cli import main
+from orchestration.cli import PLANNED_EVENTS_ENV, _one_planned_event_per_asset, main
+from orchestration.ingest.spec import sources
 
 from .conftest import WORLD
 
+SOURCES = list(sources())
+
 
 @pytest.fixture
-def ran(bad_world, tmp_path, capsys):
+def ran(bad_world, tmp_path, capsys, monkeypatch):
     landing, _ = bad_world
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))  # run history on disk
+    (tmp_path / "dagster").mkdir()
+    (tmp_path / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     warehouse = tmp_path / "w.duckdb"
     code = main(
         [
@@ -42,6 +53,35 @@ def test_run_loads_complete_days_up_to_as_of_and_prints_summary(ran):
         "rows_accepted + rows_quarantined + duplicates_dropped"
     ).fetchone()
     assert unreconciled[0] == 0
+
+
+def test_a_backfill_logs_one_planned_event_per_asset_and_a_materialisation_per_day(ran):
+    code, *_ = ran
+    assert code == 0
+    instance = dg.DagsterInstance.get()
+    loads = [r for r in instance.get_runs() if "dagster/asset_partition_range_start" in r.tags]
+    assert loads
+    for run in loads:
+        days = (
+            date.fromisoformat(run.tags["dagster/asset_partition_range_end"])
+            - date.fromisoformat(run.tags["dagster/asset_partition_range_start"])
+        ).days + 1
+        planned = instance.all_logs(run.run_id, DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+        done = instance.all_logs(run.run_id, DagsterEventType.ASSET_MATERIALIZATION)
+        assert len(planned) == len(SOURCES)  # not one per day and source
+        assert len(done) == len(SOURCES) * days
+    assert PLANNED_EVENTS_ENV not in os.environ  # set for the load only
+
+
+def test_a_planned_events_setting_of_the_users_own_is_kept(monkeypatch):
+    monkeypatch.delenv(PLANNED_EVENTS_ENV, raising=False)
+    with _one_planned_event_per_asset():
+        assert os.environ[PLANNED_EVENTS_ENV] == "true"
+    assert PLANNED_EVENTS_ENV not in os.environ
+    monkeypatch.setenv(PLANNED_EVENTS_ENV, "false")
+    with _one_planned_event_per_asset():
+        assert os.environ[PLANNED_EVENTS_ENV] == "false"
+    assert os.environ[PLANNED_EVENTS_ENV] == "false"
 
 
 @pytest.mark.slow
