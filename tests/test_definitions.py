@@ -52,6 +52,7 @@ def test_materialize_partition_reports_counts_and_passing_check(tmp_path):
     result = _materialize(tmp_path, landing, "2025-01-02")
     assert result.success
     (mat,) = result.asset_materializations_for_node(result.all_node_events[0].node_name)
+    assert mat.metadata["loaded_range"].value == "2025-01-02..2025-01-02"
     assert mat.metadata["rows_read"].value == 2
     assert mat.metadata["rows_accepted"].value == 1
     assert mat.metadata["rows_quarantined"].value == 1

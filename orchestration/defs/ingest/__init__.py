@@ -19,11 +19,13 @@ daily = dg.DailyPartitionsDefinition(start_date=settings.partitions_start(), tim
 
 
 def _metadata(report: LoadReport) -> dict:
-    """Counts and reasons. Kept small: Dagster copies it onto every partition of a range,
-    and the detail per file and line is in raw.load_files and raw.quarantine."""
+    """Counts and reasons for the loaded range. Dagster copies them onto every partition of
+    the range, so ``loaded_range`` says what they count. Kept small; the detail per file
+    and line is in raw.load_files and raw.quarantine."""
     notes = {f.file: f.note for f in report.files if f.note}
     extra = sorted({c for f in report.files for c in f.extra_columns})
     return {
+        "loaded_range": f"{report.start}..{report.end}",
         "rows_read": report.total("rows_read"),
         "rows_accepted": report.total("rows_accepted"),
         "rows_quarantined": report.total("rows_quarantined"),
