@@ -25,8 +25,8 @@ def test_smoke_run_at_100k_customers(tmp_path):
     result = json.loads((tmp_path / "100000-8d" / "100000.json").read_text())
     assert result.keys() >= KEYS
     assert list(result["stages"]) == [
-        "simulate", "ingest", "features", "floor", "nightly_ingest", "nightly_features",
-        "send", "render", "experiments", "reports",
+        "simulate", "floor_before", "ingest", "features", "floor", "nightly_ingest",
+        "nightly_features", "send", "render", "experiments", "reports",
     ]  # fmt: skip
     for name, stage in result["stages"].items():
         assert stage["seconds"] > 0 and stage["peak_rss_mb"] > 0, name
@@ -34,6 +34,11 @@ def test_smoke_run_at_100k_customers(tmp_path):
     stages = result["stages"]
     # every landing row of days 1..7 was read by ingest and typed by the floor
     assert stages["ingest"]["rows"] == stages["floor"]["rows"] > 300_000
+    assert stages["floor_before"]["rows"] == stages["floor"]["rows"]
+    # the ratio's denominator is the mean of the floor's two runs
+    runs = [stages["floor_before"]["seconds"], stages["floor"]["seconds"]]
+    assert result["floor_runs"] == runs
+    assert result["floor_seconds"] == pytest.approx(sum(runs) / 2)
     assert result["floor_agrees"] is True
     assert all(m["rows"] > 0 for m in stages["floor"]["agreement"].values())
     assert stages["nightly_features"]["new_day_events"] > 0  # day 8 reached the facts
