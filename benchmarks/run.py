@@ -151,11 +151,15 @@ def _raw_rows(world: World, column: str = "rows_read") -> int:
         con.close()
 
 
-def stage_ingest(world: World) -> dict:
-    _env(world)
+def _without_next_day(world: World) -> None:
     for source in SOURCES:  # a previous harness run may have added day N
         for f in (world.landing / source).glob(f"{world.last.isoformat()}*"):
             f.unlink()
+
+
+def stage_ingest(world: World) -> dict:
+    _env(world)
+    _without_next_day(world)
     world.warehouse.unlink(missing_ok=True)
     started = time.perf_counter()
     _retentext("run", "--as-of", world.backfill_as_of.isoformat(), "--skip-features")
@@ -227,7 +231,9 @@ def _floor(world: World, compare: bool) -> dict:
 def stage_floor_before(world: World) -> dict:
     """The floor once before ingest too: this box's speed drifts by a fifth or more within
     minutes, so the ratio's denominator is the mean of a run on each side of the pipeline.
-    (It also reads the landing files first, as the floor after features did already.)"""
+    Ingest now reads landing files the page cache holds, as the floor after it always did
+    (a cold read of the 1M events, 5.1 GB, took 5 s)."""
+    _without_next_day(world)
     return _floor(world, compare=False)
 
 

@@ -8,7 +8,7 @@ import sys
 import duckdb
 import pytest
 
-from benchmarks.run import World, compare_floor, floor_sql
+from benchmarks.run import World, _without_next_day, compare_floor, floor_sql
 
 KEYS = {"customers", "order_lines", "events", "stages", "floor_seconds",
         "ratio_ingest_features", "render_msgs_per_s", "peak_rss_mb", "machine"}  # fmt: skip
@@ -70,3 +70,16 @@ def test_floor_sql_has_every_placeholder_filled(tmp_path):
     text = floor_sql(world, world.backfill_as_of)
     assert "{landing}" not in text and "{seeds}" not in text and "{as_of}" not in text
     assert str(world.landing) in text and "2024-01-03 00:00:00" in text
+
+
+def test_day_n_is_out_of_the_landing_before_either_floor_run_or_ingest(tmp_path):
+    """A previous harness run leaves day N in the landing folder; the floor's first run and
+    ingest must both read days 1..N-1 only."""
+    world = World(tmp_path, 10, 3)
+    kept = world.landing / "orders" / "2024-01-02.csv"
+    stale = world.landing / "orders" / f"{world.last.isoformat()}.csv"
+    for f in (kept, stale):
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("order_id\n")
+    _without_next_day(world)
+    assert kept.exists() and not stale.exists()
