@@ -153,8 +153,14 @@ def validate_partitions(
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:
-    """The DataFrame DuckDB's ``.df()`` gives: integers with nulls stay integers (Int64)."""
-    return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    """The DataFrame DuckDB's ``.df()`` gives: integers with nulls stay integers (Int64,
+    not float64: an example reads 400, not 400.0). Only those: GX is slow on a nullable
+    Int64 column (a between check on 6.5M quantities: 4.0 s against 0.16 s as int64)."""
+    frame = table.to_pandas()
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if pa.types.is_integer(column.type) and column.null_count:
+            frame[name] = column.to_pandas(types_mapper=lambda _: pd.Int64Dtype())
+    return frame
 
 
 def _chunked(reader: pa.RecordBatchReader) -> Iterator[pa.Table]:
