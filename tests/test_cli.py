@@ -46,7 +46,7 @@ def test_run_loads_complete_days_up_to_as_of_logs_them_in_dagster_and_prints_sum
         "SELECT min(partition_date), max(partition_date) FROM raw.load_files"
     ).fetchone()
     assert str(days[0]) == "2025-01-01" and str(days[1]) == "2025-01-20"  # 01-21 is not over
-    for source in ["customers", "products", "orders", "events", "consent"]:
+    for source in SOURCES:
         assert con.execute(f"SELECT count(*) FROM raw.{source}").fetchone()[0] > 0
     unreconciled = con.execute(
         "SELECT count(*) FROM raw.load_files WHERE rows_read <> "
