@@ -10,11 +10,17 @@ import duckdb
 import pytest
 from dagster_duckdb import DuckDBResource
 
+from orchestration.defs.features import DBT_DIR, features
 from orchestration.defs.features import defs as features_defs
-from orchestration.defs.features import features
 from orchestration.defs.ingest import raw_assets
 from orchestration.features import PUBLIC_MARTS as MARTS
-from orchestration.features import dbt_threads, prune_build_folders
+from orchestration.features import (
+    dbt_threads,
+    keep_partial_parse,
+    parse_state,
+    prune_build_folders,
+    restore_partial_parse,
+)
 from orchestration.resources import LandingResource
 from simulator.writer import simulate
 
@@ -133,6 +139,28 @@ def test_only_the_newest_dbt_build_folders_are_kept(tmp_path):
     ]
 
 
+def test_each_warehouse_keeps_the_dbt_parse_state_of_its_last_build(tmp_path):
+    target = tmp_path / "target"
+    a, b = parse_state(target, "/w/a.duckdb"), parse_state(target, "/w/b.duckdb")
+    assert a != b and a == parse_state(target, "/w/../w/a.duckdb")
+    build = tmp_path / "build-1"
+    assert not restore_partial_parse(a, build)  # nothing kept yet: dbt parses it all
+    assert not keep_partial_parse(build, a)  # a failed build leaves no state
+    build.mkdir()
+    (build / "partial_parse.msgpack").write_bytes(b"state of a")
+    assert keep_partial_parse(build, a)
+    assert restore_partial_parse(a, tmp_path / "build-2")
+    assert (tmp_path / "build-2" / "partial_parse.msgpack").read_bytes() == b"state of a"
+    assert not restore_partial_parse(b, tmp_path / "build-3")
+    many = tmp_path / "many"
+    for i in range(12):  # the states of the ten warehouses built into last are kept
+        (build / "partial_parse.msgpack").write_bytes(f"state {i}".encode())
+        keep_partial_parse(build, parse_state(many, f"/w/{i}.duckdb"), keep=10)
+        os.utime(parse_state(many, f"/w/{i}.duckdb"), (1_700_000_000 + i,) * 2)
+    left = {p.read_bytes() for p in parse_state(many, "/w/0.duckdb").parent.iterdir()}
+    assert left == {f"state {i}".encode() for i in range(2, 12)}
+
+
 def test_backfill_as_of_an_old_date_equals_a_run_on_that_date(scratch):
     """No future leakage: everything loaded vs only what had landed by then."""
     as_of = "2025-03-01T00:00:00Z"
@@ -180,6 +208,16 @@ def test_incremental_nightly_builds_equal_full_builds(tmp_path, landing, scratch
     for mart in MARTS:
         assert a[mart] == b[mart], mart
     assert len(a["fct_events"]) > 1000
+    # as_of is not a dbt var, so the build that moved it back re-parsed nothing: it started
+    # from the parse state the build before it left for this warehouse (and the marts above
+    # show that as_of still reached every model)
+    assert _dbt_log(new_days).count("Unable to do partial parsing") > 0  # a new warehouse
+    assert "Unable to do partial parsing" not in _dbt_log(back)
+
+
+def _dbt_log(result: dg.ExecuteInProcessResult) -> str:
+    (log,) = (DBT_DIR / "target").glob(f"features-{result.run_id[:7]}-*/dbt.log")
+    return log.read_text()
 
 
 def test_reloaded_lines_and_products_reach_every_mart_incrementally(tmp_path, landing, scratch):

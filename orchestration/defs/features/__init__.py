@@ -1,9 +1,10 @@
 """Features: the dbt project (staging -> intermediate -> marts) as Dagster assets, built as
 of the run's time; dbt tests appear as asset checks."""
 
-import json
 import os
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -16,11 +17,15 @@ from packaging.version import Version
 
 from orchestration import settings
 from orchestration.features import (
+    AS_OF_ENV,
     as_of_var,
     dbt_executable,
     dbt_threads,
     ensure_manifest,
+    keep_partial_parse,
+    parse_state,
     prune_build_folders,
+    restore_partial_parse,
 )
 
 DBT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
@@ -69,14 +74,37 @@ def features(
 ):
     # dbt runs in a subprocess that reads the warehouse path from this env var (profiles.yml)
     os.environ[settings.WAREHOUSE_ENV] = warehouse.database
-    vars_ = json.dumps({"as_of": as_of_var(config.as_of)})
     with warehouse.get_connection() as con:
         built = con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts'"
         ).fetchall()[0][0]
     threads = str(dbt_threads(warehouse_has_marts=built > 0))
-    yield from dbt.cli(["build", "--vars", vars_, "--threads", threads], context=context).stream()
-    prune_build_folders(DBT_DIR / "target", prefix=context.op_execution_context.op.name)
+    # dagster-dbt's folder name for a build, chosen here so the parse state goes in first
+    op = context.op_execution_context.op.name
+    build_target = DBT_DIR / "target" / f"{op}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
+    state = parse_state(DBT_DIR / "target", warehouse.database)
+    restore_partial_parse(state, build_target)
+    # as_of in the environment, not in --vars: changed vars make dbt parse the whole project
+    with _env(AS_OF_ENV, as_of_var(config.as_of)):  # the subprocess starts inside dbt.cli
+        invocation = dbt.cli(
+            ["build", "--threads", threads], context=context, target_path=build_target
+        )
+    yield from invocation.stream()
+    keep_partial_parse(build_target, state)
+    prune_build_folders(DBT_DIR / "target", prefix=op)
+
+
+@contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
 
 
 defs = dg.Definitions(
