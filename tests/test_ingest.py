@@ -1,5 +1,6 @@
 """Ingestion: every bad-input kind gets its own reason, counts reconcile, re-runs are idempotent."""
 
+import csv
 from datetime import date, datetime
 from pathlib import Path
 
@@ -133,6 +134,35 @@ def test_customers_quoting_bom_phone_country_and_time_zone(tmp_path, con):
         7: "unknown time zone",
         8: "unknown country",
     }
+
+
+def test_quoted_csv_fields_split_as_the_csv_module_splits_them(tmp_path, con):
+    """Quotes at the start and end of a line, side by side, around commas and around
+    escaped quotes: the loader's fields are the csv module's (an independent parser)."""
+    header = "customer_id,first_name,phone_e164,country,region,time_zone,language,created_at"
+    tail = "America/New_York,en,2025-01-01T10:00:00Z"
+    rows = [
+        '"C1","Ann","+14155550101","US","NY","America/New_York","en","2025-01-01T10:00:00Z"',
+        f'C2,"Lee, Jo",+14155550102,US,"NY",{tail}',
+        '"C3",Bo,+14155550103,"US",NY,"America/New_York",en,"2025-01-01T10:00:00Z"',
+        f'C4,"Zoë, 🌸",+14155550104,US,,{tail}',
+        f'C5,"Al ""Ace"", Jr.",+14155550105,US,NY,{tail}',
+        f'C6,"",+14155550106,US,"",{tail}',
+        f'C7,"a,b,c",+14155550107,US,"x,y",{tail}',
+    ]
+    write(tmp_path, "customers/2025-01-01.csv", "\n".join([header, *rows]) + "\n")
+    load_range(con, "customers", tmp_path, date(2025, 1, 1), date(2025, 1, 1), AT)
+    assert quarantine(con, "customers") == {}
+    got = con.execute(
+        "SELECT customer_id, first_name, phone_e164, country, region, time_zone, language "
+        "FROM raw.customers ORDER BY source_line"
+    ).fetchall()
+    expected = [
+        tuple(v or None for v in fields[:7])  # an empty field is NULL
+        for fields in csv.reader(rows)
+    ]
+    assert got == expected
+    assert got[4][1] == 'Al "Ace", Jr.' and got[6][4] == "x,y"
 
 
 def test_events_jsonl_defects_and_extra_fields(tmp_path, con):

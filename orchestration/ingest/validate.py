@@ -177,12 +177,25 @@ def batch_sql(src: Source) -> str:
 WITH decoded AS (
     SELECT l.file_idx, l.line_number, l.raw, f.fmt, f.ncols, f.partition_date,
            f.file_error, f.file_error_detail, f.extra_names, f.extra_idx, {idx},
-           l.text AS line
+           l.text AS line,
+           -- a quoted line without "" escapes: cut at its quotes, then only the parts
+           -- outside quotes at commas (a third of the regex's time on consent texts)
+           CASE WHEN f.fmt = 'csv' AND contains(l.text, '"') AND NOT contains(l.text, '""')
+                THEN string_split(l.text, '"') END AS quote_parts
     FROM lines l JOIN files f USING (file_idx)
 ), split AS (
     SELECT *,
         CASE WHEN line IS NULL OR fmt <> 'csv' THEN NULL
              WHEN NOT contains(line, '"') THEN string_split(line, ',')
+             -- the comma beside each quote is the field's edge, not a field: a part outside
+             -- quotes loses its first piece after a quote, its last before one. A malformed
+             -- line is split somehow here and quarantined by the full match below.
+             WHEN quote_parts IS NOT NULL THEN flatten(list_transform(quote_parts,
+                  lambda part, i: CASE WHEN i % 2 = 0 THEN [part]
+                                       ELSE string_split(part, ',')[
+                                            CASE WHEN i > 1 THEN 2 ELSE 1 END:
+                                            CASE WHEN i < len(quote_parts) THEN -2 ELSE -1 END]
+                                       END))
              ELSE list_transform(regexp_extract_all(',' || line, {lit(CSV_FIELD_RE)}),
                   lambda x: CASE WHEN x[2] = '"' THEN replace(x[3:-2], '""', '"')
                                  ELSE x[2:] END)
