@@ -202,12 +202,14 @@ WITH decoded AS (
         END AS fields,
         -- valid JSON that opens with a brace is an object: no second parse for its type.
         -- ltrim copies the line, so only a line that starts with white space gets it.
-        coalesce(fmt = 'jsonl' AND CASE
-                 WHEN line ^@ '{{' THEN true
-                 WHEN {" OR ".join(f"line ^@ {w}" for w in JSON_SPACE)} THEN
-                      left(ltrim(line, {" || ".join(JSON_SPACE)}), 1) = '{{'
-                 ELSE false END
-                 AND json_valid(line), false) AS json_ok,
+        -- try() makes the values NULL where the line is not valid JSON, which is exactly
+        -- json_valid's verdict without a parse of its own (a fifth of the extraction's time)
+        CASE WHEN fmt = 'jsonl' AND CASE
+                  WHEN line ^@ '{{' THEN true
+                  WHEN {" OR ".join(f"line ^@ {w}" for w in JSON_SPACE)} THEN
+                       left(ltrim(line, {" || ".join(JSON_SPACE)}), 1) = '{{'
+                  ELSE false END
+             THEN try(json_extract_string(line, {json_paths})) END AS json_values,
         -- one test per line, not per field. Valid JSON holds no raw control character but
         -- DEL (the parser rejects the others), though it may write any as an escape (and
         -- every control character's escape starts with \\u00).
@@ -218,8 +220,8 @@ WITH decoded AS (
     FROM decoded
 ), structural AS (
     SELECT *,
-        CASE WHEN json_ok THEN json_extract_string(line, {json_paths}) END AS json_values,
-        CASE WHEN json_ok THEN list_filter(json_keys(line),
+        json_values IS NOT NULL AS json_ok,
+        CASE WHEN json_values IS NOT NULL THEN list_filter(json_keys(line),
                                            lambda k: NOT list_contains({known}, k))
         END AS json_extra_keys,
         CASE
@@ -235,7 +237,7 @@ WITH decoded AS (
             WHEN fmt = 'csv' AND len(fields) <> ncols THEN
                  {{'reason': 'wrong column count', 'detail': 'expected ' || ncols::VARCHAR ||
                    ' fields, found ' || len(fields)::VARCHAR}}
-            WHEN fmt = 'jsonl' AND NOT json_ok THEN
+            WHEN fmt = 'jsonl' AND json_values IS NULL THEN
                  {{'reason': 'invalid JSON', 'detail': 'line is not one JSON object'}}
         END AS broken
     FROM split
