@@ -8,7 +8,8 @@ import sys
 import duckdb
 import pytest
 
-from benchmarks.run import World, _without_next_day, compare_floor, floor_sql
+from benchmarks.run import ROOT, World, _new_warehouse, _without_next_day, compare_floor, floor_sql
+from orchestration.features import parse_state
 
 KEYS = {"customers", "order_lines", "events", "stages", "floor_seconds",
         "ratio_ingest_features", "render_msgs_per_s", "peak_rss_mb", "machine"}  # fmt: skip
@@ -83,3 +84,20 @@ def test_day_n_is_out_of_the_landing_before_either_floor_run_or_ingest(tmp_path)
         f.write_text("order_id\n")
     _without_next_day(world)
     assert kept.exists() and not stale.exists()
+
+
+def test_ingest_starts_a_new_warehouse_without_its_dbt_parse_state(tmp_path):
+    world, other = World(tmp_path, 10, 3), World(tmp_path, 20, 3)
+    target = ROOT / "dbt_project" / "target"
+    for w in (world, other):
+        w.root.mkdir(parents=True)
+        w.warehouse.write_bytes(b"old")
+        parse_state(target, str(w.warehouse)).parent.mkdir(parents=True, exist_ok=True)
+        parse_state(target, str(w.warehouse)).write_bytes(b"state")
+    try:
+        _new_warehouse(world)
+        assert not world.warehouse.exists()
+        assert not parse_state(target, str(world.warehouse)).exists()
+        assert parse_state(target, str(other.warehouse)).exists()  # only its own
+    finally:
+        parse_state(target, str(other.warehouse)).unlink(missing_ok=True)
