@@ -57,6 +57,8 @@ def test_materialize_partition_reports_counts_and_passing_check(tmp_path):
     assert mat.metadata["rows_accepted"].value == 1
     assert mat.metadata["rows_quarantined"].value == 1
     assert mat.metadata["reconciled"].value is True
+    assert mat.metadata["quarantine_reasons"].value == {"wrong column count": 1}
+    assert "file_notes" not in mat.metadata and "extra_columns" not in mat.metadata  # none
     (check,) = result.get_asset_check_evaluations()
     assert check.passed
     con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
