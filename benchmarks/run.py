@@ -157,14 +157,14 @@ def _without_next_day(world: World) -> None:
             f.unlink()
 
 
-def _new_warehouse(world: World) -> None:
+def _new_warehouse(world: World, dbt_target: Path = ROOT / "dbt_project" / "target") -> None:
     """No warehouse, and no dbt parse state kept for its path: the first build then parses
     the whole project, as a first build into a new warehouse does (the state a previous
     harness run left for this path would spare the features stage that)."""
     from orchestration.features import parse_state
 
     world.warehouse.unlink(missing_ok=True)
-    parse_state(ROOT / "dbt_project" / "target", str(world.warehouse)).unlink(missing_ok=True)
+    parse_state(dbt_target, str(world.warehouse)).unlink(missing_ok=True)
 
 
 def stage_ingest(world: World) -> dict:

@@ -8,7 +8,7 @@ import sys
 import duckdb
 import pytest
 
-from benchmarks.run import ROOT, World, _new_warehouse, _without_next_day, compare_floor, floor_sql
+from benchmarks.run import World, _new_warehouse, _without_next_day, compare_floor, floor_sql
 from orchestration.features import parse_state
 
 KEYS = {"customers", "order_lines", "events", "stages", "floor_seconds",
@@ -88,16 +88,13 @@ def test_day_n_is_out_of_the_landing_before_either_floor_run_or_ingest(tmp_path)
 
 def test_ingest_starts_a_new_warehouse_without_its_dbt_parse_state(tmp_path):
     world, other = World(tmp_path, 10, 3), World(tmp_path, 20, 3)
-    target = ROOT / "dbt_project" / "target"
+    target = tmp_path / "target"
     for w in (world, other):
         w.root.mkdir(parents=True)
         w.warehouse.write_bytes(b"old")
         parse_state(target, str(w.warehouse)).parent.mkdir(parents=True, exist_ok=True)
         parse_state(target, str(w.warehouse)).write_bytes(b"state")
-    try:
-        _new_warehouse(world)
-        assert not world.warehouse.exists()
-        assert not parse_state(target, str(world.warehouse)).exists()
-        assert parse_state(target, str(other.warehouse)).exists()  # only its own
-    finally:
-        parse_state(target, str(other.warehouse)).unlink(missing_ok=True)
+    _new_warehouse(world, target)
+    assert not world.warehouse.exists()
+    assert not parse_state(target, str(world.warehouse)).exists()
+    assert other.warehouse.exists() and parse_state(target, str(other.warehouse)).exists()

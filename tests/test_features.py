@@ -185,6 +185,7 @@ def test_incremental_nightly_builds_equal_full_builds(tmp_path, landing, scratch
     con.close()
     new_days = _build(nightly, landing, "2025-04-30", "2025-05-01T00:00:00Z", "2025-03-01")
     assert new_days.success
+    new_days_log = _dbt_log(new_days)  # now: other tests' builds prune old build folders
     con = duckdb.connect(str(nightly))
     kept = con.execute("SELECT count(*) FROM marts.fct_events WHERE event_id = 'marker'")
     assert kept.fetchone()[0] == 1
@@ -204,6 +205,7 @@ def test_incremental_nightly_builds_equal_full_builds(tmp_path, landing, scratch
         run_config={"ops": {"features": {"config": {"as_of": "2025-03-01T00:00:00Z"}}}},
     )
     assert back.success
+    back_log = _dbt_log(back)
     a, b = _marts(nightly), _marts(scratch("2025-04-30", "2025-03-01T00:00:00Z")[0])
     for mart in MARTS:
         assert a[mart] == b[mart], mart
@@ -211,8 +213,8 @@ def test_incremental_nightly_builds_equal_full_builds(tmp_path, landing, scratch
     # as_of is not a dbt var, so the build that moved it back re-parsed nothing: it started
     # from the parse state the build before it left for this warehouse (and the marts above
     # show that as_of still reached every model)
-    assert _dbt_log(new_days).count("Unable to do partial parsing") > 0  # a new warehouse
-    assert "Unable to do partial parsing" not in _dbt_log(back)
+    assert "Unable to do partial parsing" in new_days_log  # the first build into it
+    assert "Unable to do partial parsing" not in back_log
 
 
 def _dbt_log(result: dg.ExecuteInProcessResult) -> str:
