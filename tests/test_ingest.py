@@ -1,6 +1,7 @@
 """Ingestion: every bad-input kind gets its own reason, counts reconcile, re-runs are idempotent."""
 
 import csv
+import json
 from datetime import date, datetime
 from pathlib import Path
 
@@ -193,6 +194,33 @@ def test_events_jsonl_defects_and_extra_fields(tmp_path, con):
     extra = con.execute("SELECT extra FROM raw.events WHERE event_id = 'E2'").fetchone()[0]
     assert '"utm_source"' in extra and '"sms"' in extra
     assert report.files[0].extra_columns == ["utm_source"]
+
+
+def test_json_values_are_read_as_the_json_module_reads_them(tmp_path, con):
+    """Keys in any order, escaped key names, escapes in values, white space, nested
+    properties: each field holds what Python's json module decodes."""
+    lines = [
+        '{"properties":{"a": [1, {"b": null}]},"provenance":"tracked","event_type":"app_open",'
+        '"occurred_at":"2025-01-01T10:00:00Z","customer_id":"C1","event_id":"E1"}',
+        '{ "event\\u005fid" : "E2" , "customer_id" : "C\\u00e92\\"q\\"" ,'
+        ' "event_type" : "app_open", "occurred_at" : "2025-01-01T10:00:00Z",'
+        ' "provenance" : "explicit", "channel" : "sms", "product_id" : null,'
+        ' "properties" : { "x" : "y z" } }',
+        '{"event_id":"E3","customer_id":"C3","event_type":"product_view",'
+        '"occurred_at":"2025-01-01T10:00:00+02:00","provenance":"tracked","channel":"web",'
+        '"product_id":"P\\/1","properties":{"price":1.5e3,"ok":true,"tags":["a","b"]}}',
+    ]
+    write(tmp_path, "events/2025-01-01.jsonl", "\n".join(lines) + "\n")
+    load_range(con, "events", tmp_path, date(2025, 1, 1), date(2025, 1, 1), AT)
+    assert quarantine(con, "events") == {}
+    got = con.execute(
+        "SELECT event_id, customer_id, event_type, provenance, channel, product_id, properties "
+        "FROM raw.events ORDER BY 1"
+    ).fetchall()
+    fields = ["event_id", "customer_id", "event_type", "provenance", "channel", "product_id"]
+    expected = [json.loads(line) for line in lines]
+    assert [row[:6] for row in got] == [tuple(e.get(f) for f in fields) for e in expected]
+    assert [json.loads(row[6]) for row in got] == [e["properties"] for e in expected]
 
 
 def test_consent_rules(tmp_path, con):

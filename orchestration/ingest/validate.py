@@ -8,6 +8,8 @@ line with typed columns, ``reason`` (the first failing check, a short stable phr
 
 from __future__ import annotations
 
+import json
+
 from orchestration.ingest.phones import known_countries, phone_is_valid_sql
 from orchestration.ingest.spec import Column, Source
 
@@ -46,9 +48,10 @@ def _trimmed(v: str) -> str:
 
 def _value(col: Column, position: int) -> str:
     csv = f"nullif({_trimmed(f'fields[idx_{col.name}]')}, '')"
-    json = f"nullif({_trimmed(f'json_values[{position}]')}, '')"
+    from_json = f"nullif({_trimmed(f'json_values[{lit(col.name)}]')}, '')"
     return (
-        f"CASE WHEN fmt = 'csv' THEN {csv} WHEN json_ok THEN {json} END AS {ident('v_' + col.name)}"
+        f"CASE WHEN fmt = 'csv' THEN {csv} WHEN json_ok THEN {from_json} END "
+        f"AS {ident('v_' + col.name)}"
     )
 
 
@@ -160,7 +163,7 @@ def batch_sql(src: Source) -> str:
     """The query that turns ``lines`` + ``files`` into typed rows with reasons."""
     idx = ", ".join(f"f.idx_{c}" for c in src.names)
     known = "[" + ", ".join(lit(c) for c in src.names) + "]"
-    json_paths = "[" + ", ".join(lit("$." + ident(c)) for c in src.names) + "]"
+    json_fields = lit(json.dumps(dict.fromkeys(src.names, "VARCHAR")))
     values = ",\n        ".join(_value(c, i + 1) for i, c in enumerate(src.columns))
     typed = ",\n        ".join(_typed(c) for c in src.columns)
     # a phone is judged against its country, so a bad country is reported first
@@ -203,13 +206,15 @@ WITH decoded AS (
         -- valid JSON that opens with a brace is an object: no second parse for its type.
         -- ltrim copies the line, so only a line that starts with white space gets it.
         -- try() makes the values NULL where the line is not valid JSON, which is exactly
-        -- json_valid's verdict without a parse of its own (a fifth of the extraction's time)
+        -- json_valid's verdict without a parse of its own (a fifth of the extraction's time).
+        -- A struct, not a list of paths: each value is then a column, not an element copied
+        -- out of a list at every use (same values; 14% of the events' validation)
         CASE WHEN fmt = 'jsonl' AND CASE
                   WHEN line ^@ '{{' THEN true
                   WHEN {" OR ".join(f"line ^@ {w}" for w in JSON_SPACE)} THEN
                        left(ltrim(line, {" || ".join(JSON_SPACE)}), 1) = '{{'
                   ELSE false END
-             THEN try(json_extract_string(line, {json_paths})) END AS json_values,
+             THEN try(from_json(line, {json_fields})) END AS json_values,
         -- one test per line, not per field. Valid JSON holds no raw control character but
         -- DEL (the parser rejects the others), though it may write any as an escape (and
         -- every control character's escape starts with \\u00).
