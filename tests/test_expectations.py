@@ -31,12 +31,12 @@ def test_sound_batch_passes():
 def test_batch_built_to_fail_fails_with_reasons():
     # each value passes row-level validation (non-negative numbers) but is implausible
     result = validate_frame(
-        "orders", _orders(unit_price=[10.0, 50000.0, 99.0], order_line_no=[1, 1, 1])
+        "orders", _orders(unit_price=[10.0, 50000.0, 99.0], currency=["USD", "USD", "JPY"])
     )
     assert not result.success
     failed = {(f["expectation"], str(f["column"])) for f in result.failed}
     assert ("expect_column_values_to_be_between", "unit_price") in failed
-    assert ("expect_compound_columns_to_be_unique", "['order_id', 'order_line_no']") in failed
+    assert ("expect_column_values_to_be_in_set", "currency") in failed
     price = next(f for f in result.failed if f["column"] == "unit_price")
     assert price["unexpected_count"] == 1 and price["examples"] == ["50000.0"]
 
@@ -86,7 +86,7 @@ def test_a_row_local_suite_in_chunks_counts_like_the_whole_batch(monkeypatch):
 
 def test_orders_read_from_the_warehouse_judge_decimal_prices():
     """From raw.orders (DECIMAL prices, fetched through Arrow) the suite finds what it finds
-    on a hand-built frame: one implausible price and one repeated line key."""
+    on a hand-built frame: one implausible price and one unknown currency."""
     import duckdb
 
     from orchestration.ingest import expectations
@@ -97,18 +97,18 @@ def test_orders_read_from_the_warehouse_judge_decimal_prices():
     con.execute("""INSERT INTO raw.orders (order_id, order_line_no, customer_id, product_id,
         quantity, unit_price, currency, status, ordered_at, partition_date, source_file,
         source_line, loaded_at)
-        SELECT order_id, line_no, 'C1', 'P1', 1, price, 'USD', 'completed',
+        SELECT order_id, line_no, 'C1', 'P1', 1, price, currency, 'completed',
                TIMESTAMP '2025-01-02 10:00', DATE '2025-01-02', 'orders/2025-01-02.csv', n,
                TIMESTAMP '2025-01-03'
-        FROM (VALUES ('O1', 1, 10.0, 2), ('O1', 1, 50000.25, 3), ('O2', 1, 99.0, 4))
-             AS t(order_id, line_no, price, n)""")
+        FROM (VALUES ('O1', 1, 10.0, 'USD', 2), ('O1', 2, 50000.25, 'USD', 3),
+                     ('O2', 1, 99.0, 'JPY', 4)) AS t(order_id, line_no, price, currency, n)""")
     day = date(2025, 1, 2)
     result = expectations.validate_partitions(con, "orders", day, day)
     assert (result.success, result.rows) == (False, 3)
     price = next(f for f in result.failed if f["column"] == "unit_price")
     assert price["unexpected_count"] == 1 and price["examples"] == ["50000.25"]
-    keys = next(f for f in result.failed if f["column"] == ["order_id", "order_line_no"])
-    assert keys["unexpected_count"] == 2
+    currency = next(f for f in result.failed if f["column"] == "currency")
+    assert currency["unexpected_count"] == 1 and currency["examples"] == ["JPY"]
 
 
 def test_integers_with_gaps_are_reported_as_integers():
