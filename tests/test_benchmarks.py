@@ -2,13 +2,21 @@
 against the dbt marts row for row, and the result file holding the figures the README shows."""
 
 import json
+import os
 import subprocess
 import sys
 
 import duckdb
 import pytest
 
-from benchmarks.run import World, _new_warehouse, _without_next_day, compare_floor, floor_sql
+from benchmarks.run import (
+    World,
+    _new_warehouse,
+    _without_next_day,
+    compare_floor,
+    dbt_build_figures,
+    floor_sql,
+)
 from orchestration.features import parse_state
 
 KEYS = {"customers", "order_lines", "events", "stages", "floor_seconds",
@@ -47,7 +55,36 @@ def test_smoke_run_at_100k_customers(tmp_path):
     assert result["ratio_ingest_features"] == round(
         (stages["ingest"]["seconds"] + stages["features"]["seconds"]) / result["floor_seconds"], 2
     )
+    # dbt's own time is part of the stage's, and the ratio inside dbt is of those times
+    for name in ("features", "nightly_features"):
+        assert 0 < stages[name]["dbt_seconds"] < stages[name]["seconds"], name
+        assert len(stages[name]["slowest_nodes"]) == 5, name
+    assert result["incremental_over_full_inside_dbt"] == round(
+        stages["nightly_features"]["dbt_seconds"] / stages["features"]["dbt_seconds"], 3
+    )
     assert "| ingest |" in (tmp_path / "100000-8d" / "100000.md").read_text()
+
+
+def test_dbt_build_figures_come_from_the_build_written_during_the_stage(tmp_path):
+    def build(name: str, elapsed: float, times: dict[str, float], mtime: float) -> None:
+        folder = tmp_path / name
+        folder.mkdir()
+        results = [{"unique_id": uid, "execution_time": t} for uid, t in times.items()]
+        path = folder / "run_results.json"
+        path.write_text(json.dumps({"elapsed_time": elapsed, "results": results}))
+        os.utime(path, (mtime, mtime))
+
+    build("features-old-1", 99.0, {"model.retentext.stale": 50.0}, mtime=1_000)
+    build("features-new-2", 12.5, {
+        "model.retentext.fct_events": 3.0, "test.retentext.unique_x_id.ab12": 4.5,
+        "unit_test.retentext.dim_customers.tiers": 0.2, "seed.retentext.tiers": 0.1,
+    }, mtime=2_000)  # fmt: skip
+    figures = dbt_build_figures(tmp_path, since=1_500, slowest=2)
+    assert figures == {
+        "dbt_seconds": 12.5,
+        "slowest_nodes": [["unique_x_id.ab12", 4.5], ["fct_events", 3.0]],
+    }
+    assert dbt_build_figures(tmp_path, since=2_500) == {}  # no build during the stage
 
 
 def test_floor_check_finds_a_changed_row(tmp_path):
