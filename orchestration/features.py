@@ -33,7 +33,8 @@ KEPT_PARSE_STATES = 10  # ~1 MB each; the test suite builds into dozens of wareh
 
 
 def as_of_var(text: str) -> str:
-    """An ISO timestamp with a zone -> the dbt var: 'YYYY-MM-DD HH:MM:SS' in UTC."""
+    """An ISO timestamp with a zone -> dbt's as_of, 'YYYY-MM-DD HH:MM:SS' in UTC: the value
+    of ``AS_OF_ENV`` for Dagster's builds, of the var for the engine comparison's."""
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if value.tzinfo is None:
         raise ValueError(f"as_of {text!r} has no time zone; add Z or an offset")
