@@ -71,7 +71,8 @@ def demo(args: argparse.Namespace) -> int:
               "--warehouse", str(warehouse)])  # fmt: skip
         for hour in SEND_HOURS:
             as_of = f"{day}T{hour:02d}:00:00Z"
-            step(["send", "--as-of", as_of, "--warehouse", str(warehouse)])
+            # simulated time: the hand-over happens at the run's own time
+            step(["send", "--as-of", as_of, "--handover-at", as_of, "--warehouse", str(warehouse)])
             con = duckdb.connect(str(warehouse))
             run_id = f"{day:%Y%m%d}T{hour:02d}0000Z"
             n = respond_to_run(con, run_id, landing, effects, baseline_rate=args.baseline,

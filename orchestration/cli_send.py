@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -79,7 +80,10 @@ def send(args: argparse.Namespace) -> int:
         gateway = OutboxGateway(config.outbox_dir())
     try:
         with console.status(f"delivering through {gateway.name}"):
-            delivery = deliver(con, program, args.as_of, gateway, limit=args.limit)
+            delivery = deliver(
+                con, program, args.as_of, gateway, limit=args.limit,
+                clock=_handover_clock(args.handover_at), replies=config.gateway_landing(),
+            )  # fmt: skip
     except OSError as exc:
         con.close()
         console.print(
@@ -101,6 +105,14 @@ def send(args: argparse.Namespace) -> int:
         + f"; handed over {delivery.counts.get('handed_over', 0):,}"
     )
     return 0
+
+
+def _handover_clock(fixed: datetime | None):
+    """The hand-over moment: the wall clock (the entry point reads it, the send logic never
+    does), or a fixed time to replay a run as if handed over then."""
+    if fixed is not None:
+        return lambda: fixed
+    return lambda: datetime.now(UTC)
 
 
 def _print_qa(s: dict, run, seconds: float) -> None:
@@ -128,10 +140,13 @@ def receiver(args: argparse.Namespace) -> int:
     from send_jobs.campaign_specs import load_program
     from send_jobs.receiver import make_server
 
-    cfg = config.KannelConfig.from_env()
+    cfg = config.KannelConfig.from_env(Path(args.kannel_state) if args.kannel_state else None)
     port = args.port or cfg.receiver_port
     root = Path(args.landing).resolve() / "gateway" if args.landing else config.gateway_landing()
-    server = make_server(port, cfg.receiver_secret, root, load_program().brand)
+    server = make_server(
+        port, cfg.receiver_secret, root, load_program().brand,
+        region=cfg.reply_region, smsc_regions=dict(cfg.smsc_regions),
+    )  # fmt: skip
 
     def stop(*_):
         raise KeyboardInterrupt
@@ -164,12 +179,17 @@ def gateway(args: argparse.Namespace) -> int:
     if args.action == "up":
         pids = kannel_box.up(cfg)
         if args.receiver and not kannel_box.pid_of(cfg, "receiver"):
+            # the receiver runs in the state folder: every path it needs goes in absolute, so
+            # it shares this process's secrets and landing folder whatever the cwd
             pids["receiver"] = kannel_box.start_process(
                 cfg,
                 "receiver",
-                [sys.executable, "-m", "orchestration.cli", "receiver"],
+                [sys.executable, "-m", "orchestration.cli", "receiver",
+                 "--kannel-state", str(cfg.state),
+                 "--landing", str(config.landing_dir())],
                 cfg.state / "receiver.log",
-            )
+            )  # fmt: skip
+            kannel_box.wait_ready(cfg, "receiver", cfg.receiver_port)
         for name, pid in pids.items():
             console.print(f"{name}: pid {pid}")
         console.print(f"sendsms {cfg.sendsms_url}; state, logs and pid files in {cfg.state}")
@@ -190,10 +210,19 @@ def register(sub, as_of_type) -> None:
     s.add_argument("--gateway", choices=["outbox", "kannel"], default="outbox")
     s.add_argument("--dry-run", action="store_true", help="write decisions and QA; send nothing")
     s.add_argument("--limit", type=int, help="hand at most this many messages to the gateway")
+    s.add_argument(
+        "--handover-at", type=as_of_type,
+        help="judge consent, quiet hours and expiry at this time instead of the wall clock "
+        "(replays and simulations)",
+    )  # fmt: skip
     s.set_defaults(func=send)
     r = sub.add_parser("receiver", help="take Kannel DLR callbacks and replies (foreground)")
     r.add_argument("--port", type=int, help="default: $RETENTEXT_RECEIVER_PORT or 13080")
     r.add_argument("--landing", help="landing folder (default: $RETENTEXT_LANDING)")
+    r.add_argument(
+        "--kannel-state", help="Kannel state folder with secrets.json (default: "
+        "$RETENTEXT_KANNEL_STATE or data/kannel)",
+    )  # fmt: skip
     r.set_defaults(func=receiver)
     c = sub.add_parser("receipts", help="load the receiver's receipts and replies now")
     c.add_argument("--warehouse")

@@ -48,6 +48,9 @@ class KannelConfig:
     rate_per_s: float
     max_attempts: int
     timeout_s: float
+    reply_region: str = "US"  # a national-format reply sender is read in this country
+    smsc_regions: tuple[tuple[str, str], ...] = ()  # (Kannel smsc-id, country) overrides
+    unified_prefix: str = "+,00,011"  # Kannel's own normalisation of international prefixes
 
     @property
     def sendsms_url(self) -> str:
@@ -66,8 +69,9 @@ class KannelConfig:
         )  # fmt: skip
 
     @classmethod
-    def from_env(cls) -> KannelConfig:
-        state = Path(_env("RETENTEXT_KANNEL_STATE", "data/kannel")).resolve()
+    def from_env(cls, state: Path | None = None) -> KannelConfig:
+        """Settings from the environment; ``state`` overrides RETENTEXT_KANNEL_STATE."""
+        state = (state or Path(_env("RETENTEXT_KANNEL_STATE", "data/kannel"))).resolve()
         base = int(_env("RETENTEXT_KANNEL_BASE_PORT", "13000"))
         stored = _stored_secrets(state)
         return cls(
@@ -86,7 +90,21 @@ class KannelConfig:
             rate_per_s=float(_env("RETENTEXT_KANNEL_RATE", "1000")),
             max_attempts=int(_env("RETENTEXT_KANNEL_MAX_ATTEMPTS", "4")),
             timeout_s=float(_env("RETENTEXT_KANNEL_TIMEOUT", "10")),
+            reply_region=_env("RETENTEXT_SMS_COUNTRY", "US").upper(),
+            smsc_regions=_pairs(_env("RETENTEXT_SMSC_COUNTRIES", "")),
+            unified_prefix=_env("RETENTEXT_KANNEL_UNIFIED_PREFIX", "+,00,011"),
         )
+
+
+def _pairs(text: str) -> tuple[tuple[str, str], ...]:
+    """``carrier=US,uk-link=GB`` -> (("carrier", "US"), ("uk-link", "GB"))."""
+    pairs = []
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"RETENTEXT_SMSC_COUNTRIES: {item!r} is not smsc-id=COUNTRY")
+        pairs.append((key.strip(), value.strip().upper()))
+    return tuple(pairs)
 
 
 def _stored_secrets(state: Path) -> dict[str, str]:

@@ -31,6 +31,7 @@ from pathlib import Path
 from send_jobs import encoding
 from send_jobs.audience import audience_sql, condition_sql
 from send_jobs.campaign_specs import RULES_DIR, Campaign, Program
+from send_jobs.consent import consent_sql
 from send_jobs.ledger import HARD_FAILURES, ensure_schema
 from send_jobs.templates import render_sql, sql_literal
 
@@ -76,20 +77,27 @@ def load_rules(con, rules_dir: Path = RULES_DIR) -> None:
         FROM read_csv('{rules_dir / "public_holidays.csv"}', all_varchar = true)""")
 
 
-def window_sql(alias: str = "c") -> str:
-    """(open, local time) of the recipient's sending window at $as_of; needs quiet_hours."""
-    local = f"timezone({alias}.time_zone, timezone('UTC', $as_of))"
+def window_sql(alias: str = "c", at: str = "$as_of", until: str | None = None) -> str:
+    """(open, local time) of the recipient's sending window at ``at`` (and, when given, still
+    open at ``until``: a hand-over that takes a while must end inside it); needs
+    quiet_hours."""
     rule = "coalesce(r1.{0}, r2.{0}, r3.{0})"
-    return (
-        f"""
-        {local} AS local_time,
-        (CAST({local} AS TIME) >= {rule.format("window_start")}
+
+    def open_at(moment: str) -> str:
+        local = f"timezone({alias}.time_zone, timezone('UTC', {moment}))"
+        return f"""(CAST({local} AS TIME) >= {rule.format("window_start")}
          AND CAST({local} AS TIME) < {rule.format("window_end")}
          AND NOT contains({rule.format("closed")}, strftime({local}, '%a'))
          AND NOT ({rule.format("closed_on_holidays")} AND EXISTS (
              SELECT 1 FROM public_holidays AS h
-             WHERE h.country = {alias}.country AND h.day = CAST({local} AS DATE))))
-        AS window_open""",
+             WHERE h.country = {alias}.country AND h.day = CAST({local} AS DATE))))"""
+
+    local = f"timezone({alias}.time_zone, timezone('UTC', {at}))"
+    still_open = f" AND {open_at(until)}" if until else ""
+    return (
+        f"""
+        {local} AS local_time,
+        ({open_at(at)}{still_open}) AS window_open""",
         (
             f"""LEFT JOIN quiet_hours AS r1 ON r1.country = {alias}.country
             AND r1.region = {alias}.region
@@ -97,34 +105,6 @@ def window_sql(alias: str = "c") -> str:
         LEFT JOIN quiet_hours AS r3 ON r3.country = '*' AND r3.region = '*'"""
         ),
     )
-
-
-def consent_sql() -> str:
-    """Latest SMS consent action per (customer, category) at $as_of, for candidates. A STOP
-    reply opts the number out of both categories; a START reply opts back in only to the
-    categories the customer had given consent for."""
-    return """
-        WITH ev AS (
-            SELECT customer_id, category, action, occurred_at, 0 AS from_reply
-            FROM raw.consent
-            WHERE channel = 'sms' AND occurred_at <= $as_of
-              AND customer_id IN (SELECT customer_id FROM cand)
-            UNION ALL
-            SELECT p.customer_id, k.category, i.action, i.occurred_at, 1
-            FROM sends.inbound AS i
-            JOIN (SELECT DISTINCT customer_id, phone_e164 FROM cand) AS p
-              ON p.phone_e164 = i.phone_e164
-            CROSS JOIN (VALUES ('marketing'), ('transactional')) AS k(category)
-            WHERE i.occurred_at <= $as_of AND (i.action = 'opt_out' OR (
-                -- START restores a category the customer had opted in to, never a new one
-                i.action = 'opt_in' AND EXISTS (
-                    SELECT 1 FROM raw.consent AS r
-                    WHERE r.customer_id = p.customer_id AND r.category = k.category
-                      AND r.channel = 'sms' AND r.action = 'opt_in'
-                      AND r.occurred_at <= i.occurred_at))))
-        SELECT customer_id, category, action FROM ev
-        QUALIFY row_number() OVER (PARTITION BY customer_id, category
-            ORDER BY occurred_at DESC, (action = 'opt_out') DESC, from_reply DESC) = 1"""
 
 
 def decide(

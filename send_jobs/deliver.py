@@ -7,10 +7,12 @@ Per delivery (``as_of``):
    queued again once the gateway's grace period (Kannel: 120 s) has passed since it was
    handed over; until then it waits (``awaiting_receipt``). A message handed to Kannel with
    no final receipt after 72 h becomes ``unconfirmed``.
-2. Re-check every queued message at as_of: older than the program's validity -> expired;
-   consent for its category withdrawn (a STOP since it was queued) -> cancelled; outside the
-   recipient's window -> stays queued for a later run.
-3. Mark the rest ``submitting`` under a batch id (committed), hand them to the gateway, and
+2. In chunks, each at its moment of hand-over (a clock passed in by the caller): load the
+   receiver's journal, then re-check every queued message: older than the program's validity
+   -> expired; consent for its category withdrawn (a STOP since it was queued) -> cancelled;
+   the recipient's window closed now or before the chunk would be through -> stays queued
+   for a later run.
+3. Mark the chunk ``submitting`` under the batch id (committed), hand it to the gateway, and
    record each answer: submitted, rejected (final), retry (queued again) or unknown (left
    submitting for step 1 of the next delivery).
 """
@@ -19,14 +21,20 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 
+from send_jobs import receipts
 from send_jobs.campaign_specs import Program
-from send_jobs.decide import consent_sql, load_rules, window_sql
+from send_jobs.consent import consent_sql
+from send_jobs.decide import load_rules, window_sql
 from send_jobs.ledger import advance, ensure_schema
+
+Clock = Callable[[], datetime]  # the moment of hand-over, passed in by the caller
 
 
 @dataclass
@@ -122,12 +130,25 @@ def _record(con, answers: list[tuple[str, str, str, str]]) -> None:
 
 
 def deliver(
-    con, program: Program, as_of: datetime, gateway, *, limit: int | None = None
+    con,
+    program: Program,
+    as_of: datetime,
+    gateway,
+    *,
+    limit: int | None = None,
+    clock: Clock | None = None,
+    replies: Path | None = None,
+    chunk_size: int = 5_000,
 ) -> Delivery:
+    """Hand the queued messages to ``gateway`` in chunks. ``clock`` gives the moment of each
+    chunk's hand-over (default: ``as_of``, for replays and simulations; live callers pass the
+    wall clock): expiry, consent and the recipient's window are judged then, after loading the
+    receiver's journal under ``replies`` (a STOP that came in a second ago counts), and the
+    window must still be open when the chunk's last message is due to leave."""
     ensure_schema(con)
     con.execute("SET TimeZone = 'UTC'")
     load_rules(con)
-    params = {"as_of": as_of.replace(tzinfo=None)}
+    clock = clock or (lambda: as_of)
     # unique across warehouses sharing a gateway's journal folder
     batch_id = f"{as_of:%Y%m%dT%H%M%SZ}-{gateway.name}-{uuid.uuid4().hex[:12]}"
     result = Delivery(batch_id, gateway.name)
@@ -145,16 +166,46 @@ def deliver(
                   - INTERVAL {int(gateway.receipt_timeout_h * 3600)} SECOND""",
             "delivery",
         )
+    con.execute("COMMIT")
+    con.execute("CREATE OR REPLACE TEMP TABLE _tried (message_id VARCHAR)")
+    result.counts["handed_over"] = 0
+    result.seconds["prepare"] = time.perf_counter() - started
+    budget = limit if limit else None
+    while budget is None or budget > 0:
+        size = min(chunk_size, budget) if budget is not None else chunk_size
+        batch = _next_chunk(con, program, gateway, clock, replies, size, result)
+        if batch.num_rows == 0:
+            break
+        _hand_over(con, gateway, batch, batch_id, result)
+        if budget is not None:
+            budget -= batch.num_rows
+        if getattr(gateway, "unreachable", None) is not None and gateway.unreachable.is_set():
+            break  # the rest stays queued for the next run
+    return result
+
+
+def _next_chunk(con, program: Program, gateway, clock: Clock, replies, size: int, result):
+    """Judge every queued message at the hand-over moment; mark the next chunk submitting."""
+    started = time.perf_counter()
+    if replies is not None:
+        loaded = receipts.ingest(con, replies)
+        result.counts["replies_loaded"] = result.counts.get("replies_loaded", 0) + loaded["replies"]
+    at = clock().astimezone(UTC).replace(tzinfo=None)
+    rate = getattr(getattr(gateway, "cfg", None), "rate_per_s", 0) or 0
+    until = at + timedelta(seconds=size / rate) if rate else at
+    params = {"as_of": at, "until": until}
+    con.execute("BEGIN")
     con.execute(
         """CREATE OR REPLACE TEMP TABLE cand AS SELECT message_id, customer_id, phone_e164,
             category, country, region, time_zone, as_of AS queued_as_of
-        FROM sends.messages WHERE status = 'queued' AND as_of <= $as_of""",
-        params,
+        FROM sends.messages WHERE status = 'queued' AND as_of <= $as_of
+          AND message_id NOT IN (SELECT message_id FROM _tried)""",
+        {"as_of": at},
     )
-    cols, joins = window_sql("c")
+    cols, joins = window_sql("c", "$as_of", "$until")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _check AS
-        WITH consent AS ({consent_sql()})
+        WITH consent AS ({consent_sql("cand", "$as_of")})
         SELECT c.message_id, {cols},
             c.queued_as_of <= $as_of - INTERVAL {program.message_validity_hours} HOUR
                 AS is_expired,
@@ -164,49 +215,55 @@ def deliver(
         {joins}""",
         params,
     )
-    result.counts["expired"] = advance(
+    _count(result, "expired", advance(
         con,
         f"""SELECT message_id, 'expired' AS status, 'not sent within
             {program.message_validity_hours} h' AS detail FROM _check WHERE is_expired""",
         "delivery",
-    )
-    result.counts["cancelled"] = advance(
+    ))  # fmt: skip
+    _count(result, "cancelled", advance(
         con,
         """SELECT message_id, 'cancelled' AS status,
             'consent withdrawn before it went out' AS detail
            FROM _check WHERE no_consent AND NOT is_expired""",
         "delivery",
-    )
+    ))  # fmt: skip
     result.counts["waiting_for_window"] = con.execute(
         "SELECT count(*) FROM _check WHERE NOT is_expired AND NOT no_consent AND NOT window_open"
     ).fetchone()[0]
-    top = f"LIMIT {int(limit)}" if limit else ""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _batch AS
         SELECT m.message_id, m.phone_e164, m.text, m.encoding
         FROM sends.messages AS m JOIN _check AS c USING (message_id)
         WHERE m.status = 'queued' AND c.window_open
-        ORDER BY m.as_of, m.message_id {top}"""
+        ORDER BY m.as_of, m.message_id LIMIT {int(size)}"""
     )
-    con.execute(f"""UPDATE sends.messages SET status = 'submitting', batch_id = '{batch_id}',
+    con.execute("INSERT INTO _tried SELECT message_id FROM _batch")
+    con.execute(f"""UPDATE sends.messages SET status = 'submitting', batch_id = '{result.batch_id}',
             gateway = '{gateway.name}', attempts = attempts + 1, status_at = now()::TIMESTAMP
         WHERE message_id IN (SELECT message_id FROM _batch)""")
     con.execute(f"""INSERT INTO sends.message_events SELECT message_id, 'submitting',
-        now()::TIMESTAMP, 'delivery', 'batch {batch_id}' FROM _batch""")
+        now()::TIMESTAMP, 'delivery', 'batch {result.batch_id} at ' || $at FROM _batch""",
+        {"at": f"{at:%Y-%m-%dT%H:%M:%SZ}"})  # fmt: skip
     batch = con.sql("SELECT * FROM _batch").to_arrow_table()
     con.execute("COMMIT")  # from here a crash leaves them submitting, resolved next time
-    result.counts["handed_over"] = batch.num_rows
-    result.seconds["prepare"] = time.perf_counter() - started
-    if batch.num_rows == 0:
-        return result
+    result.seconds["prepare"] = result.seconds.get("prepare", 0.0) + time.perf_counter() - started
+    return batch
+
+
+def _hand_over(con, gateway, batch, batch_id: str, result: Delivery) -> None:
+    _count(result, "handed_over", batch.num_rows)
     started = time.perf_counter()
     answers = gateway.submit(batch, batch_id)
-    result.seconds["gateway"] = time.perf_counter() - started
+    result.seconds["gateway"] = result.seconds.get("gateway", 0.0) + time.perf_counter() - started
     started = time.perf_counter()
     con.execute("BEGIN")
     _record(con, [(batch_id, *a) for a in answers])
     con.execute("COMMIT")
-    result.seconds["record"] = time.perf_counter() - started
+    result.seconds["record"] = result.seconds.get("record", 0.0) + time.perf_counter() - started
     for _, outcome, _ in answers:
-        result.counts[outcome] = result.counts.get(outcome, 0) + 1
-    return result
+        _count(result, outcome, 1)
+
+
+def _count(result: Delivery, key: str, n: int) -> None:
+    result.counts[key] = result.counts.get(key, 0) + n

@@ -70,6 +70,7 @@ def render_config(cfg: KannelConfig) -> Path:
         sendsms_password=cfg.sendsms_password,
         receiver_port=cfg.receiver_port,
         receiver_secret=urllib.parse.quote(cfg.receiver_secret, safe=""),
+        unified_prefix=cfg.unified_prefix,
     )
     path = cfg.state / "kannel.conf"
     path.write_text(text)
@@ -108,6 +109,16 @@ def _wait_port(port: int, timeout: float, alive=lambda: True) -> None:
                 return
         time.sleep(0.05)
     raise KannelError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
+
+
+def wait_ready(cfg: KannelConfig, name: str, port: int, timeout: float = 20.0) -> None:
+    """Wait until the process behind ``name``.pid listens on ``port``; its log on failure."""
+    try:
+        _wait_port(port, timeout, lambda: pid_of(cfg, name) is not None)
+    except KannelError as exc:
+        log = cfg.state / f"{name}.log"
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        raise KannelError(f"{name} did not start: {exc}\n{tail}") from exc
 
 
 def status(cfg: KannelConfig) -> str:

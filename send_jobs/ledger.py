@@ -59,7 +59,9 @@ CREATE TABLE IF NOT EXISTS sends.inbound (
     inbound_id VARCHAR PRIMARY KEY, phone_e164 VARCHAR NOT NULL, text VARCHAR,
     intent VARCHAR NOT NULL, action VARCHAR, flagged BOOLEAN NOT NULL,
     occurred_at TIMESTAMP NOT NULL, received_at TIMESTAMP NOT NULL, file VARCHAR NOT NULL,
-    line BIGINT NOT NULL);
+    line BIGINT NOT NULL, sender_raw VARCHAR, rule VARCHAR);
+ALTER TABLE sends.inbound ADD COLUMN IF NOT EXISTS sender_raw VARCHAR;
+ALTER TABLE sends.inbound ADD COLUMN IF NOT EXISTS rule VARCHAR;
 CREATE TABLE IF NOT EXISTS sends.gateway_files (
     file VARCHAR PRIMARY KEY, bytes_read BIGINT NOT NULL, lines_read BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS sends.gateway_quarantine (

@@ -129,22 +129,19 @@ def _receipts(con, name: str, counts) -> None:
 def _replies(con, name: str, counts) -> None:
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _parsed AS
-        SELECT line, raw, json_valid(raw) AS ok,
-            CASE WHEN json_valid(raw) THEN json_extract_string(raw, '$.inbound_id') END AS id,
-            CASE WHEN json_valid(raw) THEN json_extract_string(raw, '$.from') END AS phone,
-            CASE WHEN json_valid(raw) THEN json_extract_string(raw, '$.text') END AS text,
-            CASE WHEN json_valid(raw) THEN json_extract_string(raw, '$.intent') END AS intent,
-            CASE WHEN json_valid(raw) THEN json_extract_string(raw, '$.action') END AS action,
-            CASE WHEN json_valid(raw) THEN TRY_CAST(json_extract(raw, '$.flagged') AS BOOLEAN)
-                 END AS flagged,
-            CASE WHEN json_valid(raw) THEN TRY_CAST(
-                replace(json_extract_string(raw, '$.received_at'), 'Z', '') AS TIMESTAMP)
-                 END AS received_at
-        FROM _lines"""
+        SELECT line, raw, j IS NOT NULL AS ok,
+            j->>'inbound_id' AS id, j->>'from' AS phone, j->>'sender_raw' AS sender_raw,
+            j->>'text' AS text, j->>'intent' AS intent, j->>'action' AS action,
+            TRY_CAST(j->'flagged' AS BOOLEAN) AS flagged, j->>'rule' AS rule,
+            j->>'problem' AS reported_problem,
+            TRY_CAST(replace(j->>'received_at', 'Z', '') AS TIMESTAMP) AS received_at
+        FROM (SELECT line, raw, CASE WHEN json_valid(raw) THEN CAST(raw AS JSON) END AS j
+              FROM _lines)"""
     )
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _parsed AS
         SELECT *, CASE WHEN NOT ok THEN 'not a JSON object'
+                 WHEN reported_problem IS NOT NULL THEN reported_problem
                  WHEN id IS NULL OR phone IS NULL OR intent IS NULL OR received_at IS NULL
                      THEN 'missing inbound_id, from, intent or received_at'
                  WHEN action IS NOT NULL AND action NOT IN ('opt_out', 'opt_in')
@@ -155,9 +152,10 @@ def _replies(con, name: str, counts) -> None:
     _quarantine(con, name, counts)
     # the reply takes effect when the receiver got it (Kannel's own time has no zone)
     added = con.execute(
-        """INSERT OR IGNORE INTO sends.inbound
-        SELECT id, phone, text, intent, action, coalesce(flagged, false), received_at,
-            received_at, ?, line
+        """INSERT OR IGNORE INTO sends.inbound BY NAME
+        SELECT id AS inbound_id, phone AS phone_e164, text, intent, action,
+            coalesce(flagged, false) AS flagged, received_at AS occurred_at, received_at,
+            ? AS file, line, sender_raw, rule
         FROM _parsed WHERE problem IS NULL
         QUALIFY row_number() OVER (PARTITION BY id ORDER BY line) = 1""",
         [name],

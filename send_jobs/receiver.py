@@ -8,8 +8,10 @@ The receiver never opens the warehouse (DuckDB allows one writer); ``receipts.in
 the lines into ``sends.receipts`` / ``sends.inbound`` and moves message statuses.
 
 A reply's answer body is the one confirmation Kannel sends back (opt-out, opt-in, help);
-anything else gets an empty body, which Kannel (``omit-empty``) does not send. Bad requests get
-a 4xx and a reason, never a crash.
+anything else gets an empty body, which Kannel (``omit-empty``) does not send. A reply is never
+refused: its sender is normalised to E.164 (national formats read in the short code's country)
+and one that is no phone number is journaled for review. Bad DLRs get a 4xx and a reason,
+never a crash.
 """
 
 from __future__ import annotations
@@ -19,54 +21,38 @@ import json
 import os
 import re
 import threading
-import unicodedata
 import uuid
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import yaml
+import phonenumbers
 
-from send_jobs.campaign_specs import RULES_DIR
 from send_jobs.ledger import DLR_STATUS
+from send_jobs.replies import ReplyClassifier
 
 MAX_BODY = 64 * 1024
 MAX_FIELD = 2000  # characters kept of any one field (an SMS is at most a few hundred)
-PHONE = re.compile(r"^\+?[1-9]\d{6,14}$")
 MESSAGE_ID = re.compile(r"^[0-9a-f]{16}$")
-INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+KANNEL_ID = re.compile(r"^[0-9a-fA-F-]{32,36}$")
 
 
-class Keywords:
-    """Reply classification from ``rules/keywords.yaml``."""
-
-    def __init__(self, path: Path = RULES_DIR / "keywords.yaml", brand: str = "") -> None:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        self.words = {
-            intent: {w.upper() for w in raw[intent]} for intent in ("opt_out", "opt_in", "help")
-        }
-        self.phrases = [re.compile(p, re.I) for p in raw["opt_out_phrases"]]
-        self.replies = {k: v.format(brand=brand) for k, v in raw["replies"].items()}
-
-    def classify(self, text: str) -> tuple[str, str | None, bool]:
-        """(intent, consent action or None, flagged for review). Text is NFKC-normalised and
-        stripped of invisible characters first, so "ＳＴＯＰ" and "S\u200bTOP" mean STOP."""
-        text = INVISIBLE.sub("", unicodedata.normalize("NFKC", text or ""))
-        word = re.sub(r"^[\s\W_]+|[\s\W_]+$", "", text).upper()
-        word = "".join(  # ARRÊT is ARRET
-            ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch)
-        )
-        for intent, words in self.words.items():
-            if word in words:
-                action = {"opt_out": "opt_out", "opt_in": "opt_in"}.get(intent)
-                return intent, action, False
-        if any(p.search(text or "") for p in self.phrases):
-            return "opt_out", "opt_out", True  # free text read as an opt-out
-        return "other", None, False
-
-    def reply(self, intent: str) -> str:
-        return self.replies.get(intent, "")
+def sender_e164(sender: str, region: str) -> str | None:
+    """The reply's sender in E.164, read as a number of ``region`` (the country of the short
+    code or SMSC) when it is in national format; None when it is not a possible number."""
+    sender = sender.strip()
+    if sender.startswith("00"):
+        sender = "+" + sender[2:]
+    elif region == "US" and sender.startswith("011"):
+        sender = "+" + sender[3:]
+    try:
+        number = phonenumbers.parse(sender, None if sender.startswith("+") else region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 class Journal:
@@ -90,7 +76,11 @@ class Journal:
                 os.close(fd)
 
 
-def make_handler(secret: str, keywords: Keywords):
+def make_handler(
+    secret: str, keywords: ReplyClassifier, region: str = "US", smsc_regions: dict | None = None
+):
+    smsc_regions = smsc_regions or {}
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "retentext-receiver"
         protocol_version = "HTTP/1.1"
@@ -167,34 +157,39 @@ def make_handler(secret: str, keywords: Keywords):
             self._answer(200, "ok\n")
 
         def _mo(self, p: dict, received_at: str) -> None:
-            sender, text = p.get("from", "").strip(), p.get("text", "")
-            if not PHONE.match(sender):
-                return self._answer(400, "from must be a phone number in E.164\n")
-            if "\x00" in text:
-                return self._answer(400, "text contains NUL\n")
-            phone = sender if sender.startswith("+") else "+" + sender
-            intent, action, flagged = keywords.classify(text)
-            kannel_at = p.get("at") or ""
+            """Every reply is kept: an unreadable sender is journaled with its problem (the
+            loader quarantines it for review) and still answered 200, so Kannel drops
+            nothing."""
+            sender, text = p.get("from", ""), p.get("text", "")
+            phone = sender_e164(sender, smsc_regions.get(p.get("smsc") or "", region))
+            reading = keywords.read(text)
+            kannel_id = p.get("id", "")
+            # a retried callback carries Kannel's own message id: same id, loaded once. Without
+            # it nothing is deduplicated (a later STOP is never mistaken for a replay).
             inbound_id = (
-                uuid.uuid5(uuid.NAMESPACE_URL, f"{phone}|{kannel_at}|{text}").hex
-                if kannel_at
+                uuid.uuid5(uuid.NAMESPACE_URL, f"kannel:{kannel_id.lower()}").hex
+                if KANNEL_ID.match(kannel_id)
                 else uuid.uuid4().hex
-            )  # a replayed callback carries the same Kannel time: same id, ingested once
+            )
             self.server.journal.append(
                 "replies",
                 {
                     "inbound_id": inbound_id,
                     "from": phone,
+                    "sender_raw": sender,
                     "to": p.get("to"),
                     "text": text,
-                    "at": kannel_at,
-                    "intent": intent,
-                    "action": action,
-                    "flagged": flagged,
+                    "at": p.get("at") or "",
+                    "smsc": p.get("smsc"),
+                    "intent": reading.intent,
+                    "action": reading.action,
+                    "flagged": reading.flagged,
+                    "rule": reading.rule,
+                    "problem": None if phone else "sender is not a phone number",
                     "received_at": received_at,
                 },
             )
-            self._answer(200, keywords.reply(intent))
+            self._answer(200, keywords.reply(reading.intent))
 
     return Handler
 
@@ -205,9 +200,21 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-def make_server(port: int, secret: str, root: Path, brand: str, host: str = "127.0.0.1") -> Server:
+def make_server(
+    port: int,
+    secret: str,
+    root: Path,
+    brand: str,
+    host: str = "127.0.0.1",
+    *,
+    region: str = "US",
+    smsc_regions: dict[str, str] | None = None,
+) -> Server:
+    """``region``: the country a national-format sender is read in (the short code's);
+    ``smsc_regions``: the same per Kannel SMSC id, for links in other countries."""
     if not secret:
         raise ValueError("the receiver needs a shared secret (RETENTEXT_RECEIVER_SECRET)")
-    server = Server((host, port), make_handler(secret, Keywords(brand=brand)))
+    handler = make_handler(secret, ReplyClassifier(brand=brand), region, smsc_regions)
+    server = Server((host, port), handler)
     server.journal = Journal(root)
     return server

@@ -87,6 +87,21 @@ class MiniWarehouse:
             [f"K{self._n:09d}", customer_id, category, action, utc(at).replace(tzinfo=None)],
         )
 
+    def reply(self, phone: str, action: str | None, at: str, text: str | None = None) -> None:
+        """A reply loaded from the receiver: ``action`` opt_out, opt_in or None (YES, HELP)."""
+        from send_jobs.ledger import ensure_schema
+
+        ensure_schema(self.con)
+        self._n += 1
+        when = utc(at).replace(tzinfo=None)
+        intent = {"opt_out": "opt_out", "opt_in": "opt_in"}.get(action or "", "yes")
+        self.con.execute(
+            """INSERT INTO sends.inbound BY NAME SELECT ? AS inbound_id, ? AS phone_e164,
+                ? AS text, ? AS intent, ? AS action, false AS flagged, ? AS occurred_at,
+                ? AS received_at, 'replies' AS file, ? AS line""",
+            [f"i{self._n}", phone, text or intent.upper(), intent, action, when, when, self._n],
+        )
+
     def due(self, customer_id: str, product_id: str, name: str, as_of: str) -> None:
         at = utc(as_of).replace(tzinfo=None)
         self.con.execute(

@@ -87,13 +87,8 @@ def test_consent_as_of_the_send_moment(tmp_path):
     w.consent("RESUBSCRIBED", "marketing", "opt_out", "2026-01-01T00:00:00Z")
     w.consent("RESUBSCRIBED", "marketing", "opt_in", "2026-02-01T00:00:00Z")
     prog = program(**NO_CONTROL)
-    from send_jobs.ledger import ensure_schema
-
-    ensure_schema(w.con)  # a STOP reply loaded from the receiver 2 minutes before the run
-    w.con.execute(
-        "INSERT INTO sends.inbound VALUES ('i1', '+12125550199', 'STOP', 'opt_out', 'opt_out', "
-        "false, '2026-06-10 14:58:00', '2026-06-10 14:58:00', 'f', 1)"
-    )
+    # a STOP reply loaded from the receiver 2 minutes before the run
+    w.reply("+12125550199", "opt_out", "2026-06-10T14:58:00Z")
     promo = campaign(prog)
     service = campaign(prog, id="service", category="transactional", priority=1)
     d = decisions(w, run(w, prog, [promo, service], at))
@@ -120,14 +115,8 @@ def test_consent_as_of_the_send_moment(tmp_path):
 def test_start_reply_restores_only_categories_once_consented(tmp_path):
     w = MiniWarehouse(tmp_path / "w.duckdb")
     w.customer("C1", phone="+12125550177", opted_in={"transactional": "2025-01-01T00:00:00Z"})
-    from send_jobs.ledger import ensure_schema
-
-    ensure_schema(w.con)
-    for i, (action, at) in enumerate([("opt_out", "2026-06-01"), ("opt_in", "2026-06-02")]):
-        w.con.execute(
-            "INSERT INTO sends.inbound VALUES (?, '+12125550177', ?, ?, ?, false, ?, ?, 'f', ?)",
-            [f"i{i}", action.upper(), action, action, at, at, i],
-        )
+    w.reply("+12125550177", "opt_out", "2026-06-01T00:00:00Z")
+    w.reply("+12125550177", "opt_in", "2026-06-02T00:00:00Z")
     prog = program(**NO_CONTROL)
     promo = campaign(prog)
     service = campaign(prog, id="service", category="transactional", priority=1)
@@ -136,6 +125,27 @@ def test_start_reply_restores_only_categories_once_consented(tmp_path):
     after = decisions(w, run(w, prog, [promo, service], "2026-06-03T15:00:00Z"))
     assert after[("service", "C1")][0] == "sent"
     assert after[("promo", "C1")][1] == "no consent: opted out of marketing"
+
+
+def test_start_undoes_only_an_opt_out_by_reply_and_yes_is_no_opt_in(tmp_path):
+    """A web or CRM opt-out stands against START; YES (answering a reminder) changes
+    nothing; START restores what a STOP reply took away."""
+    w = MiniWarehouse(tmp_path / "w.duckdb")
+    w.customer("WEB_OUT", phone="+12125550181")
+    w.consent("WEB_OUT", "marketing", "opt_out", "2026-06-01T00:00:00Z")
+    w.reply("+12125550181", None, "2026-06-02T00:00:00Z", text="YES")
+    w.reply("+12125550181", "opt_in", "2026-06-03T00:00:00Z", text="START")
+    w.customer("REPLY_OUT", phone="+12125550182")
+    w.reply("+12125550182", "opt_out", "2026-06-01T00:00:00Z")
+    w.reply("+12125550182", "opt_in", "2026-06-03T00:00:00Z", text="START")
+    w.customer("NEVER", phone="+12125550183", opted_in={})
+    w.reply("+12125550183", "opt_out", "2026-06-01T00:00:00Z")
+    w.reply("+12125550183", "opt_in", "2026-06-03T00:00:00Z", text="UNSTOP")
+    prog = program(**NO_CONTROL)
+    d = decisions(w, run(w, prog, [campaign(prog)], "2026-06-04T15:00:00Z"))
+    assert d[("promo", "WEB_OUT")][1] == "no consent: opted out of marketing"
+    assert d[("promo", "REPLY_OUT")][0] == "sent"
+    assert d[("promo", "NEVER")][1] == "no consent: opted out of marketing"
 
 
 def test_marketing_caps_across_campaigns_but_not_transactional(tmp_path):

@@ -16,7 +16,8 @@ from mini_warehouse import MiniWarehouse, campaign, program, utc
 from orchestration.ingest.load import load_range
 from send_jobs.campaign_specs import CampaignError, load_campaigns, load_program, parse_campaign
 from send_jobs.decide import decide
-from send_jobs.receiver import Keywords, make_server
+from send_jobs.receiver import make_server
+from send_jobs.replies import ReplyClassifier
 
 HEADER = "customer_id,first_name,phone_e164,country,region,time_zone,language,created_at"
 OK_AT = "2025-01-02T10:00:00Z"
@@ -203,7 +204,7 @@ def test_long_and_disguised_replies_are_kept_bounded_and_understood(receiver):
     [line] = next(root.glob("replies/*.jsonl")).read_text().splitlines()
     assert len(line) < 3000  # the text is cut at 2,000 characters
     for disguised in ("ＳＴＯＰ", "S\u200bTOP", "Arrêt", "stop\u202e"):
-        assert Keywords().classify(disguised)[:2] == ("opt_out", "opt_out"), disguised
+        assert ReplyClassifier().classify(disguised)[:2] == ("opt_out", "opt_out"), disguised
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ import pytest
 
 from send_jobs import receipts
 from send_jobs.ledger import ensure_schema
-from send_jobs.receiver import Keywords, make_server
+from send_jobs.receiver import make_server, sender_e164
+from send_jobs.replies import ReplyClassifier
 
 SECRET = "s3cret-for-tests"
 
@@ -44,25 +45,61 @@ def get(port: int, path: str, **params) -> tuple[int, str]:
         ("unsubscribe", "opt_out", False),
         ("optout", "opt_out", False),
         ("revoke", "opt_out", False),
+        # polite or emphatic opt-outs: each was "other" before
+        ("stop please", "opt_out", False),
+        ("please stop", "opt_out", False),
+        ("pls stop", "opt_out", False),
+        ("STOP IT", "opt_out", False),
+        ("STOP NOW", "opt_out", False),
+        ("STOP ALL", "opt_out", False),
+        ("cancel please", "opt_out", False),
+        ("Stop Northwind", "opt_out", False),
+        ("end all", "opt_out", False),
+        ("désabonner", "opt_out", False),
+        ("Arrêt svp", "opt_out", False),
+        ("STOP PUB", "opt_out", False),
         ("START", "opt_in", False),
-        ("yes", "opt_in", False),
         ("unstop", "opt_in", False),
+        ("yes", "yes", False),  # an answer, never an opt-in
         ("HELP", "help", False),
         ("aide", "help", False),
-        ("pls stop texting me", "opt_out", True),
+        ("pls stop texting me", "opt_out", False),
         ("please don't text me again", "opt_out", True),
         ("Remove me from this list", "opt_out", True),
         ("no more messages thanks", "opt_out", True),
-        ("stop the madness, love the coffee", "other", False),  # no texting: not an opt-out
+        ("stop the madness, love the coffee", "opt_out", True),  # a keyword: opt-out wins
         ("Thanks! See you Tuesday", "other", False),
-        ("STOP IT", "other", False),  # not a single keyword and no texting phrase
+        # negations are not opt-outs (both were before), and are flagged for a human
+        ("don't stop texting me", "other", True),
+        ("I will never miss a text", "other", False),
+        ("nonstop deals this weekend", "other", False),  # keywords inside other words
         ("", "other", False),
     ],
 )
 def test_reply_classification(text, intent, flagged):
-    got_intent, action, got_flagged = Keywords().classify(text)
+    got_intent, action, got_flagged = ReplyClassifier(brand="Northwind Goods").classify(text)
     assert (got_intent, got_flagged) == (intent, flagged)
     assert action == {"opt_out": "opt_out", "opt_in": "opt_in"}.get(intent)
+
+
+@pytest.mark.parametrize(
+    ("sender", "region", "e164"),
+    [
+        ("2125550199", "US", "+12125550199"),  # national: read in the short code's country
+        ("12125550199", "US", "+12125550199"),
+        ("+12125550199", "US", "+12125550199"),
+        ("0012125550199", "US", "+12125550199"),
+        ("01144 7700 900123", "US", "+447700900123"),
+        ("07700900123", "GB", "+447700900123"),
+        ("0044 7700 900123", "GB", "+447700900123"),
+        ("+44 7700 900123", "US", "+447700900123"),
+        ("0612345678", "FR", "+33612345678"),
+        ("07700900123", "US", None),  # not a US number: kept for review, never guessed
+        ("NORTHWIND", "US", None),
+    ],
+)
+def test_reply_senders_are_normalised_in_the_short_codes_country(sender, region, e164):
+    assert sender_e164(sender, region) == e164
 
 
 def test_secret_and_bad_requests_get_4xx(receiver):
@@ -72,7 +109,6 @@ def test_secret_and_bad_requests_get_4xx(receiver):
     assert get(port, "/mo", k="", **{"from": "+12125550100", "text": "STOP"})[0] == 401
     assert get(port, "/dlr", k=SECRET, id="../../etc/passwd", type="1")[0] == 400
     assert get(port, "/dlr", k=SECRET, id="0123456789abcdef", type="3")[0] == 400
-    assert get(port, "/mo", k=SECRET, **{"from": "'; DROP TABLE x;--", "text": "hi"})[0] == 400
     assert get(port, "/nowhere", k=SECRET)[0] == 404
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     conn.request("POST", f"/mo?k={SECRET}", body=b"x" * (70 * 1024))
@@ -80,6 +116,38 @@ def test_secret_and_bad_requests_get_4xx(receiver):
     conn.close()
     assert get(port, "/health") == (200, "ok\n")
     assert not root.exists() or not any(root.rglob("*.jsonl"))  # nothing was recorded
+
+
+def test_a_reply_is_never_refused_and_an_odd_sender_is_kept_for_review(receiver, tmp_path):
+    port, root = receiver
+    for sender in ("'; DROP TABLE x;--", "2125550199", "07700900123"):
+        assert get(port, "/mo", k=SECRET, **{"from": sender, "text": "STOP"})[0] == 200
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    counts = receipts.ingest(con, root)
+    assert (counts["replies"], counts["quarantined"]) == (1, 2)
+    assert con.execute("SELECT phone_e164, sender_raw FROM sends.inbound").fetchall() == [
+        ("+12125550199", "2125550199")
+    ]
+    kept = con.execute("SELECT reason, raw FROM sends.gateway_quarantine ORDER BY line").fetchall()
+    assert [r for r, _ in kept] == ["sender is not a phone number"] * 2
+    assert "DROP TABLE" in kept[0][1] and "07700900123" in kept[1][1]
+
+
+def test_only_a_true_retry_is_deduplicated(receiver, tmp_path):
+    """STOP, START, STOP within one minute (one Kannel time stamp) are three replies; a retry
+    of the same callback (the same Kannel message id) is one."""
+    port, root = receiver
+    same_minute = "2026-11-29 12:00:00"
+    for n, text in enumerate(("STOP", "START", "STOP")):
+        kannel_id = f"5e1a0c2e-0000-4000-8000-00000000000{n}"
+        for _ in range(2):  # Kannel retries each callback once
+            get(port, "/mo", k=SECRET, **{"from": "+12125550100", "text": text,
+                                          "at": same_minute, "id": kannel_id})  # fmt: skip
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    counts = receipts.ingest(con, root)
+    assert (counts["replies"], counts["duplicates"]) == (3, 3)
+    actions = con.execute("SELECT action FROM sends.inbound ORDER BY received_at").fetchall()
+    assert actions == [("opt_out",), ("opt_in",), ("opt_out",)]
 
 
 def test_replies_get_one_confirmation_and_land_durably(receiver):
@@ -107,8 +175,9 @@ def test_journal_loads_once_with_quarantine_and_partial_lines(receiver, tmp_path
     for dlr in ("8", "1", "1"):  # the second "1" is a replayed callback
         assert get(port, "/dlr", k=SECRET, id="0123456789abcdef", type=dlr)[0] == 200
     assert get(port, "/dlr", k=SECRET, id="fedcba9876543210", type="1")[0] == 200  # unknown id
-    for _ in range(2):  # a replayed reply carries the same Kannel time: one row
-        get(port, "/mo", k=SECRET, **{"from": "+12125550100", "text": "STOP", "at": "2026-1"})
+    for _ in range(2):  # a retried callback carries the same Kannel message id: one row
+        get(port, "/mo", k=SECRET, **{"from": "+12125550100", "text": "STOP", "at": "2026-1",
+                                      "id": "5e1a0c2e-1111-4000-8000-000000000000"})  # fmt: skip
     receipts_file = next((root / "receipts").glob("*.jsonl"))
     with open(receipts_file, "a") as f:
         f.write("{not json}\n")

@@ -2,6 +2,7 @@
 a load only when the receiver's files grew."""
 
 import shutil
+from datetime import UTC, datetime
 
 import dagster as dg
 import duckdb
@@ -21,6 +22,7 @@ def test_hourly_send_partition_materialises_with_counts(send_warehouse, tmp_path
         selection=[send_run],
         partition_key="2025-05-31-15:00",
         resources={"warehouse": DuckDBResource(database=str(path))},
+        run_config={"ops": {"sends__run": {"config": {"handover_at": "2025-05-31T15:00:00Z"}}}},
     )
     assert result.success
     [mat] = result.asset_materializations_for_node("sends__run")
@@ -30,6 +32,34 @@ def test_hourly_send_partition_materialises_with_counts(send_warehouse, tmp_path
     con = duckdb.connect(str(path), read_only=True)
     assert con.execute("SELECT count(*) FROM sends.messages").fetchone()[0] == sent
     assert len(list((tmp_path / "outbox").glob("*.manifest.json"))) == 1
+
+
+def test_a_past_hour_run_now_hands_nothing_over(send_warehouse, tmp_path, monkeypatch):
+    """Without a replay time, hand-over is judged at the wall clock: the messages of a
+    backfilled hour from last year are long expired and none reaches the gateway."""
+    path = tmp_path / "w.duckdb"
+    shutil.copy(send_warehouse, path)
+    monkeypatch.setenv("RETENTEXT_OUTBOX", str(tmp_path / "outbox"))
+    monkeypatch.setenv("RETENTEXT_LANDING", str(tmp_path / "landing"))
+    result = dg.materialize(
+        [send_run, gateway_receipts],
+        selection=[send_run],
+        partition_key="2025-05-31-15:00",
+        resources={"warehouse": DuckDBResource(database=str(path))},
+    )
+    [mat] = result.asset_materializations_for_node("sends__run")
+    assert mat.metadata["sent"].value > 50
+    assert mat.metadata["delivery_handed_over"].value == 0
+    assert mat.metadata["delivery_expired"].value == mat.metadata["sent"].value
+
+
+def test_the_hourly_schedule_runs_the_hour_that_starts():
+    """Decisions as of the hour the run starts in, not the hour that has ended."""
+    schedule = defs.get_schedule_def("send_job_schedule")
+    at = datetime(2026, 6, 10, 15, 0, 5, tzinfo=UTC)
+    with dg.build_schedule_context(scheduled_execution_time=at) as ctx:
+        [request] = list(schedule.evaluate_tick(ctx).run_requests)
+    assert request.partition_key == "2026-06-10-15:00"
 
 
 def test_sensor_requests_a_load_only_when_files_grow(tmp_path, monkeypatch):
