@@ -219,16 +219,19 @@ def _guardrails(con, program: Program, params, run_id: str) -> None:
         bad_numbers AS (
             SELECT phone_e164 FROM sends.messages WHERE status IN {HARD_FAILURES}
             GROUP BY 1 HAVING count(*) >= {program.hard_failures_to_suppress}),
+        -- every earlier decision of any run, also of a later hour run before this one (runs
+        -- may execute out of order): a cap or cool-down looks both ways in time
         past AS (
             SELECT d.campaign_id, d.customer_id, d.occasion, d.as_of, d.category
             FROM sends.decisions AS d JOIN sends.runs AS r USING (run_id)
-            WHERE NOT r.dry_run AND d.outcome IN ('sent', 'held_out') AND d.run_id <> '{run_id}'
-              AND d.as_of <= $as_of),
+            WHERE NOT r.dry_run AND d.outcome IN ('sent', 'held_out') AND d.run_id <> '{run_id}'),
         caps AS (
             SELECT customer_id,
-                count(*) FILTER (WHERE as_of > $as_of - INTERVAL 24 HOUR) AS n_24h,
-                count(*) FILTER (WHERE as_of > $as_of - INTERVAL 7 DAY) AS n_7d
+                count(*) FILTER (WHERE as_of > $as_of - INTERVAL 24 HOUR
+                                   AND as_of < $as_of + INTERVAL 24 HOUR) AS n_24h,
+                count(*) AS n_7d
             FROM past WHERE category = 'marketing' AND as_of > $as_of - INTERVAL 7 DAY
+              AND as_of < $as_of + INTERVAL 7 DAY
             GROUP BY 1)
         SELECT c.*, {window_cols},
             c.campaign_id || '|' || c.customer_id || '|'
@@ -251,7 +254,8 @@ def _guardrails(con, program: Program, params, run_id: str) -> None:
                       AND (c.once_ever
                            OR (c.cooldown_days = 0 AND p.occasion = c.occasion)
                            OR (c.cooldown_days > 0
-                               AND p.as_of > $as_of - c.cooldown_days * INTERVAL 1 DAY)))
+                               AND p.as_of > $as_of - c.cooldown_days * INTERVAL 1 DAY
+                               AND p.as_of < $as_of + c.cooldown_days * INTERVAL 1 DAY)))
                     THEN CASE WHEN c.once_ever THEN 'already received (once per customer)'
                               WHEN c.cooldown_days = 0 THEN 'already received for this occasion'
                               ELSE 'cool-down: received within ' || c.cooldown_days || ' days'
@@ -357,11 +361,12 @@ def _render(con, program: Program, active: list[Campaign], run_id: str) -> None:
             SELECT r.*, md5(r.idempotency_key) AS digest,
                 CASE {" ".join(variant_case)} END AS variant
             FROM ranked AS r WHERE r.reason_or_null IS NULL),
+        -- a customer has had a first marketing text once one was handed to the gateway;
+        -- one that expired, was cancelled or refused does not count
         first_marketing AS (
-            SELECT DISTINCT d.customer_id FROM sends.decisions AS d JOIN sends.runs AS u
-              USING (run_id)
-            WHERE d.category = 'marketing' AND d.outcome = 'sent' AND NOT u.dry_run
-              AND d.run_id <> '{run_id}'),
+            SELECT DISTINCT customer_id FROM sends.messages
+            WHERE category = 'marketing'
+              AND status IN ('submitted', 'accepted', 'unconfirmed', 'delivered', 'undelivered')),
         prepared AS (
             SELECT k.*, substr(k.digest, 1, 16) AS message_id,
                 substr(k.digest, 17, 10) AS link_code,

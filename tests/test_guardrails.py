@@ -171,12 +171,48 @@ def test_marketing_caps_across_campaigns_but_not_transactional(tmp_path):
     assert outcomes[0][2] == 0 and "frequency cap: 1 per 24 h" in outcomes[0][1]
     assert outcomes[1][0] == ["c1"] and outcomes[2][0] == ["c2"]
     assert outcomes[3][0] == [] and outcomes[3][2] == 0
+    # a run for 06-04 executed after the 06-08 one sees that c3 went out then
     d4 = decisions(w, run(w, prog, camps, "2026-06-04T19:00:00Z"))
-    assert {v[1] for k, v in d4.items() if k[0] in ("c3", "c4")} == {"frequency cap: 3 per 7 days"}
+    assert d4[("c3", "C1")][1] == "already received for this occasion"
+    assert d4[("c4", "C1")][1] == "frequency cap: 3 per 7 days"
     assert outcomes[4][0] == ["c3"]  # 7 days after the first send, a slot frees up
     # a transactional message ignores the marketing caps
     d = decisions(w, run(w, prog, [*camps, service], "2026-06-08T19:00:00Z"))
     assert d[("service", "C1")][0] == "sent"
+
+
+def test_a_run_for_an_earlier_hour_executed_later_respects_the_cap(tmp_path):
+    """The 16:00 run went first and texted C1; the 15:00 run executed after it must not
+    text C1 again (cap 1 per 24 h), whatever the order the runs executed in."""
+    w = MiniWarehouse(tmp_path / "w.duckdb")
+    w.customer("C1")
+    prog = program(**NO_CONTROL)
+    later = decisions(w, run(w, prog, [campaign(prog, id="a")], "2026-06-10T16:00:00Z"))
+    assert later[("a", "C1")][0] == "sent"
+    earlier = decisions(w, run(w, prog, [campaign(prog, id="b")], "2026-06-10T15:00:00Z"))
+    assert earlier[("b", "C1")][:2] == ("suppressed", "frequency cap: 1 per 24 h")
+    assert w.con.execute("SELECT count(*) FROM sends.messages").fetchone()[0] == 1
+
+
+def test_the_opt_out_line_stays_until_a_marketing_text_was_handed_over(tmp_path):
+    """A first marketing message that expired unsent does not count as the first one."""
+    from send_jobs.deliver import deliver
+    from send_jobs.gateways import OutboxGateway
+
+    w = MiniWarehouse(tmp_path / "w.duckdb")
+    w.customer("C1")
+    prog = program(**NO_CONTROL)
+    first = run(w, prog, [campaign(prog, id="a")], "2026-06-10T15:00:00Z")
+    assert "Reply STOP" in decisions(w, first)[("a", "C1")][3]
+    expired_at = utc("2026-06-11T16:00:00Z")  # handed over 25 h later: past its validity
+    done = deliver(w.con, prog, first.as_of, OutboxGateway(tmp_path / "out"),
+                   clock=lambda: expired_at)  # fmt: skip
+    assert done.counts["expired"] == 1
+    second = decisions(w, run(w, prog, [campaign(prog, id="b")], "2026-06-12T15:00:00Z"))
+    assert second[("b", "C1")][0] == "sent" and "Reply STOP" in second[("b", "C1")][3]
+    deliver(w.con, prog, utc("2026-06-12T15:00:00Z"), OutboxGateway(tmp_path / "out"))
+    third = decisions(w, run(w, prog, [campaign(prog, id="c")], "2026-06-14T15:00:00Z"))
+    assert third[("c", "C1")][0] == "sent" and "Reply STOP" not in third[("c", "C1")][3]
 
 
 def _hash01(text: str) -> float:
@@ -289,7 +325,11 @@ def test_rendering_fallbacks_and_literal_values(tmp_path):
         assert fallbacks == ([] if value == name else ["first_name"])
     assert "{{ 7*7 }} O'Brien" in d[("promo", "HOSTILE")][3]
     assert len(links) == len(names)  # a tracked link code per recipient
-    # the opt-out line goes only into a subscriber's first marketing message
+    # the opt-out line goes only into a subscriber's first marketing message handed over
+    from send_jobs.deliver import deliver
+    from send_jobs.gateways import OutboxGateway
+
+    deliver(w.con, prog, utc("2026-06-10T15:00:00Z"), OutboxGateway(tmp_path / "out"))
     d2 = decisions(w, run(w, prog, [campaign(prog, id="later")], "2026-06-12T15:00:00Z"))
     assert "STOP" not in d2[("later", "NAMED")][3]
 

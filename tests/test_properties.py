@@ -123,21 +123,20 @@ def _hash01(text: str) -> float:
 
 def consent_at(world, customer, category, t: datetime) -> bool:
     """The latest event at or before t; an opt-out wins a tie. A STOP reply covers both
-    categories; a START reply only categories the customer had opted in to before it."""
-    events = []
-    for cat, action, m in customer["consent"]:
-        at = world["anchor"] + timedelta(minutes=m)
-        if cat == category and at <= t:
-            events.append((at, action == "opt_out", action))
+    categories; a START reply only undoes an opt-out by reply: it counts where the latest
+    warehouse event before it is an opt-in."""
+    warehouse = [
+        (world["anchor"] + timedelta(minutes=m), action == "opt_out", action)
+        for cat, action, m in customer["consent"]
+        if cat == category
+    ]
+    events = [e for e in warehouse if e[0] <= t]
     for phone, action, m in world["replies"]:
         at = world["anchor"] + timedelta(minutes=m)
         if phone != customer["phone"] or at > t:
             continue
-        had_opt_in = any(
-            cat == category and a == "opt_in" and world["anchor"] + timedelta(minutes=mm) <= at
-            for cat, a, mm in customer["consent"]
-        )
-        if action == "opt_out" or had_opt_in:
+        before = [e for e in warehouse if e[0] <= at]
+        if action == "opt_out" or (before and max(before)[2] == "opt_in"):
             events.append((at, action == "opt_out", action))
     return bool(events) and max(events)[2] == "opt_in"
 
@@ -171,12 +170,9 @@ def build(world):
             at = world["anchor"] + timedelta(minutes=m)
             w.consent(c["id"], category, action, at.isoformat() + "Z")
     ensure_schema(w.con)
-    for i, (phone, action, m) in enumerate(world["replies"]):
+    for phone, action, m in world["replies"]:
         at = world["anchor"] + timedelta(minutes=m)
-        w.con.execute(
-            "INSERT INTO sends.inbound VALUES (?, ?, ?, ?, ?, false, ?, ?, 'replies', ?)",
-            [f"r{i}", phone, action.upper(), action, action, at, at, i],
-        )
+        w.reply(phone, action, at.isoformat() + "Z")
     prog = program(
         global_control_share=world["global_control"],
         cap_24h=world["caps"][0],

@@ -48,7 +48,9 @@ def test_dry_run_writes_decisions_and_qa_and_sends_nothing(warehouse, capsys):
 
 
 def test_outbox_send_obeys_every_guardrail_checked_independently(warehouse, tmp_path):
-    assert main(["send", "--as-of", AS_OF, "--warehouse", str(warehouse)]) == 0
+    assert (
+        main(["send", "--as-of", AS_OF, "--handover-at", AS_OF, "--warehouse", str(warehouse)]) == 0
+    )
     con = duckdb.connect(str(warehouse))
     messages = con.execute("SELECT * FROM sends.messages").df()
     assert len(messages) > 50
@@ -111,7 +113,9 @@ def test_outbox_send_obeys_every_guardrail_checked_independently(warehouse, tmp_
     con.close()
 
     # the same run again sends nothing new; a later run in the same day adds nothing twice
-    assert main(["send", "--as-of", AS_OF, "--warehouse", str(warehouse)]) == 0
+    assert (
+        main(["send", "--as-of", AS_OF, "--handover-at", AS_OF, "--warehouse", str(warehouse)]) == 0
+    )
     assert len(list((tmp_path / "outbox").glob("*.manifest.json"))) == 1
     con = duckdb.connect(str(warehouse), read_only=True)
     assert con.execute("SELECT count(*) FROM sends.messages").fetchone()[0] == len(messages)
