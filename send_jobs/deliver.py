@@ -191,8 +191,7 @@ def _next_chunk(con, program: Program, gateway, clock: Clock, replies, size: int
         loaded = receipts.ingest(con, replies)
         result.counts["replies_loaded"] = result.counts.get("replies_loaded", 0) + loaded["replies"]
     at = clock().astimezone(UTC).replace(tzinfo=None)
-    rate = getattr(getattr(gateway, "cfg", None), "rate_per_s", 0) or 0
-    until = at + timedelta(seconds=size / rate) if rate else at
+    until = at + timedelta(seconds=size / gateway.rate_per_s) if gateway.rate_per_s else at
     params = {"as_of": at, "until": until}
     con.execute("BEGIN")
     con.execute(

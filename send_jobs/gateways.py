@@ -51,6 +51,7 @@ def _fsync_write(path: Path, data: bytes) -> None:
 class OutboxGateway:
     name = "outbox"
     receipt_timeout_h = None  # a written batch is the hand-over: no receipts come back
+    rate_per_s = 0.0  # a batch is handed over at once
 
     def __init__(self, folder: Path, batch_size: int = 10_000) -> None:
         self.folder = Path(folder)
@@ -142,6 +143,11 @@ class KannelGateway:
         self.journal_dir = cfg.state / "journal"
         split = urllib.parse.urlsplit(cfg.sendsms_url)
         self.host, self.port, self.path = split.hostname, split.port, split.path
+
+    @property
+    def rate_per_s(self) -> float:
+        """Messages handed over per second: how long a chunk takes to leave."""
+        return self.cfg.rate_per_s
 
     def dlr_url(self, message_id: str) -> str:
         secret = urllib.parse.quote(self.cfg.receiver_secret, safe="")

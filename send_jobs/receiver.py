@@ -42,10 +42,8 @@ def sender_e164(sender: str, region: str) -> str | None:
     """The reply's sender in E.164, read as a number of ``region`` (the country of the short
     code or SMSC) when it is in national format; None when it is not a possible number."""
     sender = sender.strip()
-    if sender.startswith("00"):
+    if sender.startswith("00"):  # as Kannel's %q does; the region's own IDD (011) parses
         sender = "+" + sender[2:]
-    elif region == "US" and sender.startswith("011"):
-        sender = "+" + sender[3:]
     try:
         number = phonenumbers.parse(sender, None if sender.startswith("+") else region)
     except phonenumbers.NumberParseException:

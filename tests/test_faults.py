@@ -24,19 +24,15 @@ def warehouse(send_warehouse, tmp_path, monkeypatch):
     return path
 
 
+def send(warehouse) -> int:
+    """`retentext send` replaying the send world's run: hand-over at the run's own time."""
+    return main(["send", "--as-of", SEND_AS_OF, "--handover-at", SEND_AS_OF,
+                 "--warehouse", str(warehouse)])  # fmt: skip
+
+
 def test_a_locked_warehouse_is_a_clear_error_and_changes_nothing(warehouse, capsys):
     with writer_lock_held(warehouse):
-        code = main(
-            [
-                "send",
-                "--as-of",
-                SEND_AS_OF,
-                "--handover-at",
-                SEND_AS_OF,
-                "--warehouse",
-                str(warehouse),
-            ]
-        )
+        code = send(warehouse)
         err = capsys.readouterr().err
     assert code == 2
     assert "is in use by another process" in err and "nothing was read or changed" in err
@@ -56,17 +52,7 @@ def test_a_full_disk_under_the_outbox_leaves_nothing_half_written(warehouse, tmp
         pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
     try:
         monkeypatch.setenv("RETENTEXT_OUTBOX", str(small))
-        code = main(
-            [
-                "send",
-                "--as-of",
-                SEND_AS_OF,
-                "--handover-at",
-                SEND_AS_OF,
-                "--warehouse",
-                str(warehouse),
-            ]
-        )
+        code = send(warehouse)
         err = capsys.readouterr().err
         assert code == 1
         assert "the outbox gateway failed" in err and "No space left on device" in err
@@ -82,20 +68,7 @@ def test_a_full_disk_under_the_outbox_leaves_nothing_half_written(warehouse, tmp
     con.close()
     outbox = tmp_path / "outbox"
     monkeypatch.setenv("RETENTEXT_OUTBOX", str(outbox))
-    assert (
-        main(
-            [
-                "send",
-                "--as-of",
-                SEND_AS_OF,
-                "--handover-at",
-                SEND_AS_OF,
-                "--warehouse",
-                str(warehouse),
-            ]
-        )
-        == 0
-    )
+    assert send(warehouse) == 0
     [manifest] = [json.loads(p.read_text()) for p in outbox.glob("*.manifest.json")]
     assert manifest["count"] == queued
     lines = (outbox / manifest["file"]).read_text().splitlines()

@@ -12,7 +12,8 @@ from orchestration.definitions import defs
 from orchestration.defs.sends import gateway_receipts, gateway_receipts_sensor, send_run
 
 
-def test_hourly_send_partition_materialises_with_counts(send_warehouse, tmp_path, monkeypatch):
+def materialise_send_hour(send_warehouse, tmp_path, monkeypatch, **config):
+    """The send run of 2025-05-31 15:00 on a copy of the send world; returns (result, path)."""
     path = tmp_path / "w.duckdb"
     shutil.copy(send_warehouse, path)
     monkeypatch.setenv("RETENTEXT_OUTBOX", str(tmp_path / "outbox"))
@@ -22,7 +23,14 @@ def test_hourly_send_partition_materialises_with_counts(send_warehouse, tmp_path
         selection=[send_run],
         partition_key="2025-05-31-15:00",
         resources={"warehouse": DuckDBResource(database=str(path))},
-        run_config={"ops": {"sends__run": {"config": {"handover_at": "2025-05-31T15:00:00Z"}}}},
+        run_config={"ops": {"sends__run": {"config": config}}},
+    )
+    return result, path
+
+
+def test_hourly_send_partition_materialises_with_counts(send_warehouse, tmp_path, monkeypatch):
+    result, path = materialise_send_hour(
+        send_warehouse, tmp_path, monkeypatch, handover_at="2025-05-31T15:00:00Z"
     )
     assert result.success
     [mat] = result.asset_materializations_for_node("sends__run")
@@ -37,16 +45,7 @@ def test_hourly_send_partition_materialises_with_counts(send_warehouse, tmp_path
 def test_a_past_hour_run_now_hands_nothing_over(send_warehouse, tmp_path, monkeypatch):
     """Without a replay time, hand-over is judged at the wall clock: the messages of a
     backfilled hour from last year are long expired and none reaches the gateway."""
-    path = tmp_path / "w.duckdb"
-    shutil.copy(send_warehouse, path)
-    monkeypatch.setenv("RETENTEXT_OUTBOX", str(tmp_path / "outbox"))
-    monkeypatch.setenv("RETENTEXT_LANDING", str(tmp_path / "landing"))
-    result = dg.materialize(
-        [send_run, gateway_receipts],
-        selection=[send_run],
-        partition_key="2025-05-31-15:00",
-        resources={"warehouse": DuckDBResource(database=str(path))},
-    )
+    result, _ = materialise_send_hour(send_warehouse, tmp_path, monkeypatch)
     [mat] = result.asset_materializations_for_node("sends__run")
     assert mat.metadata["sent"].value > 50
     assert mat.metadata["delivery_handed_over"].value == 0
