@@ -98,7 +98,7 @@ PLANNED_EVENTS_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
 def _one_planned_event_per_asset() -> Iterator[None]:
     """Dagster logs a "materialization planned" event per partition of a backfill unless
     this is set: 3,645 events for two years of five sources, about half of Dagster's own
-    time in such a load (the README has the figures). The cost: a failed run leaves its
+    time in such a load (benchmarks/README.md has the figures). The cost: a failed run leaves its
     partitions missing in Dagster's UI rather than failed; the load is all or nothing
     anyway. Set the variable to false to keep the per-partition events."""
     if PLANNED_EVENTS_ENV in os.environ:
