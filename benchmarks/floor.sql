@@ -66,7 +66,8 @@ WITH latest AS (
                           ELSE 'customer' END AS changed_by
     FROM floor.consent WHERE occurred_at <= TIMESTAMP '{as_of}'
     QUALIFY row_number() OVER (PARTITION BY customer_id, channel, category
-                               ORDER BY occurred_at DESC, consent_event_id DESC) = 1
+                               ORDER BY occurred_at DESC, action = 'opt_out' DESC,
+                                        consent_event_id DESC) = 1
 )
 SELECT c.customer_id || '|' || k.channel || '|' || k.category AS consent_key,
        c.customer_id, k.channel, k.category,
@@ -184,6 +185,8 @@ WITH orders AS (
                AS transactional
     FROM floor.customer_consent GROUP BY ALL
 )
+-- the simulated shop gives every profile a zone: the region and phone-prefix fallbacks of
+-- int_customer_time_zones_derived never apply to these files
 SELECT s.customer_id, s.phone_e164, s.country, s.region,
        coalesce(s.time_zone, d.default_time_zone, 'UTC') AS time_zone,
        CASE WHEN s.time_zone IS NOT NULL THEN 'profile' ELSE 'country_default' END

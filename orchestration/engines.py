@@ -29,6 +29,7 @@ MART_KEYS = {
     "dim_products": "product_id",
     "customer_replenishment": "customer_product_key",
     "customer_consent": "consent_key",
+    "customer_time_zones": "customer_zone_key",
     "customer_category_affinity": "customer_category_key",
     "fct_orders": "order_id",
     "fct_order_lines": "order_line_id",

@@ -18,6 +18,7 @@ PUBLIC_MARTS = [
     "dim_products",
     "customer_replenishment",
     "customer_consent",
+    "customer_time_zones",
     "customer_category_affinity",
     "fct_orders",
     "fct_order_lines",

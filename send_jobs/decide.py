@@ -107,6 +107,38 @@ def window_sql(alias: str = "c", at: str = "$as_of", until: str | None = None) -
     )
 
 
+def window_table(con, people: str, name: str, params: dict, until: str | None = None) -> None:
+    """Temp table ``name`` (customer_id, local_time, window_open) for the customers of the
+    relation ``people`` (customer_id, country, region, time_zone) at $as_of: open only when
+    the window is open in every zone the customer may be in (marts.customer_time_zones; a
+    warehouse without it, or a customer not in it, uses ``time_zone``). local_time is in
+    ``time_zone``, for the reason a recipient was deferred."""
+    has_zones = con.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_schema = 'marts' AND table_name = 'customer_time_zones'"
+    ).fetchone()[0]
+    zones = (
+        "LEFT JOIN marts.customer_time_zones AS z ON z.customer_id = p.customer_id"
+        if has_zones
+        else "LEFT JOIN (SELECT NULL AS customer_id, NULL AS time_zone) AS z ON false"
+    )
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _zoned AS
+        SELECT p.customer_id, p.country, p.region, p.time_zone AS shown_zone,
+            coalesce(z.time_zone, p.time_zone) AS time_zone
+        FROM (SELECT DISTINCT customer_id, country, region, time_zone FROM {people}) AS p
+        {zones}""")
+    cols, joins = window_sql("c", "$as_of", until)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {name} AS
+        SELECT customer_id,
+            timezone(any_value(shown_zone), timezone('UTC', $as_of)) AS local_time,
+            bool_and(window_open) AS window_open
+        FROM (SELECT c.customer_id, c.shown_zone, {cols} FROM _zoned AS c {joins})
+        GROUP BY customer_id""",
+        params,
+    )
+
+
 def decide(
     con,
     program: Program,
@@ -212,7 +244,7 @@ def _candidates(con, program: Program, active: list[Campaign], params) -> None:
 
 
 def _guardrails(con, program: Program, params, run_id: str) -> None:
-    window_cols, window_joins = window_sql("c")
+    window_table(con, "cand", "_windows", params)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE guarded AS
         WITH consent AS ({consent_sql()}),
@@ -233,7 +265,7 @@ def _guardrails(con, program: Program, params, run_id: str) -> None:
             FROM past WHERE category = 'marketing' AND as_of > $as_of - INTERVAL 7 DAY
               AND as_of < $as_of + INTERVAL 7 DAY
             GROUP BY 1)
-        SELECT c.*, {window_cols},
+        SELECT c.*, w.local_time, w.window_open,
             c.campaign_id || '|' || c.customer_id || '|'
                 || CAST(CAST(timezone(c.time_zone, timezone('UTC', $as_of)) AS DATE) AS VARCHAR)
                 AS idempotency_key,
@@ -265,7 +297,7 @@ def _guardrails(con, program: Program, params, run_id: str) -> None:
         FROM cand AS c
         LEFT JOIN consent AS k ON k.customer_id = c.customer_id AND k.category = c.category
         LEFT JOIN caps AS q ON q.customer_id = c.customer_id
-        {window_joins}""",
+        LEFT JOIN _windows AS w ON w.customer_id = c.customer_id""",
         params,
     )
     con.execute(

@@ -21,6 +21,8 @@ CREATE TABLE marts.customer_replenishment (customer_id VARCHAR, product_id VARCH
     last_purchased_at TIMESTAMP);
 CREATE TABLE marts.dim_products (product_id VARCHAR, product_name VARCHAR, category VARCHAR,
     launched_at TIMESTAMP);
+CREATE TABLE marts.customer_time_zones (customer_id VARCHAR, time_zone VARCHAR,
+    time_zone_source VARCHAR);
 CREATE TABLE marts.customer_consent (customer_id VARCHAR, channel VARCHAR, category VARCHAR,
     status VARCHAR, since TIMESTAMP);
 CREATE TABLE marts.customer_category_affinity (customer_id VARCHAR, category VARCHAR,
@@ -79,6 +81,14 @@ class MiniWarehouse:
         for category, at in opted_in.items():
             self.consent(customer_id, category, "opt_in", at)
         return customer_id
+
+    def zones(self, customer_id: str, *zones: str, source: str = "phone") -> None:
+        """The zones a customer may be in (marts.customer_time_zones), e.g. from the number."""
+        for zone in zones:
+            self.con.execute(
+                "INSERT INTO marts.customer_time_zones VALUES (?, ?, ?)",
+                [customer_id, zone, source],
+            )
 
     def consent(self, customer_id: str, category: str, action: str, at: str) -> None:
         self._n += 1

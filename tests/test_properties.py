@@ -3,8 +3,11 @@ with opt-outs and replies at any moment, overlapping campaigns, caps, holdouts, 
 around the clock). After every send run the invariants are recomputed in plain Python, not by
 the code under test:
 
-- no message to a customer without consent for its category at the send moment;
-- no message outside the recipient's regional window (zoneinfo + the rules files);
+- no message to a customer without consent for its category at the send moment, nor handed
+  to the gateway without consent at the moment of hand-over (a STOP between decision and
+  hand-over counts; START undoes only an opt-out by reply);
+- no message outside the recipient's regional window, in every zone they may be in, at
+  decision and at hand-over (zoneinfo + the rules files);
 - no marketing cap broken (messages per customer in any trailing 24 h / 7 days);
 - no message to a campaign holdout or (marketing) the global control (hashlib arms);
 - every audience member has exactly one decision row with a reason; nobody else has one;
@@ -16,7 +19,9 @@ the code under test:
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -27,11 +32,32 @@ from mini_warehouse import MiniWarehouse, campaign, program
 
 from send_jobs.campaign_specs import RULES_DIR
 from send_jobs.decide import decide
+from send_jobs.deliver import deliver
+from send_jobs.gateways import OutboxGateway
 from send_jobs.ledger import ensure_schema
 
 PLACES = [
     {"country": "US", "region": "NY", "time_zone": "America/New_York"},
     {"country": "US", "region": "FL", "time_zone": "America/New_York"},
+    # several zones (customer_time_zones): the window must be open in all of them
+    {
+        "country": "US",
+        "region": "FL",
+        "time_zone": "America/Chicago",
+        "zones": ("America/New_York", "America/Chicago"),
+    },
+    {
+        "country": "US",
+        "region": None,
+        "time_zone": "America/Anchorage",
+        "zones": ("America/Anchorage", "America/Adak"),
+    },
+    {
+        "country": "AU",
+        "region": None,
+        "time_zone": "Australia/Sydney",
+        "zones": ("Australia/Sydney", "Australia/Perth", "Indian/Cocos"),
+    },
     {"country": "US", "region": "WA", "time_zone": "America/Los_Angeles"},
     {"country": "US", "region": "AZ", "time_zone": "America/Phoenix"},  # no DST
     {"country": "US", "region": "HI", "time_zone": "Pacific/Honolulu"},
@@ -114,6 +140,7 @@ def worlds(draw):
         "global_control": draw(st.sampled_from([0.0, 0.05, 0.3])),
         "caps": (draw(st.integers(1, 2)), draw(st.integers(2, 4))),
         "runs": [anchor + timedelta(minutes=m) for m in runs],
+        "delays": [draw(st.integers(0, 90)) for _ in runs],  # minutes until hand-over
     }
 
 
@@ -142,7 +169,13 @@ def consent_at(world, customer, category, t: datetime) -> bool:
 
 
 def window_open(place, t: datetime) -> bool:
-    local = t.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(place["time_zone"]))
+    """Open in every zone the customer may be in."""
+    zones = place.get("zones") or (place["time_zone"],)
+    return all(window_open_in(place, zone, t) for zone in zones)
+
+
+def window_open_in(place, zone: str, t: datetime) -> bool:
+    local = t.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(zone))
     region = place["region"] or ""
     for country, reg in ((place["country"], region), (place["country"], "*"), ("*", "*")):
         rule = RULES[(RULES.country == country) & (RULES.region == reg)]
@@ -166,6 +199,7 @@ def build(world):
         w.customer(
             c["id"], phone=c["phone"], where=c["place"], lifecycle_stage=c["stage"], opted_in={}
         )
+        w.zones(c["id"], *c["place"].get("zones", ()))
         for category, action, m in c["consent"]:
             at = world["anchor"] + timedelta(minutes=m)
             w.consent(c["id"], category, action, at.isoformat() + "Z")
@@ -201,7 +235,9 @@ def test_send_runs_never_break_the_invariants(world):
     by_id = {c["id"]: c for c in world["customers"]}
     kinds = {k["id"]: k for k in world["campaigns"]}
     salt = prog.assignment_salt
-    for t in world["runs"]:
+    outbox = Path(tempfile.mkdtemp())
+    for t, delay in zip(world["runs"], world["delays"], strict=True):
+        started = w.con.execute("SELECT now()::TIMESTAMP").fetchone()[0]
         run = decide(w.con, prog, camps, t.replace(tzinfo=ZoneInfo("UTC")))
         decisions = w.con.execute(
             "SELECT campaign_id, customer_id, outcome, reason FROM sends.decisions "
@@ -238,6 +274,22 @@ def test_send_runs_never_break_the_invariants(world):
                 _hash01(f"{salt}:{campaign_id}:{customer_id}")
                 >= (kinds[campaign_id]["holdout_share"])
             )
+        # hand-over some minutes later, judged again at that moment (a clock passed in)
+        handover = t + timedelta(minutes=delay)
+        deliver(w.con, prog, t.replace(tzinfo=ZoneInfo("UTC")), OutboxGateway(outbox),
+                clock=lambda at=handover: at.replace(tzinfo=ZoneInfo("UTC")))  # fmt: skip
+        handed = w.con.execute(
+            """SELECT m.customer_id, m.category FROM sends.messages AS m
+            JOIN sends.message_events AS e USING (message_id)
+            WHERE e.status = 'submitted' AND e.changed_at >= ?""",
+            [started],
+        ).fetchall()
+        for customer_id, category in handed:
+            customer = by_id[customer_id]
+            assert consent_at(world, customer, category, handover), (customer_id, handover)
+            assert window_open(customer["place"], handover), (customer_id, handover)
+        if handed:
+            event("a hand-over after the decision")
     # caps over the whole history, from the ledger's sends alone
     sent = w.con.execute(
         "SELECT customer_id, as_of FROM sends.messages WHERE category = 'marketing'"

@@ -66,3 +66,51 @@ def phone_is_valid_sql(phone: str, country: str | None) -> str:
         f"coalesce(CASE WHEN {country} IS NULL THEN {anywhere} "
         f"ELSE CASE {country} {by_country} ELSE false END END, false)"
     )
+
+
+UNKNOWN_ZONE = "Etc/Unknown"
+
+
+def mobile_numbers_are_geographic(country_code: int) -> bool:
+    """libphonenumber places a mobile number by its prefix only where mobile numbers are
+    geographic (NANP, where mobile and fixed lines share patterns; a few such as Brazil);
+    elsewhere (Australia, the UK) a mobile number only tells its country."""
+    same_patterns = any(
+        PhoneMetadata.metadata_for_region(region).same_mobile_and_fixed_line_pattern
+        for region in phonenumbers.region_codes_for_country_code(country_code)
+        if PhoneMetadata.metadata_for_region(region) is not None
+    )
+    return same_patterns or phonenumbers.is_number_type_geographical(
+        phonenumbers.PhoneNumberType.MOBILE, country_code
+    )
+
+
+def time_zone_prefix_rows() -> list[tuple[str, str]]:
+    """(number prefix without '+', IANA zone) for mobile numbers, from libphonenumber's own
+    time zone map: the data of ``dbt_project/seeds/phone_prefix_time_zones.csv``. The longest
+    matching prefix of a number gives its zones; several zones mean the number alone does not
+    tell which. Where mobile numbers are not geographic only the country's row is kept."""
+    from phonenumbers.tzdata import TIMEZONE_DATA
+
+    rows = []
+    for prefix, zones in TIMEZONE_DATA.items():
+        code = next(
+            int(prefix[:n]) for n in (1, 2, 3)
+            if int(prefix[:n]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE
+        )  # fmt: skip
+        if prefix != str(code) and not mobile_numbers_are_geographic(code):
+            continue
+        rows.extend((prefix, zone) for zone in zones if zone != UNKNOWN_ZONE)
+    return sorted(rows)
+
+
+def write_time_zone_seed(path) -> int:
+    """Regenerate the seed after a phonenumbers upgrade (a test fails when they differ)."""
+    import csv
+
+    rows = time_zone_prefix_rows()
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["prefix", "time_zone"])
+        writer.writerows(rows)
+    return len(rows)

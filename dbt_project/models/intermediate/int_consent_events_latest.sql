@@ -1,5 +1,5 @@
--- The latest consent event per customer, channel and category up to as_of (ties on the
--- same instant: the later event id wins, as the source system issued it later). Kept per
+-- The latest consent event per customer, channel and category up to as_of (at the same
+-- instant an opt-out wins, as on the send path; then the later event id). Kept per
 -- customer (macros/incremental_by_key.sql): a nightly build ranks again only the
 -- customers whose consent history changed.
 {{ config(
@@ -22,7 +22,9 @@ ranked as (
         *,
         row_number() over (
             partition by customer_id, channel, category
-            order by occurred_at desc, consent_event_id desc
+            order by occurred_at desc,
+                case when action = 'opt_out' then 1 else 0 end desc,
+                consent_event_id desc
         ) as recency_rank
     from history
 ),
