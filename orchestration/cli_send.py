@@ -7,13 +7,13 @@ import os
 import signal
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from orchestration import settings
+from orchestration.clock import handover_clock
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -82,7 +82,7 @@ def send(args: argparse.Namespace) -> int:
         with console.status(f"delivering through {gateway.name}"):
             delivery = deliver(
                 con, program, args.as_of, gateway, limit=args.limit,
-                clock=_handover_clock(args.handover_at), replies=config.gateway_landing(),
+                clock=handover_clock(args.handover_at), replies=config.gateway_landing(),
             )  # fmt: skip
     except OSError as exc:
         con.close()
@@ -105,14 +105,6 @@ def send(args: argparse.Namespace) -> int:
         + f"; handed over {delivery.counts.get('handed_over', 0):,}"
     )
     return 0
-
-
-def _handover_clock(fixed: datetime | None):
-    """The hand-over moment: the wall clock (the entry point reads it, the send logic never
-    does), or a fixed time to replay a run as if handed over then."""
-    if fixed is not None:
-        return lambda: fixed
-    return lambda: datetime.now(UTC)
 
 
 def _print_qa(s: dict, run, seconds: float) -> None:

@@ -77,64 +77,51 @@ def load_rules(con, rules_dir: Path = RULES_DIR) -> None:
         FROM read_csv('{rules_dir / "public_holidays.csv"}', all_varchar = true)""")
 
 
-def window_sql(alias: str = "c", at: str = "$as_of", until: str | None = None) -> str:
-    """(open, local time) of the recipient's sending window at ``at`` (and, when given, still
-    open at ``until``: a hand-over that takes a while must end inside it); needs
-    quiet_hours."""
+def _open_sql(moment: str) -> str:
+    """The window of the rows of _zoned (alias z, joined to quiet_hours r1-r3) is open at
+    ``moment``: local time within the rule's hours, not a closed weekday or holiday."""
     rule = "coalesce(r1.{0}, r2.{0}, r3.{0})"
-
-    def open_at(moment: str) -> str:
-        local = f"timezone({alias}.time_zone, timezone('UTC', {moment}))"
-        return f"""(CAST({local} AS TIME) >= {rule.format("window_start")}
+    local = f"timezone(z.time_zone, timezone('UTC', {moment}))"
+    return f"""(CAST({local} AS TIME) >= {rule.format("window_start")}
          AND CAST({local} AS TIME) < {rule.format("window_end")}
          AND NOT contains({rule.format("closed")}, strftime({local}, '%a'))
          AND NOT ({rule.format("closed_on_holidays")} AND EXISTS (
              SELECT 1 FROM public_holidays AS h
-             WHERE h.country = {alias}.country AND h.day = CAST({local} AS DATE))))"""
-
-    local = f"timezone({alias}.time_zone, timezone('UTC', {at}))"
-    still_open = f" AND {open_at(until)}" if until else ""
-    return (
-        f"""
-        {local} AS local_time,
-        ({open_at(at)}{still_open}) AS window_open""",
-        (
-            f"""LEFT JOIN quiet_hours AS r1 ON r1.country = {alias}.country
-            AND r1.region = {alias}.region
-        LEFT JOIN quiet_hours AS r2 ON r2.country = {alias}.country AND r2.region = '*'
-        LEFT JOIN quiet_hours AS r3 ON r3.country = '*' AND r3.region = '*'"""
-        ),
-    )
+             WHERE h.country = z.country AND h.day = CAST({local} AS DATE))))"""
 
 
 def window_table(con, people: str, name: str, params: dict, until: str | None = None) -> None:
     """Temp table ``name`` (customer_id, local_time, window_open) for the customers of the
-    relation ``people`` (customer_id, country, region, time_zone) at $as_of: open only when
-    the window is open in every zone the customer may be in (marts.customer_time_zones; a
-    warehouse without it, or a customer not in it, uses ``time_zone``). local_time is in
-    ``time_zone``, for the reason a recipient was deferred."""
+    relation ``people`` (customer_id, country, region, time_zone) at $as_of, and when given
+    still at ``until`` (a hand-over that takes a while must end inside the window); needs
+    load_rules. Open only when the window is open in every zone the customer may be in
+    (marts.customer_time_zones; a warehouse without it, or a customer not in it, uses
+    ``time_zone``). local_time is in ``time_zone``, for the reason a recipient waits."""
     has_zones = con.execute(
         "SELECT count(*) FROM information_schema.tables "
         "WHERE table_schema = 'marts' AND table_name = 'customer_time_zones'"
     ).fetchone()[0]
     zones = (
-        "LEFT JOIN marts.customer_time_zones AS z ON z.customer_id = p.customer_id"
+        "LEFT JOIN marts.customer_time_zones AS m ON m.customer_id = p.customer_id"
         if has_zones
-        else "LEFT JOIN (SELECT NULL AS customer_id, NULL AS time_zone) AS z ON false"
+        else "LEFT JOIN (SELECT NULL AS customer_id, NULL AS time_zone) AS m ON false"
     )
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _zoned AS
         SELECT p.customer_id, p.country, p.region, p.time_zone AS shown_zone,
-            coalesce(z.time_zone, p.time_zone) AS time_zone
+            coalesce(m.time_zone, p.time_zone) AS time_zone
         FROM (SELECT DISTINCT customer_id, country, region, time_zone FROM {people}) AS p
         {zones}""")
-    cols, joins = window_sql("c", "$as_of", until)
+    still_open = f" AND {_open_sql(until)}" if until else ""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {name} AS
-        SELECT customer_id,
-            timezone(any_value(shown_zone), timezone('UTC', $as_of)) AS local_time,
-            bool_and(window_open) AS window_open
-        FROM (SELECT c.customer_id, c.shown_zone, {cols} FROM _zoned AS c {joins})
-        GROUP BY customer_id""",
+        SELECT z.customer_id,
+            timezone(any_value(z.shown_zone), timezone('UTC', $as_of)) AS local_time,
+            bool_and({_open_sql("$as_of")}{still_open}) AS window_open
+        FROM _zoned AS z
+        LEFT JOIN quiet_hours AS r1 ON r1.country = z.country AND r1.region = z.region
+        LEFT JOIN quiet_hours AS r2 ON r2.country = z.country AND r2.region = '*'
+        LEFT JOIN quiet_hours AS r3 ON r3.country = '*' AND r3.region = '*'
+        GROUP BY z.customer_id""",
         params,
     )
 

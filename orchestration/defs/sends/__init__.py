@@ -9,6 +9,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from orchestration import settings
+from orchestration.clock import handover_clock
 from send_jobs import config as send_config
 from send_jobs import receipts
 from send_jobs.campaign_specs import load_campaigns, load_program
@@ -61,17 +62,11 @@ def send_run(
             # the replies that came in up to then
             delivery = deliver(
                 con, program, as_of, gateway,
-                clock=_clock(config.handover_at), replies=send_config.gateway_landing(),
+                clock=handover_clock(_replay_time(config.handover_at)),
+                replies=send_config.gateway_landing(),
             )  # fmt: skip
             counts.update({f"delivery_{k}": v for k, v in delivery.counts.items()})
     return dg.MaterializeResult(metadata={"run_id": run.run_id, "resumed": run.resumed, **counts})
-
-
-def _clock(handover_at: str):
-    if handover_at:
-        fixed = datetime.fromisoformat(handover_at.replace("Z", "+00:00")).astimezone(UTC)
-        return lambda: fixed
-    return lambda: datetime.now(UTC)
 
 
 @dg.asset(
@@ -86,6 +81,10 @@ def gateway_receipts(warehouse: DuckDBResource) -> dg.MaterializeResult:
     with warehouse.get_connection() as con:
         counts = receipts.ingest(con, send_config.gateway_landing())
     return dg.MaterializeResult(metadata=counts)
+
+
+def _replay_time(handover_at: str) -> datetime | None:
+    return datetime.fromisoformat(handover_at.replace("Z", "+00:00")) if handover_at else None
 
 
 send_job = dg.define_asset_job("send_job", selection=[send_run])
