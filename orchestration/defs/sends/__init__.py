@@ -39,6 +39,9 @@ class SendConfig(dg.Config):
     partitions_def=hourly,
     deps=[RECEIPTS, dg.AssetKey(["marts", "dim_customers"])],
     kinds={"duckdb"},
+    # one send run at a time: the instance's dagster.yaml limits the pool
+    # (concurrency: pools: default_limit: 1); caps hold without it (decide looks both ways)
+    pool="retentext_sends",
     description="One send run as of the partition's hour: decisions for every candidate in "
     "sends.decisions, messages queued and handed to the gateway.",
 )
