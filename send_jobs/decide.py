@@ -78,8 +78,9 @@ def load_rules(con, rules_dir: Path = RULES_DIR) -> None:
 
 
 def _open_sql(moment: str) -> str:
-    """The window of the rows of _zoned (alias z, joined to quiet_hours r1-r3) is open at
-    ``moment``: local time within the rule's hours, not a closed weekday or holiday."""
+    """The window of the places z (country, region, time_zone; joined to quiet_hours r1-r3)
+    is open at ``moment``: local time within the rule's hours, not a closed weekday or
+    holiday."""
     rule = "coalesce(r1.{0}, r2.{0}, r3.{0})"
     local = f"timezone(z.time_zone, timezone('UTC', {moment}))"
     return f"""(CAST({local} AS TIME) >= {rule.format("window_start")}
@@ -90,40 +91,53 @@ def _open_sql(moment: str) -> str:
              WHERE h.country = z.country AND h.day = CAST({local} AS DATE))))"""
 
 
-def window_table(con, people: str, name: str, params: dict, until: str | None = None) -> None:
-    """Temp table ``name`` (customer_id, local_time, window_open) for the customers of the
-    relation ``people`` (customer_id, country, region, time_zone) at $as_of, and when given
-    still at ``until`` (a hand-over that takes a while must end inside the window); needs
-    load_rules. Open only when the window is open in every zone the customer may be in
-    (marts.customer_time_zones; a warehouse without it, or a customer not in it, uses
-    ``time_zone``). local_time is in ``time_zone``, for the reason a recipient waits."""
+def window_check(con, people: str, params: dict, until: str | None = None, alias: str = "c"):
+    """(columns, joins) that give each row of ``alias`` (from the relation ``people``:
+    customer_id, country, region, time_zone) its ``local_time`` and ``window_open`` at
+    $as_of, and when given still at ``until`` (a hand-over that takes a while must end inside
+    the window); needs load_rules. The window must be open in every zone the customer may be
+    in: ``time_zone`` and any other zone in marts.customer_time_zones. Each place (country,
+    region, zone) is judged once, not each of a million rows."""
     has_zones = con.execute(
         "SELECT count(*) FROM information_schema.tables "
         "WHERE table_schema = 'marts' AND table_name = 'customer_time_zones'"
     ).fetchone()[0]
-    zones = (
-        "LEFT JOIN marts.customer_time_zones AS m ON m.customer_id = p.customer_id"
+    other_zones = (
+        "SELECT customer_id, time_zone FROM marts.customer_time_zones "
+        "WHERE time_zone_source <> 'profile'"  # a profile gives exactly one zone
         if has_zones
-        else "LEFT JOIN (SELECT NULL AS customer_id, NULL AS time_zone) AS m ON false"
+        else "SELECT NULL AS customer_id, NULL AS time_zone WHERE false"
     )
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _zoned AS
-        SELECT p.customer_id, p.country, p.region, p.time_zone AS shown_zone,
-            coalesce(m.time_zone, p.time_zone) AS time_zone
-        FROM (SELECT DISTINCT customer_id, country, region, time_zone FROM {people}) AS p
-        {zones}""")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _other_zones AS
+        SELECT DISTINCT p.customer_id, p.country, p.region, o.time_zone
+        FROM {people} AS p JOIN ({other_zones}) AS o USING (customer_id)
+        WHERE o.time_zone IS DISTINCT FROM p.time_zone""")
     still_open = f" AND {_open_sql(until)}" if until else ""
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {name} AS
-        SELECT z.customer_id,
-            timezone(any_value(z.shown_zone), timezone('UTC', $as_of)) AS local_time,
-            bool_and({_open_sql("$as_of")}{still_open}) AS window_open
-        FROM _zoned AS z
+        f"""CREATE OR REPLACE TEMP TABLE _places AS
+        SELECT z.country, z.region, z.time_zone,
+            timezone(z.time_zone, timezone('UTC', $as_of)) AS local_time,
+            {_open_sql("$as_of")}{still_open} AS window_open
+        FROM (SELECT DISTINCT country, region, time_zone FROM {people}
+              UNION SELECT country, region, time_zone FROM _other_zones) AS z
         LEFT JOIN quiet_hours AS r1 ON r1.country = z.country AND r1.region = z.region
         LEFT JOIN quiet_hours AS r2 ON r2.country = z.country AND r2.region = '*'
-        LEFT JOIN quiet_hours AS r3 ON r3.country = '*' AND r3.region = '*'
-        GROUP BY z.customer_id""",
+        LEFT JOIN quiet_hours AS r3 ON r3.country = '*' AND r3.region = '*'""",
         params,
     )
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _closed_elsewhere AS
+        SELECT DISTINCT o.customer_id FROM _other_zones AS o
+        JOIN _places AS w {_same_place("o")} WHERE NOT w.window_open""")
+    columns = "w.local_time, (w.window_open AND x.customer_id IS NULL) AS window_open"
+    joins = f"""LEFT JOIN _places AS w {_same_place(alias)}
+        LEFT JOIN _closed_elsewhere AS x ON x.customer_id = {alias}.customer_id"""
+    return columns, joins
+
+
+def _same_place(alias: str) -> str:
+    return f"""ON w.country IS NOT DISTINCT FROM {alias}.country
+        AND w.region IS NOT DISTINCT FROM {alias}.region
+        AND w.time_zone IS NOT DISTINCT FROM {alias}.time_zone"""
 
 
 def decide(
@@ -231,7 +245,7 @@ def _candidates(con, program: Program, active: list[Campaign], params) -> None:
 
 
 def _guardrails(con, program: Program, params, run_id: str) -> None:
-    window_table(con, "cand", "_windows", params)
+    window_cols, window_joins = window_check(con, "cand", params)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE guarded AS
         WITH consent AS ({consent_sql()}),
@@ -252,7 +266,7 @@ def _guardrails(con, program: Program, params, run_id: str) -> None:
             FROM past WHERE category = 'marketing' AND as_of > $as_of - INTERVAL 7 DAY
               AND as_of < $as_of + INTERVAL 7 DAY
             GROUP BY 1)
-        SELECT c.*, w.local_time, w.window_open,
+        SELECT c.*, {window_cols},
             c.campaign_id || '|' || c.customer_id || '|'
                 || CAST(CAST(timezone(c.time_zone, timezone('UTC', $as_of)) AS DATE) AS VARCHAR)
                 AS idempotency_key,
@@ -284,7 +298,7 @@ def _guardrails(con, program: Program, params, run_id: str) -> None:
         FROM cand AS c
         LEFT JOIN consent AS k ON k.customer_id = c.customer_id AND k.category = c.category
         LEFT JOIN caps AS q ON q.customer_id = c.customer_id
-        LEFT JOIN _windows AS w ON w.customer_id = c.customer_id""",
+        {window_joins}""",
         params,
     )
     con.execute(

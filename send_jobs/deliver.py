@@ -31,7 +31,7 @@ import pyarrow as pa
 from send_jobs import receipts
 from send_jobs.campaign_specs import Program
 from send_jobs.consent import consent_sql
-from send_jobs.decide import load_rules, window_table
+from send_jobs.decide import load_rules, window_check
 from send_jobs.ledger import advance, ensure_schema
 
 Clock = Callable[[], datetime]  # the moment of hand-over, passed in by the caller
@@ -201,17 +201,17 @@ def _next_chunk(con, program: Program, gateway, clock: Clock, replies, size: int
           AND message_id NOT IN (SELECT message_id FROM _tried)""",
         {"as_of": at},
     )
-    window_table(con, "cand", "_windows", params, until="$until")
+    window_cols, window_joins = window_check(con, "cand", params, until="$until")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _check AS
         WITH consent AS ({consent_sql("cand", "$as_of")})
-        SELECT c.message_id, w.local_time, w.window_open,
+        SELECT c.message_id, {window_cols},
             c.queued_as_of <= $as_of - INTERVAL {program.message_validity_hours} HOUR
                 AS is_expired,
             coalesce(k.action, 'never') <> 'opt_in' AS no_consent
         FROM cand AS c
         LEFT JOIN consent AS k ON k.customer_id = c.customer_id AND k.category = c.category
-        LEFT JOIN _windows AS w ON w.customer_id = c.customer_id""",
+        {window_joins}""",
         {"as_of": at},
     )
     _count(result, "expired", advance(
