@@ -9,18 +9,15 @@ with customers as (
     where created_at <= {{ as_of() }}
 ),
 
-by_profile as (
-    select customer_id, time_zone, 'profile' as time_zone_source, 1 as precedence
-    from customers
-    where time_zone is not null
+without_profile_zone as (
+    select * from customers where time_zone is null
 ),
 
 by_region as (
-    select c.customer_id, r.time_zone, 'region' as time_zone_source, 2 as precedence
-    from customers as c
+    select c.customer_id, r.time_zone, 'region' as time_zone_source
+    from without_profile_zone as c
     inner join {{ ref('region_time_zones') }} as r
         on c.country = r.country and upper(c.region) = r.region
-    where c.time_zone is null
 ),
 
 prefix_lengths as (
@@ -31,16 +28,15 @@ prefix_lengths as (
 
 phone_matches as (
     select c.customer_id, p.time_zone, l.n
-    from customers as c
+    from without_profile_zone as c
     cross join prefix_lengths as l
     inner join {{ ref('phone_prefix_time_zones') }} as p
         on p.prefix = substring(c.phone_e164, 2, l.n)
-    where c.time_zone is null
-        and c.customer_id not in (select customer_id from by_region)
+    where c.customer_id not in (select customer_id from by_region)
 ),
 
 by_phone as (
-    select customer_id, time_zone, 'phone' as time_zone_source, 3 as precedence
+    select customer_id, time_zone, 'phone' as time_zone_source
     from (
         select *, max(n) over (partition by customer_id) as longest
         from phone_matches
@@ -53,24 +49,20 @@ by_country as (
         c.customer_id,
         coalesce(d.default_time_zone, 'UTC') as time_zone,
         case when d.default_time_zone is null then 'unknown' else 'country_default' end
-            as time_zone_source,
-        4 as precedence
-    from customers as c
+            as time_zone_source
+    from without_profile_zone as c
     left join {{ ref('country_defaults') }} as d on c.country = d.country
-),
-
-candidates as (
-    select * from by_profile
-    union all select * from by_region
-    union all select * from by_phone
-    union all select * from by_country
-),
-
-ranked as (
-    select *, min(precedence) over (partition by customer_id) as best
-    from candidates
+    where c.customer_id not in (select customer_id from by_region)
+        and c.customer_id not in (select customer_id from by_phone)
 )
 
-select distinct customer_id, time_zone, time_zone_source
-from ranked
-where precedence = best
+-- each customer takes exactly one branch: the first source that knows
+select customer_id, time_zone, 'profile' as time_zone_source
+from customers
+where time_zone is not null
+union all
+select distinct customer_id, time_zone, time_zone_source from by_region
+union all
+select distinct customer_id, time_zone, time_zone_source from by_phone
+union all
+select customer_id, time_zone, time_zone_source from by_country

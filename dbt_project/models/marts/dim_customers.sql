@@ -93,14 +93,15 @@ segmented as (
         and s.rfm_monetary_score between g.m_min and g.m_max
 ),
 
-zones as (
-    -- the first zone by name stands for the customer (local dates, messages); the send
-    -- window checks every zone in customer_time_zones
+derived_zones as (
+    -- customers without a zone in their profile: the first derived zone by name stands for
+    -- the customer (local dates, messages); the send window checks every one of them
     select
         customer_id,
         min(time_zone) as time_zone,
         min(time_zone_source) as time_zone_source
     from {{ ref('int_customer_time_zones_derived') }}
+    where time_zone_source <> 'profile'
     group by customer_id
 ),
 
@@ -120,8 +121,9 @@ select
     c.phone_e164,
     c.country,
     c.region,
-    z.time_zone,
-    z.time_zone_source,
+    coalesce(c.time_zone, z.time_zone) as time_zone,
+    case when c.time_zone is not null then 'profile' else z.time_zone_source end
+        as time_zone_source,
     coalesce(c.language, d.default_language, 'en') as language,
     c.first_name,
     c.created_at,
@@ -148,5 +150,5 @@ left join segmented as g on c.customer_id = g.customer_id and g.segment_order = 
 left join {{ ref('customer_category_affinity') }} as a
     on c.customer_id = a.customer_id and a.rank = 1
 left join consent as k on c.customer_id = k.customer_id
-left join zones as z on c.customer_id = z.customer_id
+left join derived_zones as z on c.customer_id = z.customer_id
 left join {{ ref('country_defaults') }} as d on c.country = d.country
