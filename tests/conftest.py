@@ -23,7 +23,8 @@ from simulator.writer import simulate  # noqa: E402
 
 # property tests: a few hundred random worlds in `make test`, 10,000 in `make soak`
 settings.register_profile("default", max_examples=200)
-settings.register_profile("soak", max_examples=10_000)
+# RETENTEXT_SOAK_WORLDS: a shorter soak, e.g. to re-check a change before the full hour
+settings.register_profile("soak", max_examples=int(os.environ.get("RETENTEXT_SOAK_WORLDS", 10_000)))
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
