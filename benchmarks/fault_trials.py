@@ -3,16 +3,21 @@
     python -m benchmarks.fault_trials --trials 20 [--messages 3000] [--seed 1]
 
 Each trial queues a batch of messages in its own warehouse, delivers them in a separate
-process and, at a random point, SIGKILLs one of: the sending process, bearerbox, smsbox, or
-the receiver while DLRs arrive. Then it restarts what it killed and runs deliveries until the
-ledger has nothing left to send, waits for the carrier and the receipts, and counts at the
-carrier: every message exactly once (lost / duplicated), and the ledger reconciled (every
-message delivered per its DLRs). The last line reads ``trials: T, lost: L, duplicated: D``.
+process and, at a random point, injects one fault: SIGKILL of the sending process, bearerbox,
+smsbox, or the receiver while DLRs arrive; a bearerbox restart while messages sit in its store
+with the carrier link down; or a full disk under the receiver's journal (freed after a random
+5-25 s). Then it restarts what it stopped and runs deliveries (with a running hand-over clock)
+until the ledger has nothing left to send, waits for the carrier and the receipts, and counts
+at the carrier: every message exactly once (lost / duplicated), and the ledger reconciled
+(every message delivered per its DLRs: none left ``unconfirmed`` or waiting where the carrier
+has it). It prints a table per fault kind; the last line reads
+``trials: T, lost: L, duplicated: D``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -20,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -38,7 +44,8 @@ from send_jobs.decide import decide
 from send_jobs.deliver import deliver
 from send_jobs.gateways import KannelGateway
 
-FAULTS = ("kill_sender", "kill_bearerbox", "kill_smsbox", "kill_receiver")
+FAULTS = ("kill_sender", "kill_bearerbox", "kill_smsbox", "kill_receiver",
+          "restart_bearerbox_link_down", "full_receiver_disk")  # fmt: skip
 GRACE_S = 5.0  # unanswered submissions wait this long for a receipt before a resend
 
 
@@ -49,21 +56,27 @@ def _config(state: Path, base: int) -> KannelConfig:
     )  # fmt: skip
 
 
-def deliver_once(warehouse: str, as_of: str, state: str, base: int, landing: str) -> None:
-    """One delivery in this process (the one the trials kill): load receipts, then send."""
+def deliver_once(
+    warehouse: str, as_of: str, state: str, base: int, landing: str, started: float
+) -> None:
+    """One delivery in this process (the one the trials kill). Its hand-over clock runs from
+    ``as_of`` with real time since the trial ``started`` (epoch seconds), in every process."""
     program = replace(load_program(), global_control_share=0.0)
     con = duckdb.connect(warehouse)
-    receipts.ingest(con, Path(landing) / "gateway")
     gateway = KannelGateway(_config(Path(state), base), program.sender, unknown_grace_s=GRACE_S)
-    result = deliver(con, program, datetime.fromisoformat(as_of), gateway)
+    at = datetime.fromisoformat(as_of)
+    result = deliver(con, program, at, gateway, replies=Path(landing) / "gateway",
+                     clock=lambda: at + timedelta(seconds=time.time() - started))  # fmt: skip
     con.close()
     print(json.dumps(result.counts), flush=True)
 
 
-def _spawn(warehouse: Path, as_of: datetime, cfg: KannelConfig, base: int, landing: Path):
+def _spawn(
+    warehouse: Path, as_of: datetime, cfg: KannelConfig, base: int, landing: Path, started: float
+):  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-m", "benchmarks.fault_trials", "_deliver", str(warehouse),
-         as_of.isoformat(), str(cfg.state), str(base), str(landing)],
+         as_of.isoformat(), str(cfg.state), str(base), str(landing), repr(started)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
 
@@ -107,15 +120,26 @@ def trial(
     con.close()
     skip = len(_carrier(cfg))
     at = rng.uniform(0.1, 0.9)
-    proc = _spawn(warehouse, as_of, cfg, base, landing)
-    target = skip + int(n * at)
-    while proc.poll() is None and len(_carrier(cfg)) < target:
-        time.sleep(0.02)
-    killed = fault
+    started = time.time()
+    if fault == "full_receiver_disk":
+        _fill(_mount_small(landing / "gateway"))
+        threading.Timer(rng.uniform(5.0, 25.0), _unfill, [landing / "gateway"]).start()
+    if fault == "restart_bearerbox_link_down":
+        kannel_box.down(cfg, ("carrier",))
+    proc = _spawn(warehouse, as_of, cfg, base, landing, started)
+    if fault == "restart_bearerbox_link_down":  # the carrier log stays still: go by time
+        time.sleep(n * at / cfg.rate_per_s)
+    else:
+        target = skip + int(n * at)
+        while proc.poll() is None and len(_carrier(cfg)) < target:
+            time.sleep(0.02)
     if fault == "kill_sender" and proc.poll() is None:
         proc.send_signal(signal.SIGKILL)
     elif fault in ("kill_bearerbox", "kill_smsbox"):
         kannel_box.kill(cfg, fault.removeprefix("kill_"))
+    elif fault == "restart_bearerbox_link_down":
+        kannel_box.down(cfg, ("smsbox", "bearerbox"))
+        kannel_box.up(cfg, carrier=False)
     proc.wait()
     if fault == "kill_receiver":  # while the DLRs of the batch are still arriving
         rx_box[0].send_signal(signal.SIGKILL)
@@ -125,13 +149,17 @@ def trial(
     if fault in ("kill_bearerbox", "kill_smsbox"):
         kannel_box.down(cfg, ("carrier", "smsbox", "bearerbox"))
         kannel_box.up(cfg)
+    if fault == "restart_bearerbox_link_down":
+        time.sleep(rng.uniform(1.0, 2 * GRACE_S))  # past the grace while the link is down
+        _spawn(warehouse, as_of, cfg, base, landing, started).wait()
+        kannel_box.up(cfg)  # the link is back: the store goes out
     # deliveries until nothing is left to send (unanswered ones wait GRACE_S for receipts)
     for _ in range(30):
         _wait_stable(lambda: len(_carrier(cfg)), quiet_s=1.0, timeout=30)
         left, _ = _remaining(warehouse)
         if not left:
             break
-        p = _spawn(warehouse, as_of, cfg, base, landing)
+        p = _spawn(warehouse, as_of, cfg, base, landing, started)
         p.wait()
         time.sleep(1.0)
     _wait_stable(lambda: len(_carrier(cfg)), quiet_s=2.0)
@@ -143,10 +171,12 @@ def trial(
         time.sleep(1.0)
     final = dict(con.execute("SELECT status, count(*) FROM sends.messages GROUP BY 1").fetchall())
     con.close()
+    if fault == "full_receiver_disk":
+        _unmount(landing / "gateway")
     got = Counter(_carrier(cfg)[skip:])
     return {
         "trial": i,
-        "fault": killed,
+        "fault": fault,
         "at_share": round(at, 2),
         "messages": sum(expected.values()),
         "lost": sum(1 for m in expected if got[m] == 0),
@@ -155,6 +185,30 @@ def trial(
         "ledger": final,
         "reconciled": final == {"delivered": sum(expected.values())},
     }
+
+
+def _mount_small(path: Path, size: str = "2m") -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+    return path
+
+
+def _fill(path: Path) -> None:
+    """Take every free byte of the disk under ``path``."""
+    with open(path / "filler", "wb", buffering=0) as f, contextlib.suppress(OSError):
+        while True:
+            f.write(b"x" * 4096)
+
+
+def _unfill(path: Path) -> None:
+    (path / "filler").unlink(missing_ok=True)
+
+
+def _unmount(path: Path) -> None:
+    for _ in range(50):
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.1)
 
 
 @contextmanager
@@ -232,7 +286,7 @@ def _remaining_open(con) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_deliver":
-        deliver_once(argv[1], argv[2], argv[3], int(argv[4]), argv[5])
+        deliver_once(argv[1], argv[2], argv[3], int(argv[4]), argv[5], float(argv[6]))
         return 0
     p = argparse.ArgumentParser(prog="python -m benchmarks.fault_trials", description=__doc__)
     p.add_argument("--trials", type=int, default=20)
@@ -271,6 +325,13 @@ def main(argv: list[str] | None = None) -> int:
                                "trials": results}, indent=1) + "\n")  # fmt: skip
     print(f"warehouse locked by another writer: {check_locked_warehouse(work, 500)}")
     print(f"outbox disk full: {check_full_outbox(work, 500)}")
+    print(f"{'fault':<28} {'trials':>6} {'messages':>9} {'lost':>5} {'dup':>4} {'reconciled':>10}")
+    for kind in FAULTS:
+        rows = [r for r in results if r["fault"] == kind]
+        if rows:
+            print(f"{kind:<28} {len(rows):>6} {sum(r['messages'] for r in rows):>9} "
+                  f"{sum(r['lost'] for r in rows):>5} {sum(r['duplicated'] for r in rows):>4} "
+                  f"{sum(r['reconciled'] for r in rows):>6} of {len(rows)}")  # fmt: skip
     reconciled = sum(r["reconciled"] for r in results)
     print(f"ledger reconciled with the DLRs in {reconciled} of {len(results)} trials")
     print(

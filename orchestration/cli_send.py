@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from orchestration import settings
@@ -97,6 +98,7 @@ def send(args: argparse.Namespace) -> int:
         f"delivery {delivery.batch_id}: "
         + ", ".join(f"{k} {v:,}" for k, v in sorted(delivery.counts.items()))
     )
+
     if gateway.name == "outbox":
         console.print(f"outbox: {config.outbox_dir()}")
     print(
@@ -104,6 +106,13 @@ def send(args: argparse.Namespace) -> int:
         + ", ".join(f"{k} {v:,}" for k, v in sorted(run.counts.items()))
         + f"; handed over {delivery.counts.get('handed_over', 0):,}"
     )
+    if delivery.halted:
+        console.print(
+            f"[red]error:[/red] the {gateway.name} gateway stopped handing over "
+            f"({escape(delivery.halted)}). Every answer it got is recorded; the rest stays "
+            "queued for the next run."
+        )
+        return 1
     return 0
 
 

@@ -7,10 +7,12 @@ Kannel, the sender and the receiver agree without anything secret in the reposit
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
@@ -41,9 +43,9 @@ class KannelConfig:
     inject_port: int
     sendsms_port: int
     receiver_port: int
-    admin_password: str
-    sendsms_password: str
-    receiver_secret: str
+    admin_password: str = field(repr=False)
+    sendsms_password: str = field(repr=False)
+    receiver_secret: str = field(repr=False)
     concurrency: int
     rate_per_s: float
     max_attempts: int
@@ -51,6 +53,14 @@ class KannelConfig:
     reply_region: str = "US"  # a national-format reply sender is read in this country
     smsc_regions: tuple[tuple[str, str], ...] = ()  # (Kannel smsc-id, country) overrides
     unified_prefix: str = "+,00,011"  # Kannel's own normalisation of international prefixes
+    carrier: str = "fake"  # fake: fakesmsc on loopback; smpp: a carrier's SMSC
+    smpp_host: str = "127.0.0.1"
+    smpp_port: int = 2775
+    smpp_system_id: str = ""
+    smpp_password: str = field(default="", repr=False)
+    smpp_system_type: str = ""
+    smpp_throughput: float = 50.0
+    smpp_msg_id_type: int = 0
 
     @property
     def sendsms_url(self) -> str:
@@ -93,7 +103,21 @@ class KannelConfig:
             reply_region=_env("RETENTEXT_SMS_COUNTRY", "US").upper(),
             smsc_regions=_pairs(_env("RETENTEXT_SMSC_COUNTRIES", "")),
             unified_prefix=_env("RETENTEXT_KANNEL_UNIFIED_PREFIX", "+,00,011"),
+            carrier=_carrier(_env("RETENTEXT_KANNEL_CARRIER", "fake")),
+            smpp_host=_env("RETENTEXT_SMPP_HOST", "127.0.0.1"),
+            smpp_port=int(_env("RETENTEXT_SMPP_PORT", "2775")),
+            smpp_system_id=_env("RETENTEXT_SMPP_SYSTEM_ID", ""),
+            smpp_password=_env("RETENTEXT_SMPP_PASSWORD", ""),
+            smpp_system_type=_env("RETENTEXT_SMPP_SYSTEM_TYPE", ""),
+            smpp_throughput=float(_env("RETENTEXT_SMPP_THROUGHPUT", "50")),
+            smpp_msg_id_type=int(_env("RETENTEXT_SMPP_MSG_ID_TYPE", "0"), 0),
         )
+
+
+def _carrier(kind: str) -> str:
+    if kind not in ("fake", "smpp"):
+        raise ValueError(f"RETENTEXT_KANNEL_CARRIER must be fake or smpp, not {kind!r}")
+    return kind
 
 
 def _pairs(text: str) -> tuple[tuple[str, str], ...]:
@@ -108,17 +132,36 @@ def _pairs(text: str) -> tuple[tuple[str, str], ...]:
 
 
 def _stored_secrets(state: Path) -> dict[str, str]:
+    """The generated secrets, made once: concurrent first runs wait on one lock and the
+    file is created 0600 and complete (temporary name, fsync, rename)."""
     path = state / "secrets.json"
     if path.exists():
         return json.loads(path.read_text())
-    values = {
-        k: secrets.token_urlsafe(18)
-        for k in ("admin_password", "sendsms_password", "receiver_secret")
-    }
     state.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(values, f)
-    os.replace(tmp, path)
+    with open(state / "secrets.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():  # another process made them while we waited
+            return json.loads(path.read_text())
+        values = {
+            k: secrets.token_urlsafe(18)
+            for k in ("admin_password", "sendsms_password", "receiver_secret")
+        }
+        write_private(path, json.dumps(values).encode())
     return values
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file readable by its owner only from the first byte: a temporary name created
+    0600, fsynced, then renamed over ``path``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise

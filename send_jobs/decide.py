@@ -32,7 +32,7 @@ from send_jobs import encoding
 from send_jobs.audience import audience_sql, condition_sql
 from send_jobs.campaign_specs import RULES_DIR, Campaign, Program
 from send_jobs.consent import consent_sql
-from send_jobs.ledger import HARD_FAILURES, ensure_schema
+from send_jobs.ledger import RECIPIENT_FAILURE_SQL, ensure_schema
 from send_jobs.templates import render_sql, sql_literal
 
 
@@ -250,7 +250,7 @@ def _guardrails(con, program: Program, params, run_id: str) -> None:
         f"""CREATE OR REPLACE TEMP TABLE guarded AS
         WITH consent AS ({consent_sql()}),
         bad_numbers AS (
-            SELECT phone_e164 FROM sends.messages WHERE status IN {HARD_FAILURES}
+            SELECT phone_e164 FROM sends.messages WHERE {RECIPIENT_FAILURE_SQL}
             GROUP BY 1 HAVING count(*) >= {program.hard_failures_to_suppress}),
         -- every earlier decision of any run, also of a later hour run before this one (runs
         -- may execute out of order): a cap or cool-down looks both ways in time
@@ -470,7 +470,7 @@ def _write(con, run_id: str, dry_run: bool, params, n_campaigns: int) -> None:
             f"""INSERT INTO sends.messages
             SELECT message_id, idempotency_key, '{run_id}', $as_of, campaign_id, category,
                 customer_id, phone_e164, country, region, time_zone, rendered_text, encoding,
-                segments, estimated_cost, 'queued', $as_of, 0, NULL, NULL, NULL
+                segments, estimated_cost, 'queued', $as_of, 0, NULL, NULL, NULL, NULL, NULL
             FROM decided WHERE outcome = 'sent'""",
             params,
         )

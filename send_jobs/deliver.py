@@ -1,20 +1,26 @@
 """Hand queued messages to a gateway, at most once each.
 
-Per delivery (``as_of``):
-1. Resolve messages left ``submitting`` by an interrupted delivery: an outbox batch whose
-   manifest exists was written (submitted), else the message is queued again; for Kannel the
-   sender's journal answers first, a receipt proves a send, and a message with neither is
-   queued again once the gateway's grace period (Kannel: 120 s) has passed since it was
-   handed over; until then it waits (``awaiting_receipt``). A message handed to Kannel with
-   no final receipt after 72 h becomes ``unconfirmed``.
-2. In chunks, each at its moment of hand-over (a clock passed in by the caller): load the
-   receiver's journal, then re-check every queued message: older than the program's validity
-   -> expired; consent for its category withdrawn (a STOP since it was queued) -> cancelled;
-   the recipient's window closed now or before the chunk would be through -> stays queued
-   for a later run.
+Per delivery (``as_of``; every timer runs on the caller's hand-over clock):
+1. Load the receiver's journal (a receipt that came in a moment ago proves its send), then
+   resolve the messages every gateway left ``submitting`` in an interrupted delivery, from
+   where each batch's gateway keeps its record (``sends.batches``): an outbox batch whose
+   manifest exists was written; a Kannel message takes its journaled answer, and one whose
+   intent was journaled without an answer may have reached Kannel (``unknown``). A message
+   with no intent or manifest was never handed over and is queued again at once. An unknown
+   one is queued again only when the grace period (Kannel: 120 s) since its own hand-over has
+   passed without a receipt and Kannel's ``status.xml`` says it holds no message (a carrier
+   link that is down keeps them in its store); until then it waits (``awaiting_receipt``).
+   A message handed over with no final receipt after 72 h becomes ``unconfirmed``, whichever
+   gateway took it.
+2. In chunks, each at its moment of hand-over: load the receiver's journal, then re-check
+   every queued message: older than the program's validity -> expired; consent for its
+   category withdrawn (a STOP since it was queued) -> cancelled; the recipient's window
+   closed now or before the chunk would be through -> stays queued for a later run.
 3. Mark the chunk ``submitting`` under the batch id (committed), hand it to the gateway, and
-   record each answer: submitted, rejected (final), retry (queued again) or unknown (left
-   submitting for step 1 of the next delivery).
+   record each answer with its moment of hand-over: submitted, rejected or refused (final),
+   retry (queued again) or unknown (resolved by step 1 of a later delivery). A gateway that
+   halts (unreachable, credentials refused, throttled, its journal failing) ends the
+   delivery after its answers are recorded; the rest stays queued (``Delivery.halted``).
 """
 
 from __future__ import annotations
@@ -32,9 +38,11 @@ from send_jobs import receipts
 from send_jobs.campaign_specs import Program
 from send_jobs.consent import consent_sql
 from send_jobs.decide import load_rules, window_check
+from send_jobs.gateways import JOURNALS
 from send_jobs.ledger import advance, ensure_schema
 
 Clock = Callable[[], datetime]  # the moment of hand-over, passed in by the caller
+DEFAULT_RECEIPT_TIMEOUT_H = 72.0  # for messages of a gateway other than this delivery's
 
 
 @dataclass
@@ -43,6 +51,11 @@ class Delivery:
     gateway: str
     counts: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # prepare, gateway, record
+    halted: str | None = None  # why the gateway stopped handing over, if it did
+
+
+def _utc(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(tzinfo=None)
 
 
 def _requeue(con, where: str, detail: str) -> int:
@@ -50,77 +63,107 @@ def _requeue(con, where: str, detail: str) -> int:
         SELECT message_id FROM sends.messages WHERE status = 'submitting' AND ({where})""")
     con.execute(f"""INSERT INTO sends.message_events
         SELECT message_id, 'queued', now()::TIMESTAMP, 'delivery', '{detail}' FROM _requeue""")
-    con.execute("""UPDATE sends.messages SET status = 'queued', status_at = now()::TIMESTAMP
+    con.execute("""UPDATE sends.messages SET status = 'queued', status_at = now()::TIMESTAMP,
+            handed_over_at = NULL
         WHERE message_id IN (SELECT message_id FROM _requeue)""")
     return con.execute("SELECT count(*) FROM _requeue").fetchone()[0]
 
 
-def resolve_interrupted(con, gateway) -> dict[str, int]:
-    stuck = con.execute(
-        "SELECT DISTINCT batch_id FROM sends.messages WHERE status = 'submitting' AND gateway = ?",
-        [gateway.name],
-    ).fetchall()
+def resolve_interrupted(con, gateway, at: datetime) -> dict[str, int]:
+    """Settle every gateway's messages left ``submitting`` (step 1 of the module doc)."""
+    stuck = con.execute("""SELECT m.gateway, any_value(b.location), list(DISTINCT m.batch_id)
+        FROM sends.messages AS m LEFT JOIN sends.batches AS b USING (batch_id)
+        WHERE m.status = 'submitting' GROUP BY m.gateway""").fetchall()
     if not stuck:
         return {}
-    out = {"resolved_submitted": 0, "requeued": 0}
-    if gateway.name == "outbox":
-        done = [b for (b,) in stuck if gateway.completed(b)]
-        if done:
-            con.execute("CREATE OR REPLACE TEMP TABLE _done (batch_id VARCHAR)")
-            con.executemany("INSERT INTO _done VALUES (?)", [[b] for b in done])
-            out["resolved_submitted"] = advance(
-                con,
-                """SELECT message_id, 'submitted' AS status, 'outbox batch ' || batch_id
-                   AS detail FROM sends.messages WHERE status = 'submitting'
-                   AND batch_id IN (SELECT batch_id FROM _done)""",
-                "delivery",
-            )
-    else:
-        answers = [(b, *r) for b, r in gateway.journal([b for (b,) in stuck])]
-        if answers:
-            _record(con, answers)
-            out["resolved_submitted"] = con.execute(
-                "SELECT count(*) FROM _answers WHERE result = 'submitted'"
-            ).fetchone()[0]
-    # Kannel may hold a message whose answer we never got: its receipt proves the send. Only
-    # after the grace period without one is it queued again (DLRs trail sends by seconds).
-    grace = getattr(gateway, "unknown_grace_s", 0)
-    out["requeued"] = _requeue(
-        con,
-        f"gateway = '{gateway.name}' AND message_id NOT IN (SELECT message_id FROM "
-        f"sends.receipts) AND status_at <= now()::TIMESTAMP - INTERVAL {float(grace)} SECOND",
-        "interrupted delivery: no answer and no receipt; queued again",
-    )
+    answers = []
+    for name, location, batch_ids in stuck:
+        location = location or (gateway.location if name == gateway.name else None)
+        if name in JOURNALS and location:
+            answers += [(b, *a) for b, a in JOURNALS[name](location, batch_ids)]
+    _record(con, answers)
+    out = {
+        "resolved_submitted": con.execute(
+            "SELECT count(*) FROM _answers WHERE result = 'submitted'").fetchone()[0],
+        "requeued": _requeue(con, "handed_over_at IS NULL",
+                             "interrupted delivery: never handed over; queued again"),
+    }  # fmt: skip
+    out["requeued"] += _requeue_unknown(con, gateway, at)
     out["awaiting_receipt"] = con.execute(
-        "SELECT count(*) FROM sends.messages WHERE status = 'submitting' AND gateway = ?",
-        [gateway.name],
+        "SELECT count(*) FROM sends.messages WHERE status = 'submitting'"
     ).fetchone()[0]
     return out
 
 
-def _record(con, answers: list[tuple[str, str, str, str]]) -> None:
-    """Apply gateway answers (batch_id, message_id, result, detail) to messages still
-    submitting under that batch."""
+def _requeue_unknown(con, gateway, at: datetime) -> int:
+    """Unknown answers of this gateway, past the grace since their own hand-over and without
+    a receipt, are queued again only if the gateway says it holds no message."""
+    due = f"""gateway = '{gateway.name}' AND handed_over_at IS NOT NULL
+        AND handed_over_at <= TIMESTAMP '{at:%Y-%m-%d %H:%M:%S.%f}'
+            - INTERVAL {float(gateway.unknown_grace_s)} SECOND
+        AND batch_id IN (SELECT batch_id FROM sends.batches WHERE location = '{gateway.location}')
+        AND message_id NOT IN (SELECT message_id FROM sends.receipts)"""
+    waiting = con.execute(
+        f"SELECT count(*) FROM sends.messages WHERE status = 'submitting' AND {due}"
+    ).fetchone()[0]
+    if not waiting:
+        return 0
+    holds = gateway.holds_messages() if hasattr(gateway, "holds_messages") else False
+    if holds is not False:  # still in the gateway's store, or it cannot be asked: wait
+        return 0
+    return _requeue(con, due, "no answer, no receipt, not held by the gateway; queued again")
+
+
+def _expire_unconfirmed(con, gateway, at: datetime) -> int:
+    """Handed over (answered or not) and no final receipt within the timeout: unconfirmed."""
+    hours = getattr(gateway, "receipt_timeout_h", None) or DEFAULT_RECEIPT_TIMEOUT_H
+    return advance(
+        con,
+        f"""SELECT message_id, 'unconfirmed' AS status,
+            'no final receipt within {hours:g} h' AS detail
+        FROM sends.messages WHERE gateway <> 'outbox'
+          AND (status IN ('submitted', 'accepted')
+               OR (status = 'submitting' AND handed_over_at IS NOT NULL))
+          AND coalesce(handed_over_at, status_at)
+              < TIMESTAMP '{at:%Y-%m-%d %H:%M:%S.%f}' - INTERVAL {int(hours * 3600)} SECOND""",
+        "delivery",
+    )
+
+
+def _record(con, answers: list[tuple]) -> None:
+    """Apply gateway answers (batch_id, message_id, result, detail, handed_over_at) to
+    messages still submitting under that batch."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _answers (batch_id VARCHAR, message_id VARCHAR, "
-        "result VARCHAR, detail VARCHAR)"
+        "result VARCHAR, detail VARCHAR, handed_over_at TIMESTAMP)"
     )
     if answers:
-        con.register("_answers_arrow", pa.table(list(zip(*answers, strict=True)),
-                     names=["batch_id", "message_id", "result", "detail"]))  # fmt: skip
+        columns = list(zip(*answers, strict=True))
+        columns[4] = [_utc(t) if t is not None else None for t in columns[4]]
+        con.register(
+            "_answers_arrow",
+            pa.table(
+                columns, names=["batch_id", "message_id", "result", "detail", "handed_over_at"]
+            ),
+        )
         con.execute("INSERT INTO _answers SELECT * FROM _answers_arrow")
         con.unregister("_answers_arrow")
     con.execute("""DELETE FROM _answers WHERE message_id NOT IN (
         SELECT message_id FROM sends.messages AS m
         WHERE m.status = 'submitting' AND m.batch_id = _answers.batch_id)""")
+    con.execute("""UPDATE sends.messages AS m SET handed_over_at = a.handed_over_at
+        FROM _answers AS a WHERE m.message_id = a.message_id AND a.handed_over_at IS NOT NULL""")
     advance(
         con,
-        """SELECT message_id, result AS status, detail FROM _answers
-           WHERE result IN ('submitted', 'rejected')""",
+        """SELECT message_id, CASE result WHEN 'refused' THEN 'rejected' ELSE result END
+               AS status, detail FROM _answers
+           WHERE result IN ('submitted', 'rejected', 'refused')""",
         "gateway",
     )
+    con.execute("""UPDATE sends.messages AS m SET recipient_failure = false
+        FROM _answers AS a WHERE m.message_id = a.message_id AND a.result = 'refused'""")
     con.execute("""UPDATE sends.messages AS m SET status = 'queued',
-            status_at = now()::TIMESTAMP, last_error = a.detail
+            status_at = now()::TIMESTAMP, last_error = a.detail, handed_over_at = NULL
         FROM _answers AS a WHERE m.message_id = a.message_id AND a.result = 'retry'""")
     con.execute("""INSERT INTO sends.message_events
         SELECT message_id, 'queued', now()::TIMESTAMP, 'gateway', 'retry later: ' || detail
@@ -153,19 +196,13 @@ def deliver(
     batch_id = f"{as_of:%Y%m%dT%H%M%SZ}-{gateway.name}-{uuid.uuid4().hex[:12]}"
     result = Delivery(batch_id, gateway.name)
     started = time.perf_counter()
+    if replies is not None:
+        _load_landing(con, replies, result)
+    at = _utc(clock())
     con.execute("BEGIN")
-    result.counts.update(resolve_interrupted(con, gateway))
-    if gateway.receipt_timeout_h:
-        result.counts["unconfirmed"] = advance(
-            con,
-            f"""SELECT message_id, 'unconfirmed' AS status,
-                'no final receipt within {gateway.receipt_timeout_h:g} h' AS detail
-            FROM sends.messages WHERE gateway = '{gateway.name}'
-              AND status IN ('submitted', 'accepted')
-              AND status_at < now()::TIMESTAMP
-                  - INTERVAL {int(gateway.receipt_timeout_h * 3600)} SECOND""",
-            "delivery",
-        )
+    result.counts.update(resolve_interrupted(con, gateway, at))
+    if unconfirmed := _expire_unconfirmed(con, gateway, at):
+        result.counts["unconfirmed"] = unconfirmed
     con.execute("COMMIT")
     con.execute("CREATE OR REPLACE TEMP TABLE _tried (message_id VARCHAR)")
     result.counts["handed_over"] = 0
@@ -176,20 +213,25 @@ def deliver(
         batch = _next_chunk(con, program, gateway, clock, replies, size, result)
         if batch.num_rows == 0:
             break
-        _hand_over(con, gateway, batch, batch_id, result)
+        _hand_over(con, gateway, batch, batch_id, result, clock)
         if budget is not None:
             budget -= batch.num_rows
-        if getattr(gateway, "unreachable", None) is not None and gateway.unreachable.is_set():
-            break  # the rest stays queued for the next run
+        if gateway.halted:  # the rest stays queued for the next run
+            result.halted = gateway.halted
+            break
     return result
+
+
+def _load_landing(con, replies: Path, result: Delivery) -> None:
+    loaded = receipts.ingest(con, replies)
+    result.counts["replies_loaded"] = result.counts.get("replies_loaded", 0) + loaded["replies"]
 
 
 def _next_chunk(con, program: Program, gateway, clock: Clock, replies, size: int, result):
     """Judge every queued message at the hand-over moment; mark the next chunk submitting."""
     started = time.perf_counter()
     if replies is not None:
-        loaded = receipts.ingest(con, replies)
-        result.counts["replies_loaded"] = result.counts.get("replies_loaded", 0) + loaded["replies"]
+        _load_landing(con, replies, result)
     at = clock().astimezone(UTC).replace(tzinfo=None)
     until = at + timedelta(seconds=size / gateway.rate_per_s) if gateway.rate_per_s else at
     params = {"as_of": at, "until": until}
@@ -238,8 +280,13 @@ def _next_chunk(con, program: Program, gateway, clock: Clock, replies, size: int
         ORDER BY m.as_of, m.message_id LIMIT {int(size)}"""
     )
     con.execute("INSERT INTO _tried SELECT message_id FROM _batch")
+    con.execute(
+        "INSERT OR IGNORE INTO sends.batches VALUES (?, ?, ?, ?)",
+        [result.batch_id, gateway.name, gateway.location, at],
+    )
     con.execute(f"""UPDATE sends.messages SET status = 'submitting', batch_id = '{result.batch_id}',
-            gateway = '{gateway.name}', attempts = attempts + 1, status_at = now()::TIMESTAMP
+            gateway = '{gateway.name}', attempts = attempts + 1, status_at = now()::TIMESTAMP,
+            handed_over_at = NULL
         WHERE message_id IN (SELECT message_id FROM _batch)""")
     con.execute(f"""INSERT INTO sends.message_events SELECT message_id, 'submitting',
         now()::TIMESTAMP, 'delivery', 'batch {result.batch_id} at ' || $at FROM _batch""",
@@ -250,17 +297,17 @@ def _next_chunk(con, program: Program, gateway, clock: Clock, replies, size: int
     return batch
 
 
-def _hand_over(con, gateway, batch, batch_id: str, result: Delivery) -> None:
+def _hand_over(con, gateway, batch, batch_id: str, result: Delivery, clock: Clock) -> None:
     _count(result, "handed_over", batch.num_rows)
     started = time.perf_counter()
-    answers = gateway.submit(batch, batch_id)
+    answers = gateway.submit(batch, batch_id, clock)
     result.seconds["gateway"] = result.seconds.get("gateway", 0.0) + time.perf_counter() - started
     started = time.perf_counter()
     con.execute("BEGIN")
     _record(con, [(batch_id, *a) for a in answers])
     con.execute("COMMIT")
     result.seconds["record"] = result.seconds.get("record", 0.0) + time.perf_counter() - started
-    for _, outcome, _ in answers:
+    for _, outcome, _, _ in answers:
         _count(result, outcome, 1)
 
 

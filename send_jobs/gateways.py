@@ -1,16 +1,26 @@
 """Gateways take a batch of messages (Arrow table: message_id, phone_e164, text, encoding)
-and report one result per message: ``submitted``, ``rejected`` (final, with the reason),
-``retry`` (not handed over: stays queued for the next run) or ``unknown`` (the request may
-have reached the gateway but no answer came back; resolved by a receipt or requeued later).
+and report one answer per message, ``(message_id, result, detail, handed_over_at)``:
+
+- ``submitted``: the gateway took it;
+- ``rejected``: refused for this recipient (final; counts toward the number's suppression);
+- ``refused``: refused for this message, e.g. malformed (final; says nothing of the number);
+- ``retry``: not handed over (the gateway was unreachable, refused our credentials, throttled
+  us, or the journal failed): stays queued for the next run;
+- ``unknown``: the request may have reached the gateway but no answer came back. It is never
+  resent blindly: a receipt proves the send, and only once the grace period since its own
+  hand-over has passed and the gateway reports it holds nothing is it queued again.
+
+When the gateway stops a batch part-way (``halted``: unreachable, auth, throttled, journal),
+the messages it did not hand over are answered ``retry``.
 
 - ``OutboxGateway`` (the embedded default): JSON-lines batch files plus a manifest (count,
   sha256) under ``RETENTEXT_OUTBOX``; each file is written to a temporary name, fsynced and
   renamed, manifest last, so a batch is either complete or absent.
 - ``KannelGateway``: Kannel's HTTP ``sendsms`` with ``dlr-mask`` 31 and a ``dlr-url`` to the
-  receiver; concurrent keep-alive connections, a shared rate limit, retries with exponential
-  backoff on connection errors and 5xx; once Kannel refuses connections after every retry,
-  the rest of the batch stays queued without trying. Every answer is appended to a journal
-  before the ledger is updated, so a sender killed mid-batch loses no answer it got.
+  receiver; concurrent keep-alive connections and a shared rate limit. Its journal
+  (``<state>/journal/<batch>.jsonl``) gets an intent line for every message, fsynced before
+  the request, and the answer after it, fsynced before the ledger hears of it: a sender killed
+  or a disk that fills up loses no answer, and a message without an intent was never sent.
 """
 
 from __future__ import annotations
@@ -19,18 +29,25 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 
 from send_jobs.config import KannelConfig
 
-Result = tuple[str, str, str]  # (message_id, result, detail)
+Clock = Callable[[], datetime]
+Answer = tuple[str, str, str, datetime | None]  # (message_id, result, detail, handed_over_at)
+# Kannel's sendsms answers a 4xx naming the number for these; any other 4xx is about the
+# message or our request, not the recipient
+RECIPIENT_REFUSALS = re.compile(r"receiver|black|white|denied|number", re.I)
 
 
 def _fsync_write(path: Path, data: bytes) -> None:
@@ -48,26 +65,42 @@ def _fsync_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def fsync_dir(path: Path) -> None:
+    """Make a file's creation or rename in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _stamp(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _unstamp(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
 class OutboxGateway:
     name = "outbox"
     receipt_timeout_h = None  # a written batch is the hand-over: no receipts come back
     rate_per_s = 0.0  # a batch is handed over at once
+    unknown_grace_s = 0.0
+    halted: str | None = None  # a failed write raises instead
 
     def __init__(self, folder: Path, batch_size: int = 10_000) -> None:
         self.folder = Path(folder)
         self.batch_size = batch_size
 
+    @property
+    def location(self) -> str:
+        return str(self.folder.resolve())
+
     def manifest_path(self, batch_id: str) -> Path:
         return self.folder / f"{batch_id}.manifest.json"
 
-    def completed(self, batch_id: str) -> bool:
-        if self.manifest_path(batch_id).exists():
-            return True
-        for leftover in self.folder.glob(f"{batch_id}.jsonl*"):  # cut short: never consumed
-            leftover.unlink()
-        return False
-
-    def submit(self, batch: pa.Table, batch_id: str) -> list[Result]:
+    def submit(self, batch: pa.Table, batch_id: str, clock: Clock) -> list[Answer]:
         self.folder.mkdir(parents=True, exist_ok=True)
         ids = batch.column("message_id").to_pylist()
         lines = [
@@ -99,10 +132,29 @@ class OutboxGateway:
         }
         try:
             _fsync_write(self.manifest_path(batch_id), json.dumps(manifest, indent=1).encode())
+            fsync_dir(self.folder)
         except OSError:  # no manifest, no batch: the data file goes too
             (self.folder / name).unlink(missing_ok=True)
             raise
-        return [(m, "submitted", f"outbox {name}") for m in ids]
+        at = clock()
+        return [(m, "submitted", f"outbox {name}", at) for m in ids]
+
+
+def outbox_answers(location: str, batch_ids: list[str]) -> Iterator[tuple[str, Answer]]:
+    """A batch whose manifest exists was written whole; any other is answered ``retry`` and
+    its leftovers removed (they were never complete, so never consumed)."""
+    folder = Path(location)
+    for batch_id in batch_ids:
+        manifest = folder / f"{batch_id}.manifest.json"
+        if manifest.exists():
+            at = datetime.fromtimestamp(manifest.stat().st_mtime, UTC)
+            ids = (json.loads(line)["message_id"]
+                   for line in (folder / f"{batch_id}.jsonl").read_text().splitlines())  # fmt: skip
+            for mid in ids:
+                yield batch_id, (mid, "submitted", f"outbox batch {batch_id}", at)
+        else:
+            for leftover in folder.glob(f"{batch_id}.jsonl*"):
+                leftover.unlink()
 
 
 class _RateLimit:
@@ -124,6 +176,71 @@ class _RateLimit:
             time.sleep(at - now)
 
 
+class SendJournal:
+    """One batch's journal: intent lines (fsynced before the requests) and answer lines
+    (fsynced before the ledger is told). A write error is raised to the caller, which stops
+    handing over."""
+
+    def __init__(self, path: Path) -> None:
+        created = not path.exists()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self.lock = threading.Lock()
+        if created:
+            fsync_dir(path.parent)
+
+    def _append(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:  # a short write is continued, an error raised
+            view = view[os.write(self.fd, view) :]
+
+    def intend(self, message_ids: list[str], at: datetime) -> None:
+        stamp = _stamp(at)
+        lines = "".join(json.dumps({"id": m, "intent_at": stamp}) + "\n" for m in message_ids)
+        with self.lock:
+            self._append(lines.encode())
+            os.fsync(self.fd)
+
+    def answer(self, message_id: str, result: str, detail: str, at: datetime) -> None:
+        line = json.dumps({"id": message_id, "result": result, "detail": detail,
+                           "at": _stamp(at)}) + "\n"  # fmt: skip
+        with self.lock:
+            self._append(line.encode())
+
+    def sync(self) -> None:
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def kannel_answers(location: str, batch_ids: list[str]) -> Iterator[tuple[str, Answer]]:
+    """(batch_id, answer) from the journals: the journaled answer, else ``unknown`` for a
+    message whose intent was written (it may have reached Kannel), stamped with that time.
+    A message with neither was never handed over and is not listed."""
+    for batch_id in batch_ids:
+        path = Path(location) / f"{batch_id}.jsonl"
+        if not path.exists():
+            continue
+        answers: dict[str, Answer] = {}
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                j = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a kill or a full disk
+            if "result" in j:
+                answers[j["id"]] = (j["id"], j["result"], j["detail"], _unstamp(j.get("at")))
+            elif j["id"] not in answers:
+                answers[j["id"]] = (j["id"], "unknown", "handed over; no answer journaled",
+                                    _unstamp(j["intent_at"]))  # fmt: skip
+        for answer in answers.values():
+            yield batch_id, answer
+
+
+JOURNALS = {"outbox": outbox_answers, "kannel": kannel_answers}
+
+
 class KannelGateway:
     name = "kannel"
 
@@ -139,10 +256,14 @@ class KannelGateway:
         self.receipt_timeout_h = receipt_timeout_h  # then `unconfirmed`
         self.sender = sender
         self.local = threading.local()
-        self.unreachable = threading.Event()  # set when Kannel refuses connections
+        self.halted: str | None = None  # why the last batch stopped part-way
         self.journal_dir = cfg.state / "journal"
         split = urllib.parse.urlsplit(cfg.sendsms_url)
         self.host, self.port, self.path = split.hostname, split.port, split.path
+
+    @property
+    def location(self) -> str:
+        return str(self.journal_dir.resolve())
 
     @property
     def rate_per_s(self) -> float:
@@ -171,6 +292,25 @@ class KannelGateway:
         )
         return f"{self.path}?{query}"
 
+    def holds_messages(self) -> bool | None:
+        """Whether Kannel still holds messages it accepted (its store, its queues, a carrier
+        link's queue), from the admin ``status.xml``; None when it cannot be asked."""
+        url = (f"http://{self.host}:{self.cfg.admin_port}/status.xml?password="
+               + urllib.parse.quote(self.cfg.admin_password, safe=""))  # fmt: skip
+        try:
+            with urllib.request.urlopen(url, timeout=self.cfg.timeout_s) as r:
+                text = r.read().decode("utf-8", "replace")
+        except OSError:
+            return None
+        sms = re.search(r"<sms>(.*?)</sms>", text, re.S)
+        if not sms:
+            return None
+        store = re.search(r"<storesize>(-?\d+)</storesize>", sms.group(1))
+        queued = [int(q) for q in re.findall(r"<queued>(\d+)</queued>", sms.group(1))]
+        links = re.findall(r"<smsc>.*?<queued>(\d+)</queued>", text, re.S)
+        return bool((store and int(store.group(1)) > 0) or any(queued)
+                    or any(int(q) for q in links))  # fmt: skip
+
     def _conn(self) -> http.client.HTTPConnection:
         conn = getattr(self.local, "conn", None)
         if conn is None:
@@ -184,8 +324,13 @@ class KannelGateway:
             conn.close()
         self.local.conn = None
 
+    def _halt(self, reason: str) -> None:
+        if self.halted is None:
+            self.halted = reason
+
     def send_one(self, path: str) -> tuple[str, str]:
-        """One sendsms request with retries: (result, detail)."""
+        """One sendsms request: (result, detail). Only a request that cannot have reached
+        Kannel (refused or failed before it was written) is tried again."""
         delay = 0.2
         detail = ""
         for attempt in range(1, self.cfg.max_attempts + 1):
@@ -199,11 +344,7 @@ class KannelGateway:
                 body = resp.read().decode("utf-8", "replace").strip()
                 if resp.will_close:
                     self._drop_conn()
-                if resp.status in (200, 202):
-                    return "submitted", body
-                if 400 <= resp.status < 500:
-                    return "rejected", f"HTTP {resp.status}: {body}"
-                detail = f"HTTP {resp.status}: {body}"
+                return self._judge(resp.status, body)
             except (ConnectionError, http.client.HTTPException, TimeoutError, OSError) as exc:
                 self._drop_conn()
                 detail = f"{type(exc).__name__}: {exc}"
@@ -213,51 +354,71 @@ class KannelGateway:
                 time.sleep(delay)
                 delay *= 2
         if detail.startswith("ConnectionRefusedError"):
-            self.unreachable.set()  # the rest of the batch stays queued without trying
+            self._halt(f"unreachable: {detail}")  # the rest of the batch stays queued
         return "retry", detail
 
-    def submit(self, batch: pa.Table, batch_id: str) -> list[Result]:
-        self.journal_dir.mkdir(parents=True, exist_ok=True)
-        self.unreachable = threading.Event()
-        lock = threading.Lock()
+    def _judge(self, status: int, body: str) -> tuple[str, str]:
+        detail = f"HTTP {status}: {body}"
+        if status in (200, 202):
+            return "submitted", body
+        if status in (401, 403, 407):
+            self._halt(f"auth: Kannel refused our credentials ({detail})")
+            return "retry", detail
+        if status == 429:
+            self._halt(f"throttled: {detail}")
+            return "retry", detail
+        if 400 <= status < 500:
+            return ("rejected" if RECIPIENT_REFUSALS.search(body) else "refused"), detail
+        return "unknown", detail  # a 5xx may come after Kannel queued the message
+
+    def submit(self, batch: pa.Table, batch_id: str, clock: Clock) -> list[Answer]:
+        """Hand the batch over in groups: the group's intents are fsynced, then its requests
+        go out concurrently and each answer is journaled; the group's answers are fsynced
+        before the next group. On a journal error or a halt nothing more is handed over."""
+        self.halted = None
         limit = _RateLimit(self.cfg.rate_per_s)
-        rows = list(
-            zip(
-                batch.column("message_id").to_pylist(),
-                batch.column("phone_e164").to_pylist(),
-                batch.column("text").to_pylist(),
-                batch.column("encoding").to_pylist(),
-                strict=True,
-            )
-        )
+        rows = list(zip(*(batch.column(c).to_pylist()
+                          for c in ("message_id", "phone_e164", "text", "encoding")),
+                        strict=True))  # fmt: skip
+        answers: list[Answer] = []
+        group = max(self.cfg.concurrency * 8, 64)
+        try:
+            journal = SendJournal(self.journal_dir / f"{batch_id}.jsonl")
+        except OSError as exc:
+            self._halt(f"journal: {exc}")
+            return [(r[0], "retry", f"not handed over: {self.halted}", None) for r in rows]
 
-        def work(row) -> Result:
+        def work(row) -> Answer:
             mid, to, text, enc = row
-            if self.unreachable.is_set():
-                return mid, "retry", "gateway unreachable: left queued"
+            if self.halted:
+                return mid, "retry", f"not handed over: {self.halted}", None
             limit.wait()
+            at = clock()
             result, detail = self.send_one(self.request_path(to, text, enc, mid))
-            with lock:  # written before the ledger hears of it; survives SIGKILL of us
-                journal.write(json.dumps({"id": mid, "result": result, "detail": detail}) + "\n")
-                journal.flush()
-            return mid, result, detail
+            try:
+                journal.answer(mid, result, detail, at)
+            except OSError as exc:  # the answer still reaches the ledger through us
+                self._halt(f"journal: {exc}")
+            return mid, result, detail, at
 
-        path = self.journal_dir / f"{batch_id}.jsonl"
-        with (
-            open(path, "a", encoding="utf-8") as journal,
-            ThreadPoolExecutor(self.cfg.concurrency) as pool,
-        ):
-            return list(pool.map(work, rows))
-
-    def journal(self, batch_ids: list[str]) -> Iterator[tuple[str, Result]]:
-        """(batch_id, result) of every journaled answer of those batches."""
-        for batch_id in batch_ids:
-            path = self.journal_dir / f"{batch_id}.jsonl"
-            if not path.exists():
-                continue
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    j = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by a kill
-                yield batch_id, (j["id"], j["result"], j["detail"])
+        try:
+            with ThreadPoolExecutor(self.cfg.concurrency) as pool:
+                for start in range(0, len(rows), group):
+                    part = rows[start : start + group]
+                    if not self.halted:
+                        try:
+                            journal.intend([r[0] for r in part], clock())
+                        except OSError as exc:
+                            self._halt(f"journal: {exc}")
+                    if self.halted:
+                        answers += [(r[0], "retry", f"not handed over: {self.halted}", None)
+                                    for r in part]  # fmt: skip
+                        continue
+                    answers += pool.map(work, part)
+                    try:
+                        journal.sync()
+                    except OSError as exc:
+                        self._halt(f"journal: {exc}")
+        finally:
+            journal.close()
+        return answers

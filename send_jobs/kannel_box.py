@@ -15,13 +15,14 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from send_jobs.config import KannelConfig
+from send_jobs.config import KannelConfig, write_private
 
 TEMPLATE = Path(__file__).parent / "kannel" / "kannel.conf.template"
 FAKESMSC_PATHS = ("/usr/lib/kannel/test/fakesmsc", "/usr/bin/fakesmsc")
@@ -57,24 +58,62 @@ def free_base_port(start: int = 21000, stop: int = 60000) -> int:
     raise KannelError(f"no free port range between {start} and {stop}")
 
 
+def quoted(value: str) -> str:
+    """A value as Kannel's configuration reads it back unchanged: in double quotes, with
+    backslashes and quotes escaped. Line breaks cannot be written and are refused."""
+    if "\n" in value or "\r" in value or value != value.strip():
+        raise KannelError(f"a Kannel setting cannot hold line breaks or edge spaces: {value!r}")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+DLR_TABLE = """CREATE TABLE IF NOT EXISTS dlr (smsc TEXT, ts TEXT, source TEXT,
+    destination TEXT, service TEXT, url TEXT, mask INTEGER, status INTEGER, boxc TEXT)"""
+
+
 def render_config(cfg: KannelConfig) -> Path:
+    """Write ``kannel.conf`` (0600 from the first byte) and the SQLite file that keeps
+    Kannel's delivery-receipt mappings across restarts."""
     cfg.state.mkdir(parents=True, exist_ok=True)
+    dlr_db = cfg.state / "dlr.sqlite3"
+    with contextlib.closing(sqlite3.connect(dlr_db)) as db:
+        db.execute(DLR_TABLE)
+        db.commit()
+    dlr_db.chmod(0o600)
+    secret = urllib.parse.quote(cfg.receiver_secret, safe="")
+    mo_url = (f"http://127.0.0.1:{cfg.receiver_port}/mo?k={secret}"
+              "&from=%q&to=%P&text=%a&at=%t&smsc=%i&id=%I")  # fmt: skip
+    carrier = (
+        (TEMPLATE.parent / f"carrier_{cfg.carrier}.conf")
+        .read_text()
+        .format(
+            carrier_port=cfg.carrier_port,
+            unified_prefix=quoted(cfg.unified_prefix),
+            smpp_host=quoted(cfg.smpp_host),
+            smpp_port=int(cfg.smpp_port),
+            smpp_system_id=quoted(cfg.smpp_system_id),
+            smpp_password=quoted(cfg.smpp_password),
+            smpp_system_type=quoted(cfg.smpp_system_type),
+            smpp_throughput=float(cfg.smpp_throughput),
+            smpp_msg_id_type=int(cfg.smpp_msg_id_type),
+        )
+    )
     text = TEMPLATE.read_text().format(
-        state=cfg.state,
+        carrier=carrier,
         admin_port=cfg.admin_port,
-        admin_password=cfg.admin_password,
         smsbox_port=cfg.smsbox_port,
-        carrier_port=cfg.carrier_port,
         inject_port=cfg.inject_port,
         sendsms_port=cfg.sendsms_port,
-        sendsms_password=cfg.sendsms_password,
-        receiver_port=cfg.receiver_port,
-        receiver_secret=urllib.parse.quote(cfg.receiver_secret, safe=""),
-        unified_prefix=cfg.unified_prefix,
+        admin_password=quoted(cfg.admin_password),
+        sendsms_password=quoted(cfg.sendsms_password),
+        unified_prefix=quoted(cfg.unified_prefix),
+        bearerbox_log=quoted(str(cfg.state / "bearerbox.log")),
+        smsbox_log=quoted(str(cfg.state / "smsbox.log")),
+        store=quoted(str(cfg.state / "bearerbox.store")),
+        dlr_db=quoted(str(dlr_db)),
+        mo_url=quoted(mo_url),
     )
     path = cfg.state / "kannel.conf"
-    path.write_text(text)
-    path.chmod(0o600)
+    write_private(path, text.encode())
     return path
 
 
@@ -144,23 +183,29 @@ def up(cfg: KannelConfig, *, timeout: float = 20.0, carrier: bool = True) -> dic
                 if attempt == 2:
                     raise
                 time.sleep(1.0)
-    if carrier and not pid_of(cfg, "carrier"):
+    if carrier and cfg.carrier == "smpp":
+        _wait_online(cfg, timeout, "the SMPP carrier link did not bind; see bearerbox.log")
+    elif carrier and not pid_of(cfg, "carrier"):
         # fakesmsc exits when its stdin closes, so a never-ending producer keeps it open
         cmd = (
             f"tail -f /dev/null | exec {fakesmsc_binary()} -H 127.0.0.1 "
             f"-r {cfg.carrier_port} -i 0 -m 0"
         )
         start_process(cfg, "carrier", ["sh", "-c", cmd], cfg.state / "carrier.log")
-        deadline = time.monotonic() + timeout
-        while "carrier" not in _online_links(cfg):
-            if time.monotonic() > deadline:
-                raise KannelError("the fakesmsc carrier did not come online; see carrier.log")
-            time.sleep(0.1)
+        _wait_online(cfg, timeout, "the fakesmsc carrier did not come online; see carrier.log")
     for name in PROCESSES:
         pid = pid_of(cfg, name)
         if pid:
             pids[name] = pid
     return pids
+
+
+def _wait_online(cfg: KannelConfig, timeout: float, problem: str) -> None:
+    deadline = time.monotonic() + timeout
+    while "carrier" not in _online_links(cfg):
+        if time.monotonic() > deadline:
+            raise KannelError(problem)
+        time.sleep(0.1)
 
 
 def _online_links(cfg: KannelConfig) -> set[str]:

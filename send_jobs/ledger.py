@@ -22,6 +22,9 @@ RANK = {
 }
 FINAL = tuple(s for s, r in RANK.items() if r == 9)
 HARD_FAILURES = ("undelivered", "rejected")
+# a message counts against its number when the carrier (DLR) or the gateway said the
+# recipient was the problem; rows from before the flag existed count by their status
+RECIPIENT_FAILURE_SQL = f"coalesce(recipient_failure, status IN {HARD_FAILURES})"
 # Kannel DLR type -> ledger status (1 delivered, 2 undelivered, 4 queued on the SMSC,
 # 8 accepted by the SMSC, 16 rejected by the SMSC)
 DLR_STATUS = {1: "delivered", 2: "undelivered", 4: "accepted", 8: "accepted", 16: "rejected"}
@@ -47,7 +50,17 @@ CREATE TABLE IF NOT EXISTS sends.messages (
     country VARCHAR, region VARCHAR, time_zone VARCHAR, text VARCHAR NOT NULL,
     encoding VARCHAR NOT NULL, segments INTEGER NOT NULL, estimated_cost DOUBLE,
     status VARCHAR NOT NULL, status_at TIMESTAMP NOT NULL, attempts INTEGER NOT NULL,
-    gateway VARCHAR, batch_id VARCHAR, last_error VARCHAR);
+    gateway VARCHAR, batch_id VARCHAR, last_error VARCHAR, handed_over_at TIMESTAMP,
+    recipient_failure BOOLEAN);
+-- when each message was handed over (the caller's clock) and whether its failure is the
+-- recipient's (counts toward suppressing the number); older ledgers get the columns here
+ALTER TABLE sends.messages ADD COLUMN IF NOT EXISTS handed_over_at TIMESTAMP;
+ALTER TABLE sends.messages ADD COLUMN IF NOT EXISTS recipient_failure BOOLEAN;
+-- where each batch's gateway keeps its journal or files, so any later delivery, through
+-- whichever gateway, can resolve the batch's messages left submitting
+CREATE TABLE IF NOT EXISTS sends.batches (
+    batch_id VARCHAR PRIMARY KEY, gateway VARCHAR NOT NULL, location VARCHAR NOT NULL,
+    opened_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS sends.message_events (
     message_id VARCHAR NOT NULL, status VARCHAR NOT NULL, changed_at TIMESTAMP NOT NULL,
     source VARCHAR NOT NULL, detail VARCHAR);
@@ -75,7 +88,8 @@ def ensure_schema(con) -> None:
 
 def advance(con, updates: str, source: str, at_sql: str = "now()::TIMESTAMP") -> int:
     """Apply status changes given as a SQL relation (message_id, status, detail), forward only,
-    recording each change in the status history. Returns the number of messages changed."""
+    recording each change in the status history; a hard failure counts against the number
+    unless the caller clears ``recipient_failure``. Returns the number of messages changed."""
     rank = " ".join(f"WHEN '{s}' THEN {r}" for s, r in RANK.items())
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _steps AS
@@ -89,8 +103,10 @@ def advance(con, updates: str, source: str, at_sql: str = "now()::TIMESTAMP") ->
         ORDER BY message_id, rank""")
     con.execute("""CREATE OR REPLACE TEMP TABLE _advance AS SELECT * FROM _steps
         QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY rank DESC, status) = 1""")
-    con.execute("""UPDATE sends.messages AS m SET status = a.status, status_at = a.changed_at,
-            last_error = CASE WHEN a.status IN ('rejected', 'undelivered') THEN a.detail
-                              ELSE m.last_error END
+    con.execute(f"""UPDATE sends.messages AS m SET status = a.status, status_at = a.changed_at,
+            last_error = CASE WHEN a.status IN {HARD_FAILURES} THEN a.detail
+                              ELSE m.last_error END,
+            recipient_failure = CASE WHEN a.status IN {HARD_FAILURES} THEN true
+                                     ELSE m.recipient_failure END
         FROM _advance AS a WHERE m.message_id = a.message_id""")
     return con.execute("SELECT count(*) FROM _advance").fetchone()[0]

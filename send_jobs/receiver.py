@@ -12,10 +12,17 @@ anything else gets an empty body, which Kannel (``omit-empty``) does not send. A
 refused: its sender is normalised to E.164 (national formats read in the short code's country)
 and one that is no phone number is journaled for review. Bad DLRs get a 4xx and a reason,
 never a crash.
+
+Hardened for an open port: bodies are read only up to their declared, bounded length; a
+connection silent for ``idle_timeout_s`` is closed; at most ``Server.max_connections`` are
+served at once (the rest get 503); a journal that cannot take the line (a full disk) answers
+503, and Kannel retries the callback (``http-request-retry`` x ``http-queue-delay`` in the
+Kannel config: over an hour).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import os
@@ -29,6 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import phonenumbers
 
+from send_jobs.gateways import fsync_dir
 from send_jobs.ledger import DLR_STATUS
 from send_jobs.replies import ReplyClassifier
 
@@ -54,7 +62,9 @@ def sender_e164(sender: str, region: str) -> str | None:
 
 
 class Journal:
-    """Append-only JSON lines per kind and UTC day, durable before the HTTP answer."""
+    """Append-only JSON lines per kind and UTC day, durable before the HTTP answer: a line is
+    written whole and fsynced (with its folder, when the file is new), or not at all (a
+    failed write is cut back off and raised, and the caller answers 503)."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -62,16 +72,35 @@ class Journal:
 
     def append(self, kind: str, record: dict) -> None:
         day = record["received_at"][:10]
-        folder = self.root / kind
         line = (json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n").encode()
         with self.lock:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(folder / f"{day}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            path = self._file(self.root / kind, f"{day}.jsonl")
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
             try:
-                os.write(fd, line)
-                os.fsync(fd)
+                start = os.fstat(fd).st_size
+                try:
+                    view = memoryview(line)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    os.fsync(fd)
+                except OSError:
+                    os.ftruncate(fd, start)  # no partial line for the next one to run into
+                    raise
             finally:
                 os.close(fd)
+
+    @staticmethod
+    def _file(folder: Path, name: str) -> Path:
+        """The journal file, created durably (the new entry fsynced in its folder)."""
+        path = folder / name
+        if path.exists():
+            return path
+        if not folder.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            fsync_dir(folder.parent)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        fsync_dir(folder)
+        return path
 
 
 def make_handler(
@@ -101,6 +130,9 @@ def make_handler(
             try:
                 length = int(self.headers.get("Content-Length") or 0)
             except ValueError:
+                length = -1
+            if length < 0:
+                self.close_connection = True
                 return self._answer(400, "bad Content-Length\n")
             if length > MAX_BODY:
                 self.close_connection = True
@@ -132,6 +164,8 @@ def make_handler(
                 if path == "/dlr":
                     return self._dlr(params, received_at)
                 return self._mo(params, received_at)
+            except Unavailable as exc:
+                return self._answer(503, f"{exc}; retry later\n")
             except Exception as exc:  # never crash the server on one request
                 return self._answer(500, f"internal error: {type(exc).__name__}\n")
 
@@ -141,7 +175,7 @@ def make_handler(
                 return self._answer(400, "id must be a 16-character message id\n")
             if not dlr.isdigit() or int(dlr) not in DLR_STATUS:
                 return self._answer(400, f"type must be one of {sorted(DLR_STATUS)}\n")
-            self.server.journal.append(
+            self._journal(
                 "receipts",
                 {
                     "id": mid,
@@ -153,6 +187,13 @@ def make_handler(
                 },
             )
             self._answer(200, "ok\n")
+
+        def _journal(self, kind: str, record: dict) -> None:
+            """Journal the record, or answer 503 so Kannel retries it later."""
+            try:
+                self.server.journal.append(kind, record)
+            except OSError as exc:
+                raise Unavailable(f"journal unavailable: {exc.strerror or exc}") from exc
 
         def _mo(self, p: dict, received_at: str) -> None:
             """Every reply is kept: an unreadable sender is journaled with its problem (the
@@ -169,7 +210,7 @@ def make_handler(
                 if KANNEL_ID.match(kannel_id)
                 else uuid.uuid4().hex
             )
-            self.server.journal.append(
+            self._journal(
                 "replies",
                 {
                     "inbound_id": inbound_id,
@@ -192,10 +233,40 @@ def make_handler(
     return Handler
 
 
+class Unavailable(Exception):
+    """The request cannot be kept now (the journal failed): answered 503, retried by Kannel."""
+
+
+BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
 class Server(ThreadingHTTPServer):
+    """One thread per connection up to ``max_connections``; a connection beyond that is
+    answered 503 at once (Kannel retries) instead of getting a thread."""
+
     daemon_threads = True
     request_queue_size = 256  # Kannel opens many callback connections at once
     allow_reuse_address = True
+    max_connections = 64
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        self.slots = threading.BoundedSemaphore(self.max_connections)
+
+    def process_request(self, request, client_address) -> None:
+        if not self.slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.settimeout(1.0)
+                request.sendall(BUSY)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
 
 def make_server(
@@ -207,12 +278,16 @@ def make_server(
     *,
     region: str = "US",
     smsc_regions: dict[str, str] | None = None,
+    idle_timeout_s: float = 10.0,
 ) -> Server:
     """``region``: the country a national-format sender is read in (the short code's);
-    ``smsc_regions``: the same per Kannel SMSC id, for links in other countries."""
+    ``smsc_regions``: the same per Kannel SMSC id, for links in other countries;
+    ``idle_timeout_s``: a connection silent that long (mid-request or between keep-alive
+    requests) is closed."""
     if not secret:
         raise ValueError("the receiver needs a shared secret (RETENTEXT_RECEIVER_SECRET)")
     handler = make_handler(secret, ReplyClassifier(brand=brand), region, smsc_regions)
+    handler.timeout = idle_timeout_s
     server = Server((host, port), handler)
     server.journal = Journal(root)
     return server

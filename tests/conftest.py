@@ -1,8 +1,10 @@
 import os
 import shutil
+import subprocess
 import sys
+import time
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -62,6 +64,13 @@ SEND_WORLD = {"customers": 2500, "start": date(2025, 1, 1), "days": 150, "seed":
 SEND_AS_OF = "2025-05-31T15:00:00Z"  # the day after the last landing day, 11:00 in New York
 
 
+def running_clock(start: datetime) -> Callable[[], datetime]:
+    """A hand-over clock that starts at ``start`` and runs with real time, as a live send's
+    wall clock would (its grace periods pass) while staying on the test's calendar."""
+    origin = time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - origin)
+
+
 def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
     """A folder that the first pytest-xdist worker to ask builds and the others reuse (the
     pattern from pytest-xdist's docs): a slow session fixture costs one build per run, not
@@ -94,3 +103,25 @@ def send_warehouse(tmp_path_factory) -> Path:
         assert code == 0
 
     return built_once(tmp_path_factory, "send_world", build) / "warehouse.duckdb"
+
+
+@pytest.fixture
+def small_disk():
+    """Mounts a tmpfs of a given size (a disk that fills up); unmounted after the test."""
+    mounted: list[Path] = []
+
+    def mount(path: Path, size: str) -> Path:
+        path.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                              capture_output=True)  # fmt: skip
+        if done.returncode:
+            pytest.fail(f"cannot mount a small tmpfs (needs root): {done.stderr.decode()}")
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in mounted:
+        for _ in range(50):
+            if subprocess.run(["umount", str(path)], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)

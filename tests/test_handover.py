@@ -62,10 +62,12 @@ def test_each_chunk_is_judged_at_its_own_moment(tmp_path):
         w.customer(f"C{i}", where=NY)
     prog = program(**NO_CONTROL)
     decide(w.con, prog, [campaign(prog)], DECIDED)
-    moments = iter([DECIDED + timedelta(minutes=29), DECIDED + timedelta(minutes=31)])
-    done = deliver(
-        w.con, prog, DECIDED, OutboxGateway(tmp_path / "out"),
-        clock=lambda: next(moments), chunk_size=2,
-    )  # fmt: skip
+    out = tmp_path / "out"
+
+    def clock():  # 20:59 local until the first chunk is written, then 21:01
+        written = out.exists() and any(out.glob("*.manifest.json"))
+        return DECIDED + timedelta(minutes=31 if written else 29)
+
+    done = deliver(w.con, prog, DECIDED, OutboxGateway(out), clock=clock, chunk_size=2)
     assert done.counts["handed_over"] == 2  # 20:59 local: two go; 21:01: the rest wait
     assert sorted(statuses(w).values()) == ["queued", "queued", "submitted", "submitted"]

@@ -1,8 +1,12 @@
 """The receiver over real HTTP: secrets, bad requests, keywords and confirmation replies; the
 journal loads into the ledger once, with quarantine for damaged lines."""
 
+import contextlib
 import http.client
+import json
+import socket
 import threading
+import time
 import urllib.parse
 
 import duckdb
@@ -170,7 +174,7 @@ def test_journal_loads_once_with_quarantine_and_partial_lines(receiver, tmp_path
     con.execute(
         "INSERT INTO sends.messages VALUES ('0123456789abcdef', 'k', 'r', '2026-01-01', 'c', "
         "'marketing', 'C1', '+12125550100', 'US', 'NY', 'America/New_York', 't', 'GSM-7', 1, "
-        "0.01, 'submitted', '2026-01-01', 1, 'kannel', 'b', NULL)"
+        "0.01, 'submitted', '2026-01-01', 1, 'kannel', 'b', NULL, NULL, NULL)"
     )
     for dlr in ("8", "1", "1"):  # the second "1" is a replayed callback
         assert get(port, "/dlr", k=SECRET, id="0123456789abcdef", type=dlr)[0] == 200
@@ -206,3 +210,65 @@ def test_journal_loads_once_with_quarantine_and_partial_lines(receiver, tmp_path
     # delivered is final: a late "undelivered" does not move it back
     assert con.execute("SELECT status FROM sends.messages").fetchone()[0] == "delivered"
     assert receipts.ingest(con, root)["lines"] == 0
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send raw bytes and read what comes back before the server closes or goes quiet."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        try:
+            while chunk := s.recv(4096):
+                out += chunk
+        except TimeoutError:
+            pass
+    return out
+
+
+def test_a_negative_content_length_is_refused_without_reading_the_body(receiver):
+    port, _ = receiver
+    started = time.monotonic()
+    answer = raw_exchange(port, b"POST /dlr HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400") and time.monotonic() - started < 4
+
+
+def test_idle_connections_are_capped_and_closed(tmp_path):
+    server = make_server(0, SECRET, tmp_path / "gateway", "Northwind Goods", idle_timeout_s=1.0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    before = threading.active_count()
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(300)]
+    try:
+        time.sleep(0.5)
+        assert threading.active_count() - before <= server.max_connections
+        time.sleep(1.5)  # the idle ones time out; the receiver serves again
+        assert get(port, "/health") == (200, "ok\n")
+    finally:
+        for s in idle:
+            s.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_full_disk_is_answered_503_and_leaves_no_partial_line(tmp_path, small_disk):
+    root = small_disk(tmp_path / "disk", "16k")
+    server = make_server(0, SECRET, root, "Northwind Goods")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        assert get(port, "/dlr", k=SECRET, id="0123456789abcdef", type="8")[0] == 200
+        with open(root / "filler", "wb", buffering=0) as f, contextlib.suppress(OSError):
+            while True:  # the rest of the disk
+                f.write(b"x" * 512)
+        answers = [get(port, "/dlr", k=SECRET, id="0123456789abcdef", type="1")[0]
+                   for _ in range(40)]  # fmt: skip
+        assert 503 in answers and set(answers) <= {200, 503}
+        (root / "filler").unlink()
+        assert get(port, "/mo", k=SECRET, **{"from": "+12125550100", "text": "STOP"})[0] == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+    kept = (root / "receipts").glob("*.jsonl")
+    lines = [line for f in kept for line in f.read_text().splitlines()]
+    assert len(lines) == 1 + answers.count(200)
+    assert all(json.loads(line)["id"] == "0123456789abcdef" for line in lines)

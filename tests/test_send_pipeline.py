@@ -128,7 +128,7 @@ def test_an_interrupted_outbox_batch_is_written_once(warehouse, tmp_path):
     from send_jobs.gateways import OutboxGateway
 
     class Crash(OutboxGateway):
-        def submit(self, batch, batch_id):  # dies after a partial file, before the manifest
+        def submit(self, batch, batch_id, clock):  # dies after a partial file, before the manifest
             (self.folder / f"{batch_id}.jsonl.tmp").parent.mkdir(parents=True, exist_ok=True)
             (self.folder / f"{batch_id}.jsonl.tmp").write_text('{"message_id": "cut')
             raise KeyboardInterrupt

@@ -69,6 +69,11 @@ def send_run(
                 replies=send_config.gateway_landing(),
             )  # fmt: skip
             counts.update({f"delivery_{k}": v for k, v in delivery.counts.items()})
+            if delivery.halted:  # answers are recorded; the rest stays queued
+                raise dg.Failure(
+                    f"the {gateway.name} gateway stopped handing over: {delivery.halted}",
+                    metadata={"run_id": run.run_id, **counts},
+                )
     return dg.MaterializeResult(metadata={"run_id": run.run_id, "resumed": run.resumed, **counts})
 
 
