@@ -102,7 +102,7 @@ class SmscDouble:
             password, _ = _cstr(body, at)
             ok = (system_id, password) == (self.system_id, self.password)
             self._send(conn, _pdu(BIND[command], 0 if ok else ESME_RINVPASWD, seq,
-                                  b"retentext-smsc-double\0"))  # fmt: skip
+                                  b"smsc\0"))  # fmt: skip
             if ok:
                 self.binds += 1
                 self.session = conn
