@@ -107,6 +107,7 @@ def render_config(cfg: KannelConfig) -> Path:
         sendsms_password=quoted(cfg.sendsms_password),
         unified_prefix=quoted(cfg.unified_prefix),
         bearerbox_log=quoted(str(cfg.state / "bearerbox.log")),
+        access_log=quoted(str(cfg.state / "access.log")),
         smsbox_log=quoted(str(cfg.state / "smsbox.log")),
         store=quoted(str(cfg.state / "bearerbox.store")),
         dlr_db=quoted(str(dlr_db)),
