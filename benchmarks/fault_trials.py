@@ -166,7 +166,11 @@ def trial(
         time.sleep(1.0)
     _wait_stable(lambda: len(_carrier(cfg)), quiet_s=2.0)
     con = duckdb.connect(str(warehouse))
-    for _ in range(90):  # the receipts trail the sends (a full disk: Kannel retries every 10 s)
+    for tick in range(90):  # the receipts trail the sends (a full disk: Kannel retries each 10 s)
+        if tick and tick % 10 == 0:  # the next scheduled run settles what Kannel's log shows
+            con.close()
+            _spawn(warehouse, as_of, cfg, base, landing, started).wait()
+            con = duckdb.connect(str(warehouse))
         receipts.ingest(con, landing / "gateway")
         ledger = dict(con.execute("SELECT phone_e164, status FROM sends.messages").fetchall())
         kannel = _kannel_receipts(cfg.state / "access.log", audit_from)

@@ -7,9 +7,11 @@ Per delivery (``as_of``; every timer runs on the caller's hand-over clock):
    manifest exists was written; a Kannel message takes its journaled answer, and one whose
    intent was journaled without an answer may have reached Kannel (``unknown``). A message
    with no intent or manifest was never handed over and is queued again at once. An unknown
-   one is queued again only when the grace period (Kannel: 120 s) since its own hand-over has
-   passed without a receipt and Kannel's ``status.xml`` says it holds no message (a carrier
-   link that is down keeps them in its store); until then it waits (``awaiting_receipt``).
+   one, once the grace period (Kannel: 120 s) since its own hand-over has passed without a
+   receipt, is submitted if Kannel's access log shows it sent (its receipt was lost, e.g. with
+   a killed smsbox), else queued again only when Kannel's ``status.xml`` says it holds no
+   message (a carrier link that is down keeps them in its store); until then it waits
+   (``awaiting_receipt``).
    A message handed over with no final receipt after 72 h becomes ``unconfirmed``, whichever
    gateway took it.
 2. In chunks, each at its moment of hand-over: load the receiver's journal, then re-check
@@ -39,7 +41,7 @@ from send_jobs.campaign_specs import Program
 from send_jobs.consent import consent_sql
 from send_jobs.decide import load_rules, window_check
 from send_jobs.gateways import JOURNALS
-from send_jobs.ledger import advance, ensure_schema
+from send_jobs.ledger import DLR_STATUS, advance, ensure_schema
 
 Clock = Callable[[], datetime]  # the moment of hand-over, passed in by the caller
 DEFAULT_RECEIPT_TIMEOUT_H = 72.0  # for messages of a gateway other than this delivery's
@@ -97,21 +99,68 @@ def resolve_interrupted(con, gateway, at: datetime) -> dict[str, int]:
 
 def _requeue_unknown(con, gateway, at: datetime) -> int:
     """Unknown answers of this gateway, past the grace since their own hand-over and without
-    a receipt, are queued again only if the gateway says it holds no message."""
+    a receipt: those Kannel's access log shows it sent are submitted; the rest are queued
+    again only if the gateway says it holds no message."""
     due = f"""gateway = '{gateway.name}' AND handed_over_at IS NOT NULL
         AND handed_over_at <= TIMESTAMP '{at:%Y-%m-%d %H:%M:%S.%f}'
             - INTERVAL {float(gateway.unknown_grace_s)} SECOND
         AND batch_id IN (SELECT batch_id FROM sends.batches WHERE location = '{gateway.location}')
         AND message_id NOT IN (SELECT message_id FROM sends.receipts)"""
-    waiting = con.execute(
-        f"SELECT count(*) FROM sends.messages WHERE status = 'submitting' AND {due}"
-    ).fetchone()[0]
+    waiting = {m for (m,) in con.execute(
+        f"SELECT message_id FROM sends.messages WHERE status = 'submitting' AND {due}"
+    ).fetchall()}  # fmt: skip
     if not waiting:
+        return 0
+    sent = set(_from_kannel_record(con, gateway, waiting))
+    if not waiting - sent:
         return 0
     holds = gateway.holds_messages() if hasattr(gateway, "holds_messages") else False
     if holds is not False:  # still in the gateway's store, or it cannot be asked: wait
         return 0
     return _requeue(con, due, "no answer, no receipt, not held by the gateway; queued again")
+
+
+def _from_kannel_record(con, gateway, message_ids: set[str]) -> dict[str, int | None]:
+    """Settle ``message_ids`` from Kannel's own record (its access log since their batches
+    opened): one it shows sent is at least submitted, and a final receipt it shows is loaded
+    as a receipt (a callback lost on the way, e.g. with a killed smsbox). Returns the record."""
+    if not message_ids or not hasattr(gateway, "kannel_record"):
+        return {}
+    con.execute("CREATE OR REPLACE TEMP TABLE _ids (message_id VARCHAR)")
+    con.executemany("INSERT INTO _ids VALUES (?)", [[m] for m in sorted(message_ids)])
+    since = con.execute("""SELECT min(b.log_offset) FROM sends.messages AS m
+        JOIN sends.batches AS b USING (batch_id) WHERE m.message_id IN (SELECT * FROM _ids)""")
+    record = gateway.kannel_record(message_ids, since.fetchone()[0] or 0)
+    if not record:
+        return record
+    con.execute("CREATE OR REPLACE TEMP TABLE _record (message_id VARCHAR, dlr INTEGER)")
+    con.executemany("INSERT INTO _record VALUES (?, ?)", [[m, d] for m, d in record.items()])
+    statuses = " ".join(f"WHEN {k} THEN '{v}'" for k, v in DLR_STATUS.items())
+    con.execute(f"""INSERT OR IGNORE INTO sends.receipts
+        SELECT message_id, dlr, CASE dlr {statuses} END, NULL, NULL, now()::TIMESTAMP,
+            'kannel access log', 0 FROM _record WHERE dlr IS NOT NULL""")
+    advance(con, """SELECT message_id, 'submitted' AS status,
+        'no answer; Kannel''s access log shows it sent to the carrier' AS detail
+        FROM _record""", "kannel access log")  # fmt: skip
+    advance(con, f"""SELECT message_id, CASE dlr {statuses} END AS status,
+        'DLR ' || dlr || ' (from Kannel''s access log)' AS detail
+        FROM _record WHERE dlr IS NOT NULL""", "kannel access log")  # fmt: skip
+    return record
+
+
+def _recover_receipts(con, gateway, at: datetime) -> int:
+    """Messages this gateway took more than the grace ago and still without a final receipt
+    are looked up in Kannel's record; returns how many it settled."""
+    if not hasattr(gateway, "kannel_record"):
+        return 0
+    pending = {m for (m,) in con.execute(f"""SELECT message_id FROM sends.messages
+        WHERE gateway = '{gateway.name}' AND status IN ('submitted', 'accepted')
+          AND handed_over_at <= TIMESTAMP '{at:%Y-%m-%d %H:%M:%S.%f}'
+              - INTERVAL {float(gateway.unknown_grace_s)} SECOND
+          AND batch_id IN (SELECT batch_id FROM sends.batches
+                           WHERE location = '{gateway.location}')""").fetchall()}  # fmt: skip
+    record = _from_kannel_record(con, gateway, pending)
+    return sum(1 for d in record.values() if d is not None)
 
 
 def _expire_unconfirmed(con, gateway, at: datetime) -> int:
@@ -201,6 +250,8 @@ def deliver(
     at = _utc(clock())
     con.execute("BEGIN")
     result.counts.update(resolve_interrupted(con, gateway, at))
+    if recovered := _recover_receipts(con, gateway, at):
+        result.counts["receipts_from_kannel_log"] = recovered
     if unconfirmed := _expire_unconfirmed(con, gateway, at):
         result.counts["unconfirmed"] = unconfirmed
     con.execute("COMMIT")
@@ -280,9 +331,10 @@ def _next_chunk(con, program: Program, gateway, clock: Clock, replies, size: int
         ORDER BY m.as_of, m.message_id LIMIT {int(size)}"""
     )
     con.execute("INSERT INTO _tried SELECT message_id FROM _batch")
+    log_at = gateway.log_position() if hasattr(gateway, "log_position") else None
     con.execute(
-        "INSERT OR IGNORE INTO sends.batches VALUES (?, ?, ?, ?)",
-        [result.batch_id, gateway.name, gateway.location, at],
+        "INSERT OR IGNORE INTO sends.batches VALUES (?, ?, ?, ?, ?)",
+        [result.batch_id, gateway.name, gateway.location, at, log_at],
     )
     con.execute(f"""UPDATE sends.messages SET status = 'submitting', batch_id = '{result.batch_id}',
             gateway = '{gateway.name}', attempts = attempts + 1, status_at = now()::TIMESTAMP,

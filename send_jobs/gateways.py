@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import mmap
 import os
 import re
 import threading
@@ -48,6 +49,18 @@ Answer = tuple[str, str, str, datetime | None]  # (message_id, result, detail, h
 # Kannel's sendsms answers a 4xx naming the number for these; any other 4xx is about the
 # message or our request, not the recipient
 RECIPIENT_REFUSALS = re.compile(r"receiver|black|white|denied|number", re.I)
+# Kannel's access-log lines: a message handed to a carrier link (our id as its account, the
+# carrier's id as FID) and a receipt from the carrier (the same FID, the DLR type last). The
+# fake link sometimes logs the message before it has its FID: then the recipient joins them.
+SENT_LINE = re.compile(
+    rb"Sent SMS \[SMSC:[^\]]*\] \[SVC:[^\]]*\] \[ACT:([0-9a-f]{16})\] \[BINF:[^\]]*\] "
+    rb"\[FID:([^\]]*)\] \[META:[^\]]*\] \[from:[^\]]*\] \[to:([^\]]*)\]"
+)
+DLR_LINE = re.compile(
+    rb"Receive DLR \[SMSC:[^\]]*\] \[SVC:[^\]]*\] \[ACT:[^\]]*\] \[BINF:[^\]]*\] "
+    rb"\[FID:([^\]]*)\] \[META:[^\]]*\] \[from:[^\]]*\] \[to:([^\]]*)\] "
+    rb"\[flags:[^\]]*:(\d+)\]"
+)
 
 
 def _fsync_write(path: Path, data: bytes) -> None:
@@ -288,6 +301,9 @@ class KannelGateway:
                 "coding": "2" if encoding == "UCS-2" else "0",
                 "dlr-mask": "31",
                 "dlr-url": self.dlr_url(message_id),
+                # written into Kannel's access log with the message ([ACT:...]): the record
+                # of what Kannel handed to the carrier and the receipts it got for it
+                "account": message_id,
             }
         )
         return f"{self.path}?{query}"
@@ -310,6 +326,34 @@ class KannelGateway:
         links = re.findall(r"<smsc>.*?<queued>(\d+)</queued>", text, re.S)
         return bool((store and int(store.group(1)) > 0) or any(queued)
                     or any(int(q) for q in links))  # fmt: skip
+
+    def log_position(self) -> int:
+        """Where Kannel's access log ends now: a batch's messages appear after it."""
+        path = self.cfg.state / "access.log"
+        return path.stat().st_size if path.exists() else 0
+
+    def kannel_record(self, message_ids: set[str], since: int) -> dict[str, int | None]:
+        """What Kannel's access log (a local Kannel's ``<state>/access.log``, read from byte
+        ``since``) shows of ``message_ids``: id -> the final DLR type it got from the carrier
+        (1, 2 or 16), or None when it was sent and no final receipt is logged yet. Ids it does
+        not show are left out."""
+        path = self.cfg.state / "access.log"
+        if not message_ids or not path.exists() or path.stat().st_size <= since:
+            return {}
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as log:
+            sent = SENT_LINE.findall(log, since)
+            finals = [(fid, to, int(dlr)) for fid, to, dlr in DLR_LINE.findall(log, since)
+                      if int(dlr) in (1, 2, 16)]  # fmt: skip
+        by_fid = {fid: dlr for fid, _, dlr in finals if fid}
+        by_to = {to: dlr for _, to, dlr in finals}
+        record: dict[str, int | None] = {}
+        for act, fid, to in sent:
+            mid = act.decode()
+            if mid not in message_ids or record.get(mid) == 1:
+                continue  # a part delivered counts for the whole message
+            final = by_fid.get(fid) if fid else by_to.get(to)
+            record[mid] = final if final is not None else record.get(mid)
+        return record
 
     def _conn(self) -> http.client.HTTPConnection:
         conn = getattr(self.local, "conn", None)

@@ -60,7 +60,9 @@ ALTER TABLE sends.messages ADD COLUMN IF NOT EXISTS recipient_failure BOOLEAN;
 -- whichever gateway, can resolve the batch's messages left submitting
 CREATE TABLE IF NOT EXISTS sends.batches (
     batch_id VARCHAR PRIMARY KEY, gateway VARCHAR NOT NULL, location VARCHAR NOT NULL,
-    opened_at TIMESTAMP NOT NULL);
+    opened_at TIMESTAMP NOT NULL, log_offset BIGINT);
+-- log_offset: where the gateway's own log (Kannel's access log) ended when the batch opened
+ALTER TABLE sends.batches ADD COLUMN IF NOT EXISTS log_offset BIGINT;
 CREATE TABLE IF NOT EXISTS sends.message_events (
     message_id VARCHAR NOT NULL, status VARCHAR NOT NULL, changed_at TIMESTAMP NOT NULL,
     source VARCHAR NOT NULL, detail VARCHAR);

@@ -102,6 +102,12 @@ def carrier_settles(cfg) -> int:
     return seen[0]
 
 
+def wait_past_grace(clock) -> None:
+    """Until the grace has passed for everything handed over so far."""
+    end = clock() + timedelta(seconds=GRACE_S + 0.5)
+    assert wait_for(lambda: clock() > end, timeout=GRACE_S + 10)
+
+
 def each_once(cfg, con, skip: int) -> None:
     got = carrier_codes(cfg)[skip:]
     assert sorted(got) == sorted(codes(con))
@@ -180,13 +186,53 @@ def test_receipts_that_came_in_meanwhile_are_loaded_before_resolving(kannel, con
         return {r["id"] for r in lines if r["dlr"] == 1} >= set(lost)
 
     assert wait_for(final_receipts_in, timeout=30)
-    assert wait_for(lambda: clock() - AS_OF > timedelta(seconds=GRACE_S + 0.5), timeout=10)
+    wait_past_grace(clock)
     again = deliver(con, load_program(), AS_OF, gateway, clock=clock, replies=landing)
     assert again.counts.get("requeued", 0) == 0
     assert carrier_settles(cfg) - skip == n
     settle(cfg, landing, con, codes(con), skip)
     assert statuses(con) == {"delivered": n}
     each_once(cfg, con, skip)
+
+
+def test_an_unanswered_message_kannel_sent_is_not_sent_again(kannel, con, front):
+    """Answers lost and no receipt to prove the sends (as when smsbox dies holding them):
+    Kannel's access log shows it handed them to the carrier, so they are not resent."""
+    cfg, landing = kannel
+    n = queue_all(con)
+    skip = len(carrier_codes(cfg))
+    gateway = through(cfg, front(lambda i: "drop" if i in (2, 3) else None))
+    clock = running_clock(AS_OF)
+    assert deliver(con, load_program(), AS_OF, gateway, clock=clock).counts["unknown"] == 2
+    unanswered = con.execute("SELECT message_id FROM sends.messages WHERE status = 'submitting'")
+    lost = [m for (m,) in unanswered.fetchall()]
+    wait_past_grace(clock)
+    again = deliver(con, load_program(), AS_OF, gateway, clock=clock)  # receipts not loaded
+    assert again.counts.get("requeued", 0) == 0 and again.counts["handed_over"] == 0
+    settled = con.execute(
+        """SELECT DISTINCT m.status, e.source FROM sends.messages AS m
+        JOIN sends.message_events AS e USING (message_id)
+        WHERE message_id IN (SELECT unnest(?)) AND e.status = 'submitted'""",
+        [lost],
+    )
+    assert settled.fetchall() == [("delivered", "kannel access log")]
+    assert carrier_settles(cfg) - skip == n
+    settle(cfg, landing, con, codes(con), skip)
+    each_once(cfg, con, skip)
+
+
+def test_receipts_lost_after_kannel_are_recovered_from_its_record(kannel, con):
+    """Every receipt lost between Kannel and the ledger (a killed smsbox drops the callbacks
+    it holds): the next delivery reads them from Kannel's access log."""
+    cfg, _ = kannel
+    n = queue_all(con)
+    gateway = KannelGateway(cfg, load_program().sender, unknown_grace_s=GRACE_S)
+    clock = running_clock(AS_OF)
+    assert deliver(con, load_program(), AS_OF, gateway, clock=clock).counts["submitted"] == n
+    wait_past_grace(clock)
+    again = deliver(con, load_program(), AS_OF, gateway, clock=clock)  # the journal unread
+    assert again.counts["receipts_from_kannel_log"] == n
+    assert statuses(con) == {"delivered": n}
 
 
 def test_messages_held_in_kannels_store_are_not_sent_again(kannel, con, front):
@@ -200,7 +246,7 @@ def test_messages_held_in_kannels_store_are_not_sent_again(kannel, con, front):
     clock = running_clock(AS_OF)
     first = deliver(con, load_program(), AS_OF, gateway, clock=clock)
     assert first.counts["unknown"] == 2 and first.counts["submitted"] == n - 2
-    assert wait_for(lambda: clock() - AS_OF > timedelta(seconds=GRACE_S + 0.5), timeout=10)
+    wait_past_grace(clock)
     assert gateway.holds_messages() is True
     again = deliver(con, load_program(), AS_OF, gateway, clock=clock, replies=landing)
     assert again.counts.get("requeued", 0) == 0 and again.counts["awaiting_receipt"] == 2
@@ -296,3 +342,30 @@ def test_a_stop_outlasts_a_full_disk_under_the_receiver(gateway, tmp_path, small
     assert not landed()
     (root / "filler").unlink()
     assert wait_for(landed, timeout=40)
+
+
+def test_retentext_send_says_why_the_gateway_stopped(kannel, send_warehouse, tmp_path,
+                                                      monkeypatch, capsys):  # fmt: skip
+    from orchestration.cli import main
+
+    cfg, _ = kannel
+    warehouse = tmp_path / "cli.duckdb"
+    shutil.copy(send_warehouse, warehouse)
+    for name, value in {
+        "RETENTEXT_LANDING": tmp_path / "landing", "RETENTEXT_KANNEL_STATE": tmp_path / "k",
+        "RETENTEXT_KANNEL_BASE_PORT": cfg.admin_port, "RETENTEXT_RECEIVER_PORT": cfg.receiver_port,
+        "RETENTEXT_KANNEL_ADMIN_PASSWORD": cfg.admin_password,
+        "RETENTEXT_RECEIVER_SECRET": cfg.receiver_secret,
+        "RETENTEXT_KANNEL_PASSWORD": "not-the-password",
+    }.items():  # fmt: skip
+        monkeypatch.setenv(name, str(value))
+    code = main(["send", "--as-of", SEND_AS_OF, "--handover-at", SEND_AS_OF,
+                 "--warehouse", str(warehouse), "--gateway", "kannel"])  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 1
+    assert "stopped handing over (auth: Kannel refused our credentials" in " ".join(
+        (out.out + out.err).split()
+    )
+    con = duckdb.connect(str(warehouse), read_only=True)
+    assert con.execute("SELECT DISTINCT status FROM sends.messages").fetchall() == [("queued",)]
+    con.close()
