@@ -149,7 +149,7 @@ def trial(
         time.sleep(rng.uniform(0.5, 3.0))
         rx_box[0] = _receiver(cfg, landing)
     if fault in ("kill_bearerbox", "kill_smsbox"):
-        kannel_box.down(cfg, ("carrier", "smsbox", "bearerbox"))
+        kannel_box.down(cfg)
         kannel_box.up(cfg)
     if fault == "restart_bearerbox_link_down":
         time.sleep(rng.uniform(1.0, 2 * GRACE_S))  # past the grace while the link is down

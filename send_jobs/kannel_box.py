@@ -219,11 +219,14 @@ def _online_links(cfg: KannelConfig) -> set[str]:
     )
 
 
-def down(
-    cfg: KannelConfig, names: tuple[str, ...] = PROCESSES[::-1], grace: float = 10.0
-) -> list[str]:
-    """Stop the named processes, in that order, by their PID files (by default the carrier,
-    then smsbox, then bearerbox); returns the names that were running."""
+STOP_ORDER = ("smsbox", "bearerbox", "carrier")
+
+
+def down(cfg: KannelConfig, names: tuple[str, ...] = STOP_ORDER, grace: float = 10.0) -> list[str]:
+    """Stop the named processes, in that order, by their PID files. By default smsbox first
+    (nothing new comes in), then bearerbox, and the carrier last: a carrier stopped while
+    bearerbox still writes to it loses what is on the wire, and bearerbox fails what it
+    still queues for the link with a rejection receipt."""
     stopped = []
     for name in names:
         pid = pid_of(cfg, name)
