@@ -425,7 +425,7 @@ class KannelGateway:
                           for c in ("message_id", "phone_e164", "text", "encoding")),
                         strict=True))  # fmt: skip
         answers: list[Answer] = []
-        group = max(self.cfg.concurrency * 8, 64)
+        group = max(self.cfg.concurrency * 32, 256)  # one fsync of intents per group
         try:
             journal = SendJournal(self.journal_dir / f"{batch_id}.jsonl")
         except OSError as exc:

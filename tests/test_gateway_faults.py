@@ -120,7 +120,8 @@ def test_a_full_journal_disk_stops_the_batch_and_keeps_every_answer(
     n = queue_all(con)
     skip = len(carrier_codes(cfg))
     sender_state = tmp_path / "sender"
-    small_disk(sender_state / "journal", "12k")  # fills up part-way through the batch
+    # room for the intents of the batch and some 60 answers: it fills up part-way through
+    small_disk(sender_state / "journal", f"{(n * 62) // 1024 + 8}k")
     gateway = KannelGateway(replace(cfg, state=sender_state), load_program().sender)
     done = deliver(con, load_program(), AS_OF, gateway)
     assert done.halted and done.halted.startswith("journal:"), done
