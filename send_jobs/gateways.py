@@ -36,7 +36,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -112,6 +112,18 @@ class OutboxGateway:
 
     def manifest_path(self, batch_id: str) -> Path:
         return self.folder / f"{batch_id}.manifest.json"
+
+    def _start(self, pool, work, journal: SendJournal, part: list, clock: Clock) -> list:
+        """Journal the intents of ``part`` (fsynced), then queue its requests; a part that
+        cannot be journaled, or comes after a halt, is answered ``retry`` without a request."""
+        if part and not self.halted:
+            try:
+                journal.intend([r[0] for r in part], clock())
+            except OSError as exc:
+                self._halt(f"journal: {exc}")
+        if self.halted:
+            return [_done((r[0], "retry", f"not handed over: {self.halted}", None)) for r in part]
+        return [pool.submit(work, r) for r in part]
 
     def submit(self, batch: pa.Table, batch_id: str, clock: Clock) -> list[Answer]:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -249,6 +261,12 @@ def kannel_answers(location: str, batch_ids: list[str]) -> Iterator[tuple[str, A
                                     _unstamp(j["intent_at"]))  # fmt: skip
         for answer in answers.values():
             yield batch_id, answer
+
+
+def _done(answer: Answer) -> Future:
+    future: Future = Future()
+    future.set_result(answer)
+    return future
 
 
 JOURNALS = {"outbox": outbox_answers, "kannel": kannel_answers}
@@ -415,10 +433,23 @@ class KannelGateway:
             return ("rejected" if RECIPIENT_REFUSALS.search(body) else "refused"), detail
         return "unknown", detail  # a 5xx may come after Kannel queued the message
 
+    def _start(self, pool, work, journal: SendJournal, part: list, clock: Clock) -> list:
+        """Journal the intents of ``part`` (fsynced), then queue its requests; a part that
+        cannot be journaled, or comes after a halt, is answered ``retry`` without a request."""
+        if part and not self.halted:
+            try:
+                journal.intend([r[0] for r in part], clock())
+            except OSError as exc:
+                self._halt(f"journal: {exc}")
+        if self.halted:
+            return [_done((r[0], "retry", f"not handed over: {self.halted}", None)) for r in part]
+        return [pool.submit(work, r) for r in part]
+
     def submit(self, batch: pa.Table, batch_id: str, clock: Clock) -> list[Answer]:
-        """Hand the batch over in groups: the group's intents are fsynced, then its requests
-        go out concurrently and each answer is journaled; the group's answers are fsynced
-        before the next group. On a journal error or a halt nothing more is handed over."""
+        """Hand the batch over in groups of 512: a group's intents are fsynced before any of
+        its requests (while the group before it is still in flight), its requests go out
+        concurrently, each answer is journaled, and every answer is fsynced before the ledger
+        hears of it. On a journal error or a halt nothing more is handed over."""
         self.halted = None
         limit = _RateLimit(self.cfg.rate_per_s)
         rows = list(zip(*(batch.column(c).to_pylist()
@@ -445,24 +476,21 @@ class KannelGateway:
                 self._halt(f"journal: {exc}")
             return mid, result, detail, at
 
+        groups = [rows[i : i + group] for i in range(0, len(rows), group)]
         try:
             with ThreadPoolExecutor(self.cfg.concurrency) as pool:
-                for start in range(0, len(rows), group):
-                    part = rows[start : start + group]
-                    if not self.halted:
-                        try:
-                            journal.intend([r[0] for r in part], clock())
-                        except OSError as exc:
-                            self._halt(f"journal: {exc}")
-                    if self.halted:
-                        answers += [(r[0], "retry", f"not handed over: {self.halted}", None)
-                                    for r in part]  # fmt: skip
-                        continue
-                    answers += pool.map(work, part)
+                # the next group's intents are made durable while this group is in flight, so
+                # the connections never wait for a journal fsync
+                running = self._start(pool, work, journal, groups[0], clock) if groups else []
+                for k in range(len(groups)):
+                    following = groups[k + 1] if k + 1 < len(groups) else []
+                    queued = self._start(pool, work, journal, following, clock)
+                    answers += [f.result() for f in running]
                     try:
                         journal.sync()
                     except OSError as exc:
                         self._halt(f"journal: {exc}")
+                    running = queued
         finally:
             journal.close()
         return answers

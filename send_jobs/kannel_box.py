@@ -78,6 +78,8 @@ def render_config(cfg: KannelConfig) -> Path:
     with contextlib.closing(sqlite3.connect(dlr_db)) as db:
         db.execute(DLR_TABLE)
         db.commit()
+        # write-ahead log (kept in the file): one fsync per receipt mapping, not several
+        db.execute("PRAGMA journal_mode=WAL")
     dlr_db.chmod(0o600)
     secret = urllib.parse.quote(cfg.receiver_secret, safe="")
     mo_url = (f"http://127.0.0.1:{cfg.receiver_port}/mo?k={secret}"

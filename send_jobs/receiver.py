@@ -15,9 +15,9 @@ never a crash.
 
 Hardened for an open port: bodies are read only up to their declared, bounded length; a
 connection silent for ``idle_timeout_s`` is closed; at most ``Server.max_connections`` are
-served at once (the rest get 503); a journal that cannot take the line (a full disk) answers
-503, and Kannel retries the callback (``http-request-retry`` x ``http-queue-delay`` in the
-Kannel config: over an hour).
+served at once (the rest wait for a slot, 503 after 15 s); a journal that cannot take the
+line (a full disk) answers 503, and Kannel retries the callback (``http-request-retry`` x
+``http-queue-delay`` in the Kannel config: over an hour).
 """
 
 from __future__ import annotations
@@ -241,20 +241,22 @@ BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: cl
 
 
 class Server(ThreadingHTTPServer):
-    """One thread per connection up to ``max_connections``; a connection beyond that is
-    answered 503 at once (Kannel retries) instead of getting a thread."""
+    """One thread per connection up to ``max_connections``; a connection beyond that waits
+    in the listen backlog for a slot (idle ones time out), and is answered 503 (Kannel
+    retries it) only when no slot frees within ``slot_wait_s``."""
 
     daemon_threads = True
     request_queue_size = 256  # Kannel opens many callback connections at once
     allow_reuse_address = True
-    max_connections = 64
+    max_connections = 256
+    slot_wait_s = 15.0
 
     def server_activate(self) -> None:
         super().server_activate()
         self.slots = threading.BoundedSemaphore(self.max_connections)
 
     def process_request(self, request, client_address) -> None:
-        if not self.slots.acquire(blocking=False):
+        if not self.slots.acquire(timeout=self.slot_wait_s):
             with contextlib.suppress(OSError):
                 request.settimeout(1.0)
                 request.sendall(BUSY)

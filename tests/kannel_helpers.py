@@ -62,7 +62,18 @@ def wait_for(predicate, timeout=60.0, step=0.2):
 def settle(cfg, landing, con, expected: list, skip: int) -> None:
     """Wait until the carrier got every expected message (after the first ``skip`` lines of
     its log) and each message has its final receipt."""
-    assert wait_for(lambda: len(carrier_codes(cfg)) - skip >= len(expected))
+    if not wait_for(lambda: len(carrier_codes(cfg)) - skip >= len(expected)):
+        missing = sorted(set(expected) - set(carrier_codes(cfg)[skip:]))
+        history = [
+            con.execute(
+                """SELECT list((e.status, e.source, e.detail) ORDER BY e.rowid)
+            FROM sends.messages AS m JOIN sends.message_events AS e USING (message_id)
+            WHERE m.phone_e164 = ? AND m.text = ?""",
+                list(m),
+            ).fetchone()[0]
+            for m in missing
+        ]
+        raise AssertionError(f"{len(missing)} never reached the carrier: {history}")
 
     def final():
         receipts.ingest(con, landing)
