@@ -113,18 +113,6 @@ class OutboxGateway:
     def manifest_path(self, batch_id: str) -> Path:
         return self.folder / f"{batch_id}.manifest.json"
 
-    def _start(self, pool, work, journal: SendJournal, part: list, clock: Clock) -> list:
-        """Journal the intents of ``part`` (fsynced), then queue its requests; a part that
-        cannot be journaled, or comes after a halt, is answered ``retry`` without a request."""
-        if part and not self.halted:
-            try:
-                journal.intend([r[0] for r in part], clock())
-            except OSError as exc:
-                self._halt(f"journal: {exc}")
-        if self.halted:
-            return [_done((r[0], "retry", f"not handed over: {self.halted}", None)) for r in part]
-        return [pool.submit(work, r) for r in part]
-
     def submit(self, batch: pa.Table, batch_id: str, clock: Clock) -> list[Answer]:
         self.folder.mkdir(parents=True, exist_ok=True)
         ids = batch.column("message_id").to_pylist()
