@@ -125,3 +125,15 @@ def small_disk():
             if subprocess.run(["umount", str(path)], capture_output=True).returncode == 0:
                 break
             time.sleep(0.1)
+
+
+@pytest.fixture
+def send_con(send_warehouse, tmp_path):
+    """A connection to this test's own copy of the send world's warehouse."""
+    import duckdb
+
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(send_warehouse, path)
+    con = duckdb.connect(str(path))
+    yield con
+    con.close()

@@ -50,12 +50,8 @@ def kannel(gateway, tmp_path):
 
 
 @pytest.fixture
-def con(send_warehouse, tmp_path):
-    path = tmp_path / "warehouse.duckdb"
-    shutil.copy(send_warehouse, path)
-    c = duckdb.connect(str(path))
-    yield c
-    c.close()
+def con(send_con):
+    return send_con
 
 
 @pytest.fixture
@@ -100,6 +96,15 @@ def carrier_settles(cfg) -> int:
 
     wait_for(quiet, timeout=30, step=1.0)
     return seen[0]
+
+
+def all_delivered_once(cfg, landing, con, skip: int, n: int) -> None:
+    """Every one of the ``n`` messages reached the carrier exactly once and its receipt
+    finalised the ledger."""
+    settle(cfg, landing, con, codes(con), skip)
+    assert statuses(con) == {"delivered": n}
+    assert carrier_settles(cfg) - skip == n
+    each_once(cfg, con, skip)
 
 
 def wait_past_grace(clock) -> None:
@@ -168,10 +173,7 @@ def test_a_5xx_after_kannel_queued_the_message_is_not_sent_again(kannel, con, fr
     gateway = through(cfg, front(lambda i: ("after", 503) if i == 5 else None))
     done = deliver(con, load_program(), AS_OF, gateway, clock=running_clock(AS_OF))
     assert done.counts["unknown"] == 1 and done.counts["submitted"] == n - 1
-    settle(cfg, landing, con, codes(con), skip)
-    assert statuses(con) == {"delivered": n}
-    assert carrier_settles(cfg) - skip == n
-    each_once(cfg, con, skip)
+    all_delivered_once(cfg, landing, con, skip, n)
 
 
 def test_receipts_that_came_in_meanwhile_are_loaded_before_resolving(kannel, con, front):
@@ -256,10 +258,7 @@ def test_messages_held_in_kannels_store_are_not_sent_again(kannel, con, front):
     again = deliver(con, load_program(), AS_OF, gateway, clock=clock, replies=landing)
     assert again.counts.get("requeued", 0) == 0 and again.counts["awaiting_receipt"] == 2
     kannel_box.up(cfg)  # the link is back: the store goes out, once
-    settle(cfg, landing, con, codes(con), skip)
-    assert statuses(con) == {"delivered": n}
-    assert carrier_settles(cfg) - skip == n
-    each_once(cfg, con, skip)
+    all_delivered_once(cfg, landing, con, skip, n)
 
 
 def test_refused_credentials_or_throttling_keep_messages_queued(kannel, con, front):

@@ -2,13 +2,11 @@
 message reaches the carrier exactly once, DLRs finalise the ledger, a STOP reply becomes an
 opt-out, and a gateway stopped mid-batch leaves the rest queued for the next run."""
 
-import shutil
 import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import duckdb
 import pytest
 from conftest import SEND_AS_OF, running_clock
 from kannel_helpers import carrier_codes, codes, settle, start_kannel, stop_kannel, wait_for
@@ -39,12 +37,8 @@ def kannel(gateway, tmp_path):
 
 
 @pytest.fixture
-def con(send_warehouse, tmp_path):
-    path = tmp_path / "warehouse.duckdb"
-    shutil.copy(send_warehouse, path)
-    c = duckdb.connect(str(path))
-    yield c
-    c.close()
+def con(send_con):
+    return send_con
 
 
 def test_each_message_reaches_the_carrier_once_and_dlrs_finalise_the_ledger(kannel, con):

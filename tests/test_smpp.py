@@ -43,6 +43,17 @@ def send(w, cfg, prog, at) -> int:
     return done.counts.get("submitted", 0)
 
 
+def sent_to(tmp_path, cfg, smsc, phones: list[str]):
+    """A warehouse with one customer per phone, each sent one message over SMPP."""
+    w = MiniWarehouse(tmp_path / "w.duckdb")
+    for i, phone in enumerate(phones):
+        w.customer(f"C{i}", phone=phone)
+    prog = program(global_control_share=0.0)
+    assert send(w, cfg, prog, AT) == len(phones)
+    assert wait_for(lambda: len(smsc.submitted) == len(phones), timeout=30)
+    return w, prog
+
+
 def receipts_final(w, landing) -> bool:
     receipts.ingest(w.con, landing)
     return set(ledger(w)) == {"delivered"}
@@ -50,12 +61,7 @@ def receipts_final(w, landing) -> bool:
 
 def test_submit_receipts_and_a_stop_over_smpp(smpp, tmp_path):
     cfg, landing, smsc = smpp
-    w = MiniWarehouse(tmp_path / "w.duckdb")
-    for i in range(5):
-        w.customer(f"C{i}", phone=f"+1212555010{i}")
-    prog = program(global_control_share=0.0)
-    assert send(w, cfg, prog, AT) == 5
-    assert wait_for(lambda: len(smsc.submitted) == 5, timeout=30)
+    w, prog = sent_to(tmp_path, cfg, smsc, [f"+1212555010{i}" for i in range(5)])
     sent = {(p.lstrip("+"), t) for p, t in w.con.execute(
         "SELECT phone_e164, text FROM sends.messages").fetchall()}  # fmt: skip
     assert {(m.destination.lstrip("+"), m.text) for m in smsc.submitted} == sent
@@ -80,12 +86,7 @@ def test_submit_receipts_and_a_stop_over_smpp(smpp, tmp_path):
 
 def test_receipts_after_a_bearerbox_restart_still_find_their_messages(smpp, tmp_path):
     cfg, landing, smsc = smpp
-    w = MiniWarehouse(tmp_path / "w.duckdb")
-    for i in range(4):
-        w.customer(f"C{i}", phone=f"+1212555020{i}")
-    prog = program(global_control_share=0.0)
-    assert send(w, cfg, prog, AT) == 4
-    assert wait_for(lambda: len(smsc.submitted) == 4, timeout=30)
+    w, _ = sent_to(tmp_path, cfg, smsc, [f"+1212555020{i}" for i in range(4)])
     kannel_box.down(cfg)  # the receipts are still with the carrier
     kannel_box.up(cfg)
     assert wait_for(lambda: smsc.binds == 2 and smsc.session is not None, timeout=30)
