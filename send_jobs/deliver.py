@@ -23,6 +23,7 @@ Per delivery (``as_of``; every timer runs on the caller's hand-over clock):
    retry (queued again) or unknown (resolved by step 1 of a later delivery). A gateway that
    halts (unreachable, credentials refused, throttled, its journal failing) ends the
    delivery after its answers are recorded; the rest stays queued (``Delivery.halted``).
+   A chunk's answers are recorded while the next chunk is in flight.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,7 +42,7 @@ from send_jobs import receipts
 from send_jobs.campaign_specs import Program
 from send_jobs.consent import consent_sql
 from send_jobs.decide import load_rules, window_check
-from send_jobs.gateways import JOURNALS
+from send_jobs.gateways import JOURNALS, Answer
 from send_jobs.ledger import DLR_STATUS, advance, ensure_schema
 
 Clock = Callable[[], datetime]  # the moment of hand-over, passed in by the caller
@@ -197,11 +199,14 @@ def _record(con, answers: list[tuple]) -> None:
         )
         con.execute("INSERT INTO _answers SELECT * FROM _answers_arrow")
         con.unregister("_answers_arrow")
+    # the moment of hand-over is kept even when a receipt has already moved the message on
+    con.execute("""UPDATE sends.messages AS m SET handed_over_at = a.handed_over_at
+        FROM _answers AS a WHERE m.message_id = a.message_id AND m.batch_id = a.batch_id
+          AND a.handed_over_at IS NOT NULL AND m.handed_over_at IS NULL
+          AND a.result <> 'retry'""")
     con.execute("""DELETE FROM _answers WHERE message_id NOT IN (
         SELECT message_id FROM sends.messages AS m
         WHERE m.status = 'submitting' AND m.batch_id = _answers.batch_id)""")
-    con.execute("""UPDATE sends.messages AS m SET handed_over_at = a.handed_over_at
-        FROM _answers AS a WHERE m.message_id = a.message_id AND a.handed_over_at IS NOT NULL""")
     advance(
         con,
         """SELECT message_id, CASE result WHEN 'refused' THEN 'rejected' ELSE result END
@@ -259,17 +264,25 @@ def deliver(
     result.counts["handed_over"] = 0
     result.seconds["prepare"] = time.perf_counter() - started
     budget = limit if limit else None
-    while budget is None or budget > 0:
-        size = min(chunk_size, budget) if budget is not None else chunk_size
-        batch = _next_chunk(con, program, gateway, clock, replies, size, result)
-        if batch.num_rows == 0:
-            break
-        _hand_over(con, gateway, batch, batch_id, result, clock)
-        if budget is not None:
-            budget -= batch.num_rows
-        if gateway.halted:  # the rest stays queued for the next run
-            result.halted = gateway.halted
-            break
+    unrecorded: list[Answer] = []
+    # one chunk in flight while the main thread records the chunk before it; each chunk is
+    # still judged right before its own hand-over
+    with ThreadPoolExecutor(1, thread_name_prefix="hand-over") as courier:
+        while budget is None or budget > 0:
+            size = min(chunk_size, budget) if budget is not None else chunk_size
+            batch = _next_chunk(con, program, gateway, clock, replies, size, result)
+            if batch.num_rows == 0:
+                break
+            _count(result, "handed_over", batch.num_rows)
+            in_flight = courier.submit(_hand_over, gateway, batch, batch_id, result, clock)
+            _record_answers(con, batch_id, unrecorded, result)
+            unrecorded = in_flight.result()
+            if budget is not None:
+                budget -= batch.num_rows
+            if gateway.halted:  # the rest stays queued for the next run
+                result.halted = gateway.halted
+                break
+    _record_answers(con, batch_id, unrecorded, result)
     return result
 
 
@@ -349,11 +362,16 @@ def _next_chunk(con, program: Program, gateway, clock: Clock, replies, size: int
     return batch
 
 
-def _hand_over(con, gateway, batch, batch_id: str, result: Delivery, clock: Clock) -> None:
-    _count(result, "handed_over", batch.num_rows)
+def _hand_over(gateway, batch, batch_id: str, result: Delivery, clock: Clock) -> list[Answer]:
     started = time.perf_counter()
     answers = gateway.submit(batch, batch_id, clock)
     result.seconds["gateway"] = result.seconds.get("gateway", 0.0) + time.perf_counter() - started
+    return answers
+
+
+def _record_answers(con, batch_id: str, answers: list[Answer], result: Delivery) -> None:
+    if not answers:
+        return
     started = time.perf_counter()
     con.execute("BEGIN")
     _record(con, [(batch_id, *a) for a in answers])

@@ -213,7 +213,7 @@ class SendJournal:
         lines = "".join(json.dumps({"id": m, "intent_at": stamp}) + "\n" for m in message_ids)
         with self.lock:
             self._append(lines.encode())
-            os.fsync(self.fd)
+        os.fsync(self.fd)  # outside the lock: answers keep being appended meanwhile
 
     def answer(self, message_id: str, result: str, detail: str, at: datetime) -> None:
         line = json.dumps({"id": message_id, "result": result, "detail": detail,

@@ -10,6 +10,7 @@ reply (MO) into Kannel through a second fake link, as a phone would.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -45,16 +47,45 @@ def fakesmsc_binary() -> str:
     return found
 
 
+# port ranges this process has reserved: base -> the file descriptor holding its lock
+_RESERVED: dict[int, int] = {}
+KANNEL_PORT_OFFSETS = (0, 1, 2, 3, 13, 80)
+
+
+def _reserve(base: int) -> bool:
+    """Hold an exclusive lock on ``base`` for the life of this process, so another process
+    (a second test session, a benchmark) never picks the range between our check and our
+    bind. The lock is released when the process exits, however it exits."""
+    if base in _RESERVED:
+        return True
+    folder = Path(tempfile.gettempdir()) / "retentext-ports"
+    folder.mkdir(exist_ok=True)
+    fd = os.open(folder / f"{base}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _RESERVED[base] = fd
+    return True
+
+
+def _ports_free(base: int) -> bool:
+    try:
+        for offset in KANNEL_PORT_OFFSETS:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", base + offset))
+    except OSError:
+        return False
+    return True
+
+
 def free_base_port(start: int = 21000, stop: int = 60000) -> int:
-    """A base port whose Kannel ports (+0..+3, +13, +80) are all free on loopback."""
+    """A base port whose Kannel ports (+0..+3, +13, +80) are all free on loopback and that no
+    other process has reserved; this process keeps it reserved until it exits."""
     for base in range(start, stop, 100):
-        try:
-            for port in (base, base + 1, base + 2, base + 3, base + 13, base + 80):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
+        if _reserve(base) and _ports_free(base):
+            return base
     raise KannelError(f"no free port range between {start} and {stop}")
 
 

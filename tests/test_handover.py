@@ -71,3 +71,40 @@ def test_each_chunk_is_judged_at_its_own_moment(tmp_path):
     done = deliver(w.con, prog, DECIDED, OutboxGateway(out), clock=clock, chunk_size=2)
     assert done.counts["handed_over"] == 2  # 20:59 local: two go; 21:01: the rest wait
     assert sorted(statuses(w).values()) == ["queued", "queued", "submitted", "submitted"]
+
+
+class ReceiptingOutbox(OutboxGateway):
+    """Test double of a fast carrier: the outbox, plus a delivered receipt for every message
+    in the receiver's journal as soon as the chunk is written, before the delivery records
+    the chunk's answers."""
+
+    def __init__(self, folder, landing) -> None:
+        super().__init__(folder)
+        self.journal = Journal(landing)
+
+    def submit(self, batch, batch_id, clock):
+        answers = super().submit(batch, batch_id, clock)
+        for message_id, *_ in answers:
+            receipt = {"id": message_id, "dlr": 1, "at": None, "smsc": "fake", "reply": None,
+                       "received_at": "2026-06-10T00:31:00.000000Z"}  # fmt: skip
+            self.journal.append("receipts", receipt)
+        return answers
+
+
+def test_a_receipt_loaded_before_its_answer_keeps_the_hand_over_time(tmp_path):
+    """Chunk N's answers are recorded while chunk N+1 is in flight, after N+1's judging has
+    loaded the receipts: the message is delivered and still says when it was handed over."""
+    w = MiniWarehouse(tmp_path / "w.duckdb")
+    for i in range(6):
+        w.customer(f"C{i}", phone=f"+1212555010{i}", where=NY)
+    prog = program(**NO_CONTROL)
+    decide(w.con, prog, [campaign(prog)], DECIDED)
+    landing = tmp_path / "gateway"
+    handover = DECIDED + timedelta(minutes=5)
+    done = deliver(w.con, prog, DECIDED, ReceiptingOutbox(tmp_path / "out", landing),
+                   clock=lambda: handover, replies=landing, chunk_size=2)  # fmt: skip
+    assert done.counts["handed_over"] == 6 and done.counts["submitted"] == 6
+    rows = w.con.execute("SELECT status, handed_over_at FROM sends.messages").fetchall()
+    early = [s for s, _ in rows if s == "delivered"]
+    assert len(early) >= 4  # the receipts of the first chunks were loaded by the next ones
+    assert {at for _, at in rows} == {handover.replace(tzinfo=None)}
