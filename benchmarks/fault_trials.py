@@ -265,13 +265,13 @@ def writer_lock_held(path: Path) -> Iterator[None]:
 
 def check_locked_warehouse(work: Path, n: int) -> str:
     """Another process holds the warehouse: a clear error and no partial state."""
-    from orchestration.cli_send import connect_warehouse
+    from warehouse.connection import connect_built
 
     path = work / "locked.duckdb"
     world(path, n).close()
     with writer_lock_held(path):
         try:
-            connect_warehouse(str(path))
+            connect_built(path)
             return "FAIL: a second writer was let in"
         except ValueError as exc:
             message = str(exc)

@@ -105,11 +105,15 @@ def _retentext(*args: str) -> None:
         raise SystemExit(f"retentext {' '.join(args)} exited {code}")
 
 
-def _env(world: World) -> None:
-    os.environ["RETENTEXT_PARTITIONS_START"] = START.isoformat()
-    os.environ["RETENTEXT_WAREHOUSE"] = str(world.warehouse)
-    os.environ["RETENTEXT_LANDING"] = str(world.landing)
-    os.environ.pop("DAGSTER_HOME", None)  # an ephemeral Dagster instance per stage
+def _stage_env(world: World) -> dict[str, str]:
+    """The environment of a stage's process: the world's paths and partitions, and an
+    ephemeral Dagster instance (no DAGSTER_HOME)."""
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    return env | {
+        "RETENTEXT_PARTITIONS_START": START.isoformat(),
+        "RETENTEXT_WAREHOUSE": str(world.warehouse),
+        "RETENTEXT_LANDING": str(world.landing),
+    }
 
 
 def stage_simulate(world: World) -> dict:
@@ -162,14 +166,13 @@ def _new_warehouse(world: World, dbt_target: Path = DBT_TARGET) -> None:
     """No warehouse, and no dbt parse state kept for its path: the first build then parses
     the whole project, as a first build into a new warehouse does (the state a previous
     harness run left for this path would spare the features stage that)."""
-    from orchestration.features import parse_state
+    from warehouse.dbt_build import parse_state
 
     world.warehouse.unlink(missing_ok=True)
     parse_state(dbt_target, str(world.warehouse)).unlink(missing_ok=True)
 
 
 def stage_ingest(world: World) -> dict:
-    _env(world)
     _without_next_day(world)
     _new_warehouse(world)
     started = time.perf_counter()
@@ -197,7 +200,6 @@ def dbt_build_figures(target: Path, since: float, slowest: int = 5) -> dict:
 
 
 def stage_features(world: World) -> dict:
-    _env(world)
     since, started = time.time(), time.perf_counter()
     _retentext("run", "--as-of", world.backfill_as_of.isoformat())
     seconds = time.perf_counter() - started
@@ -277,7 +279,6 @@ def stage_floor(world: World) -> dict:
 
 
 def stage_nightly_ingest(world: World) -> dict:
-    _env(world)
     for source in SOURCES:
         for f in (world.next_day / source).iterdir():
             shutil.copy2(f, world.landing / source / f.name)
@@ -290,7 +291,6 @@ def stage_nightly_ingest(world: World) -> dict:
 def stage_nightly_features(world: World) -> dict:
     import duckdb
 
-    _env(world)
     since, started = time.time(), time.perf_counter()
     _retentext("run", "--as-of", world.nightly_as_of.isoformat())
     seconds = time.perf_counter() - started
@@ -312,13 +312,12 @@ def _send_time(world: World) -> datetime:
 
 
 def stage_send(world: World) -> dict:
-    from orchestration.cli_send import connect_warehouse
     from send_jobs.campaign_specs import load_campaigns, load_program
     from send_jobs.decide import decide
+    from warehouse.connection import connect_built
 
-    _env(world)
     program = load_program()
-    con = connect_warehouse(str(world.warehouse))
+    con = connect_built(world.warehouse)
     started = time.perf_counter()
     run = decide(con, program, load_campaigns(program=program), _send_time(world), dry_run=True)
     seconds = time.perf_counter() - started
@@ -352,17 +351,16 @@ def stage_render(world: World) -> dict:
 
 def stage_experiments(world: World) -> dict:
     from experiments.analysis import analyse, build_cohorts
-    from orchestration.cli_send import connect_warehouse
     from send_jobs.campaign_specs import load_campaigns, load_program
     from send_jobs.decide import decide
     from send_jobs.deliver import deliver
     from send_jobs.gateways import OutboxGateway
     from simulator.response import respond
+    from warehouse.connection import connect_built
 
-    _env(world)
     program = load_program()
     campaigns = load_campaigns(program=program)
-    con = connect_warehouse(str(world.warehouse))
+    con = connect_built(world.warehouse)
     at = _send_time(world)
     decide(con, program, campaigns, at)
     shutil.rmtree(world.root / "outbox", ignore_errors=True)
@@ -386,9 +384,9 @@ def stage_experiments(world: World) -> dict:
 
 def stage_reports(world: World) -> dict:
     from experiments.reports import write_reports
-    from orchestration.cli_send import connect_warehouse
+    from warehouse.connection import connect_built
 
-    con = connect_warehouse(str(world.warehouse))
+    con = connect_built(world.warehouse)
     rows = con.execute("SELECT count(*) FROM experiments.campaign_results").fetchone()[0]
     started = time.perf_counter()
     paths = write_reports(con, world.root / "reports", f"{_send_time(world):%Y-%m-%d} UTC")
@@ -536,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
             "--work",
             args.work,
         ]
-        out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=_stage_env(world))
         found = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
         if out.returncode or not found:
             sys.stderr.write(out.stdout[-4000:] + out.stderr[-4000:])

@@ -1,4 +1,4 @@
-"""Gateway and receiver settings from environment variables, with safe defaults.
+"""Kannel gateway and receiver settings from environment variables, with safe defaults.
 
 Secrets (Kannel passwords, the receiver's shared secret) come from env vars; when unset, they
 are generated once into ``<kannel state>/secrets.json`` (mode 0600, git-ignored) so a local
@@ -18,19 +18,6 @@ from pathlib import Path
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
-
-
-def outbox_dir() -> Path:
-    return Path(_env("RETENTEXT_OUTBOX", "data/outbox")).resolve()
-
-
-def landing_dir() -> Path:
-    return Path(_env("RETENTEXT_LANDING", "data/landing")).resolve()
-
-
-def gateway_landing() -> Path:
-    """Where the receiver appends DLRs and replies (``receipts/`` and ``replies/``)."""
-    return landing_dir() / "gateway"
 
 
 @dataclass(frozen=True)

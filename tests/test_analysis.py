@@ -142,7 +142,9 @@ def test_dagster_asset_materialises_the_analysis(tmp_path):
     import dagster as dg
     from dagster_duckdb import DuckDBResource
 
+    from orchestration.defs.common import SettingsResource
     from orchestration.defs.experiments import campaign_results
+    from warehouse.settings import Settings
 
     path = tmp_path / "w.duckdb"
     w = MiniWarehouse(path)
@@ -160,10 +162,19 @@ def test_dagster_asset_materialises_the_analysis(tmp_path):
     result = dg.materialize(
         [campaign_results],
         partition_key="2026-06-19",
-        resources={"warehouse": DuckDBResource(database=str(path))},
+        resources={
+            "warehouse": DuckDBResource(database=str(path)),
+            "settings": SettingsResource.of(
+                Settings.from_env({"RETENTEXT_REPORTS": str(tmp_path / "reports")})
+            ),
+        },
     )
     assert result.success
     [mat] = result.asset_materializations_for_node("experiments__campaign_results")
+    assert mat.metadata["incrementality_report"].value == str(
+        tmp_path / "reports" / "incrementality.html"
+    )
+    assert (tmp_path / "reports" / "cohorts.html").exists()
     assert mat.metadata["units"].value == 200
     assert mat.metadata["campaigns"].value == 1
     assert mat.metadata["sample_ratio_mismatch"].value == []

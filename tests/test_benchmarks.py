@@ -17,7 +17,7 @@ from benchmarks.run import (
     dbt_build_figures,
     floor_sql,
 )
-from orchestration.features import parse_state
+from warehouse.dbt_build import parse_state
 
 KEYS = {"customers", "order_lines", "events", "stages", "floor_seconds",
         "ratio_ingest_features", "render_msgs_per_s", "peak_rss_mb", "machine"}  # fmt: skip

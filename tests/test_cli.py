@@ -8,8 +8,9 @@ import duckdb
 import pytest
 from dagster import DagsterEventType
 
-from orchestration.cli import PLANNED_EVENTS_ENV, _one_planned_event_per_asset, main
-from orchestration.ingest.spec import sources
+from ingest.spec import sources
+from orchestration.cli import main
+from orchestration.cli.ingest import PLANNED_EVENTS_ENV, _one_planned_event_per_asset
 
 from .conftest import WORLD
 

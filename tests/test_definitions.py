@@ -2,10 +2,10 @@
 
 import dagster as dg
 import duckdb
-from dagster_duckdb import DuckDBResource
 
 from orchestration.definitions import defs
-from orchestration.resources import LandingResource
+from orchestration.defs.common import resources as resources_for
+from warehouse.settings import Settings
 
 from .test_ingest import GOOD, ORDERS_HEADER, write
 
@@ -35,10 +35,14 @@ def _materialize(tmp_path, landing, partition):
         [asset],
         partition_key=partition,
         raise_on_error=False,
-        resources={
-            "warehouse": DuckDBResource(database=str(tmp_path / "w.duckdb")),
-            "landing": LandingResource(path=str(landing)),
-        },
+        resources=resources_for(
+            Settings.from_env(
+                {
+                    "RETENTEXT_WAREHOUSE": str(tmp_path / "w.duckdb"),
+                    "RETENTEXT_LANDING": str(landing),
+                }
+            )
+        ),  # fmt: skip
     )
 
 

@@ -9,8 +9,8 @@ import duckdb
 import pytest
 
 from orchestration.cli import main
-from orchestration.engines import compare_marts
 from simulator.writer import simulate
+from warehouse.engines import compare_marts
 
 pytest.importorskip("pyspark", reason="needs the spark extra: pip install -e '.[spark]'")
 

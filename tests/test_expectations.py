@@ -4,7 +4,7 @@ from datetime import date
 
 import pandas as pd
 
-from orchestration.ingest.expectations import suites, validate_frame
+from ingest.expectations import suites, validate_frame
 
 
 def _orders(**overrides) -> pd.DataFrame:
@@ -59,7 +59,7 @@ def test_a_row_local_suite_in_chunks_counts_like_the_whole_batch(monkeypatch):
     add up to what one pass over the whole batch finds."""
     import duckdb
 
-    from orchestration.ingest import expectations
+    from ingest import expectations
 
     con = duckdb.connect()
     con.execute("CREATE SCHEMA raw")
@@ -89,8 +89,8 @@ def test_orders_read_from_the_warehouse_judge_decimal_prices():
     on a hand-built frame: one implausible price and one unknown currency."""
     import duckdb
 
-    from orchestration.ingest import expectations
-    from orchestration.ingest.load import ensure_tables
+    from ingest import expectations
+    from ingest.load import ensure_tables
 
     con = duckdb.connect()
     ensure_tables(con)
@@ -116,8 +116,8 @@ def test_integers_with_gaps_are_reported_as_integers():
     the example says 400, not 400.0."""
     import duckdb
 
-    from orchestration.ingest import expectations
-    from orchestration.ingest.load import ensure_tables
+    from ingest import expectations
+    from ingest.load import ensure_tables
 
     con = duckdb.connect()
     ensure_tables(con)
@@ -137,7 +137,7 @@ def test_frames_are_typed_as_duckdb_types_them():
     column has no nulls (GX is many times slower on nullable Int64), Int64 where it has."""
     import duckdb
 
-    from orchestration.ingest.expectations import _frame
+    from ingest.expectations import _frame
 
     con = duckdb.connect()
     query = """SELECT x::BIGINT AS whole, CASE WHEN x > 1 THEN x END::BIGINT AS gaps,

@@ -8,21 +8,21 @@ from datetime import date
 import dagster as dg
 import duckdb
 import pytest
-from dagster_duckdb import DuckDBResource
 
+from orchestration.defs.common import resources as resources_for
 from orchestration.defs.features import DBT_DIR, features
 from orchestration.defs.features import defs as features_defs
 from orchestration.defs.ingest import raw_assets
-from orchestration.features import PUBLIC_MARTS as MARTS
-from orchestration.features import (
+from simulator.writer import simulate
+from warehouse.dbt_build import PUBLIC_MARTS as MARTS
+from warehouse.dbt_build import (
     dbt_threads,
     keep_partial_parse,
     parse_state,
     prune_build_folders,
     restore_partial_parse,
 )
-from orchestration.resources import LandingResource
-from simulator.writer import simulate
+from warehouse.settings import Settings
 
 START = date(2025, 1, 1)
 # one worker builds the shared warehouses below and runs every test that reads them
@@ -53,11 +53,15 @@ def scratch(tmp_path_factory, landing):
     return get
 
 
+def pipeline_resources(warehouse, landing) -> dict:
+    settings = Settings.from_env(
+        {"RETENTEXT_WAREHOUSE": str(warehouse), "RETENTEXT_LANDING": str(landing)}
+    )
+    return resources_for(settings)
+
+
 def _build(warehouse, landing, last_day: str, as_of: str, first_day: str = START.isoformat()):
-    resources = {
-        "warehouse": DuckDBResource(database=str(warehouse)),
-        "landing": LandingResource(path=str(landing)),
-    }
+    resources = pipeline_resources(warehouse, landing)
     ingest = dg.materialize(
         raw_assets,
         resources=resources,
@@ -115,12 +119,11 @@ def test_ingest_and_dbt_assets_materialise_with_passing_checks(scratch):
     assert {"not_due", "due"} <= statuses
 
 
-def test_a_first_build_runs_one_dbt_thread_and_later_builds_two(monkeypatch):
-    monkeypatch.delenv("RETENTEXT_DBT_THREADS", raising=False)
+def test_a_first_build_runs_one_dbt_thread_and_later_builds_two():
     assert dbt_threads(warehouse_has_marts=False) == 1
     assert dbt_threads(warehouse_has_marts=True) == 2
-    monkeypatch.setenv("RETENTEXT_DBT_THREADS", "4")
-    assert dbt_threads(warehouse_has_marts=False) == 4
+    threads = Settings.from_env({"RETENTEXT_DBT_THREADS": "4"}).dbt_threads
+    assert dbt_threads(warehouse_has_marts=False, override=threads) == 4
 
 
 def test_only_the_newest_dbt_build_folders_are_kept(tmp_path):
@@ -197,11 +200,7 @@ def test_incremental_nightly_builds_equal_full_builds(tmp_path, landing, scratch
     # as_of moves back (a backfill on the same warehouse): rows past it go
     back = dg.materialize(
         [features],
-        resources={
-            "warehouse": DuckDBResource(database=str(nightly)),
-            "landing": LandingResource(path=str(landing)),
-            "dbt": features_defs.resources["dbt"],
-        },
+        resources={**pipeline_resources(nightly, landing), "dbt": features_defs.resources["dbt"]},
         run_config={"ops": {"features": {"config": {"as_of": "2025-03-01T00:00:00Z"}}}},
     )
     assert back.success

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 from mini_warehouse import MiniWarehouse, campaign, program, utc
 
-from orchestration.ingest.load import load_range
+from ingest.load import load_range
 from send_jobs.campaign_specs import CampaignError, load_campaigns, load_program, parse_campaign
 from send_jobs.decide import decide
 from send_jobs.receiver import make_server

@@ -8,9 +8,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration.ingest import load as load_module
-from orchestration.ingest.landing import split_lines
-from orchestration.ingest.load import load_range
+from ingest import load as load_module
+from ingest.landing import split_lines
+from ingest.load import load_range
 
 AT = datetime(2025, 2, 1, 3, 0)
 ORDERS_HEADER = (

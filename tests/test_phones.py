@@ -4,7 +4,7 @@ import duckdb
 import numpy as np
 import phonenumbers
 
-from orchestration.ingest.phones import phone_is_valid_sql
+from ingest.phones import phone_is_valid_sql
 
 MOBILE = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
 

@@ -9,28 +9,33 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from orchestration.definitions import defs
+from orchestration.defs.common import SettingsResource
 from orchestration.defs.sends import gateway_receipts, gateway_receipts_sensor, send_run
+from warehouse.settings import Settings
 
 
-def materialise_send_hour(send_warehouse, tmp_path, monkeypatch, **config):
+def materialise_send_hour(send_warehouse, tmp_path, **config):
     """The send run of 2025-05-31 15:00 on a copy of the send world; returns (result, path)."""
     path = tmp_path / "w.duckdb"
     shutil.copy(send_warehouse, path)
-    monkeypatch.setenv("RETENTEXT_OUTBOX", str(tmp_path / "outbox"))
-    monkeypatch.setenv("RETENTEXT_LANDING", str(tmp_path / "landing"))
+    settings = Settings.from_env({"RETENTEXT_OUTBOX": str(tmp_path / "outbox"),
+                                  "RETENTEXT_LANDING": str(tmp_path / "landing")})  # fmt: skip
     result = dg.materialize(
         [send_run, gateway_receipts],
         selection=[send_run],
         partition_key="2025-05-31-15:00",
-        resources={"warehouse": DuckDBResource(database=str(path))},
+        resources={
+            "warehouse": DuckDBResource(database=str(path)),
+            "settings": SettingsResource.of(settings),
+        },  # fmt: skip
         run_config={"ops": {"sends__run": {"config": config}}},
     )
     return result, path
 
 
-def test_hourly_send_partition_materialises_with_counts(send_warehouse, tmp_path, monkeypatch):
+def test_hourly_send_partition_materialises_with_counts(send_warehouse, tmp_path):
     result, path = materialise_send_hour(
-        send_warehouse, tmp_path, monkeypatch, handover_at="2025-05-31T15:00:00Z"
+        send_warehouse, tmp_path, handover_at="2025-05-31T15:00:00Z"
     )
     assert result.success
     [mat] = result.asset_materializations_for_node("sends__run")
@@ -42,10 +47,10 @@ def test_hourly_send_partition_materialises_with_counts(send_warehouse, tmp_path
     assert len(list((tmp_path / "outbox").glob("*.manifest.json"))) == 1
 
 
-def test_a_past_hour_run_now_hands_nothing_over(send_warehouse, tmp_path, monkeypatch):
+def test_a_past_hour_run_now_hands_nothing_over(send_warehouse, tmp_path):
     """Without a replay time, hand-over is judged at the wall clock: the messages of a
     backfilled hour from last year are long expired and none reaches the gateway."""
-    result, _ = materialise_send_hour(send_warehouse, tmp_path, monkeypatch)
+    result, _ = materialise_send_hour(send_warehouse, tmp_path)
     [mat] = result.asset_materializations_for_node("sends__run")
     assert mat.metadata["sent"].value > 50
     assert mat.metadata["delivery_handed_over"].value == 0
@@ -61,14 +66,16 @@ def test_the_hourly_schedule_runs_the_hour_that_starts():
     assert request.partition_key == "2026-06-10-15:00"
 
 
-def test_sensor_requests_a_load_only_when_files_grow(tmp_path, monkeypatch):
-    monkeypatch.setenv("RETENTEXT_LANDING", str(tmp_path))
+def test_sensor_requests_a_load_only_when_files_grow(tmp_path):
+    settings = SettingsResource.of(Settings.from_env({"RETENTEXT_LANDING": str(tmp_path)}))
     replies = tmp_path / "gateway" / "replies"
     replies.mkdir(parents=True)
     instance = dg.DagsterInstance.ephemeral()
 
     def tick(cursor=None):
-        ctx = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+        ctx = dg.build_sensor_context(
+            instance=instance, cursor=cursor, resources={"settings": settings}
+        )
         return list(gateway_receipts_sensor(ctx)), ctx.cursor
 
     assert tick()[0] == []

@@ -12,8 +12,8 @@ import pytest
 from mini_warehouse import MiniWarehouse, campaign, program, utc
 from phonenumbers.timezone import time_zones_for_number
 
+from ingest.phones import time_zone_prefix_rows
 from orchestration.cli import main
-from orchestration.ingest.phones import time_zone_prefix_rows
 from send_jobs.decide import decide
 from simulator.writer import simulate
 
@@ -40,7 +40,7 @@ def test_the_phone_seed_is_libphonenumbers_map():
     with open(SEED, encoding="utf-8") as f:
         rows = [tuple(r) for r in csv.reader(f)][1:]
     assert rows == time_zone_prefix_rows(), (
-        "phonenumbers changed: regenerate with orchestration.ingest.phones.write_time_zone_seed"
+        "phonenumbers changed: regenerate with ingest.phones.write_time_zone_seed"
     )
 
 

@@ -1,24 +1,13 @@
 """Experiments: a daily analysis of every campaign's holdout (intent to treat) and the LTV
 cohorts, written to the warehouse's ``experiments`` schema."""
 
-import os
 from datetime import UTC
-from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from experiments.analysis import analyse, build_cohorts
-from experiments.reports import write_reports
-from orchestration import settings
-from send_jobs.campaign_specs import load_campaigns
-
-
-def reports_dir() -> Path:
-    return Path(os.environ.get("RETENTEXT_REPORTS", "data/reports")).resolve()
-
-
-daily = dg.DailyPartitionsDefinition(start_date=settings.partitions_start(), timezone="UTC")
+from experiments.run import measure, report
+from orchestration.defs.common import SettingsResource, daily
 
 
 @dg.asset(
@@ -31,23 +20,20 @@ daily = dg.DailyPartitionsDefinition(start_date=settings.partitions_start(), tim
     "as of the end of the partition's day.",
 )
 def campaign_results(
-    context: dg.AssetExecutionContext, warehouse: DuckDBResource
+    context: dg.AssetExecutionContext, warehouse: DuckDBResource, settings: SettingsResource
 ) -> dg.MaterializeResult:
     as_of = context.partition_time_window.end.astimezone(UTC)
-    shares = {c.id: c.holdout_share for c in load_campaigns()}
     with warehouse.get_connection() as con:
-        results = analyse(con, as_of, shares)
-        units = con.execute("SELECT count(*) FROM experiments.units").fetchone()[0]
-        cohorts = build_cohorts(con)
-        reports = write_reports(con, reports_dir(), f"{as_of:%Y-%m-%d %H:%M} UTC")
-    flagged = sorted(set(results.loc[results.srm_flag, "campaign_id"])) if len(results) else []
+        measured = measure(con, as_of)
+        reports = report(con, settings.get().reports, as_of)
+    results = measured.results
     return dg.MaterializeResult(
         metadata={
-            "units": units,
+            "units": measured.units,
             "result_rows": len(results),
-            "cohort_rows": cohorts,
+            "cohort_rows": measured.cohort_rows,
             "campaigns": int(results.campaign_id.nunique()) if len(results) else 0,
-            "sample_ratio_mismatch": dg.MetadataValue.json(flagged),
+            "sample_ratio_mismatch": dg.MetadataValue.json(measured.sample_ratio_mismatch),
             "incrementality_report": dg.MetadataValue.path(str(reports["incrementality"])),
             "cohorts_report": dg.MetadataValue.path(str(reports["cohorts"])),
         }

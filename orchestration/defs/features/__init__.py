@@ -1,13 +1,10 @@
 """Features: the dbt project (staging -> intermediate -> marts) as Dagster assets, built as
 of the run's time; dbt tests appear as asset checks."""
 
-import os
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from importlib.metadata import version as installed_version
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -15,10 +12,10 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from dagster_duckdb import DuckDBResource
 from packaging.version import Version
 
-from orchestration import settings
-from orchestration.features import (
-    AS_OF_ENV,
-    as_of_var,
+from orchestration.defs.common import SettingsResource
+from warehouse.dbt_build import (
+    DBT_DIR,
+    dbt_env,
     dbt_executable,
     dbt_threads,
     ensure_manifest,
@@ -28,7 +25,6 @@ from orchestration.features import (
     restore_partial_parse,
 )
 
-DBT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
 dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
 dbt_project.prepare_if_dev()
 
@@ -70,41 +66,26 @@ def features(
     context: dg.AssetExecutionContext,
     dbt: DbtCli,
     warehouse: DuckDBResource,
+    settings: SettingsResource,
     config: FeaturesConfig,
 ):
-    # dbt runs in a subprocess that reads the warehouse path from this env var (profiles.yml)
-    os.environ[settings.WAREHOUSE_ENV] = warehouse.database
     with warehouse.get_connection() as con:
         built = con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts'"
         ).fetchall()[0][0]
-    threads = str(dbt_threads(warehouse_has_marts=built > 0))
+    threads = str(dbt_threads(built > 0, settings.dbt_threads))
     # dagster-dbt's folder name for a build, chosen here so the parse state goes in first
     op = context.op_execution_context.op.name
     build_target = DBT_DIR / "target" / f"{op}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
     state = parse_state(DBT_DIR / "target", warehouse.database)
     restore_partial_parse(state, build_target)
-    # as_of in the environment, not in --vars: changed vars make dbt parse the whole project
-    with _env(AS_OF_ENV, as_of_var(config.as_of)):  # the subprocess starts inside dbt.cli
+    with dbt_env(warehouse.database, config.as_of):  # the subprocess starts inside dbt.cli
         invocation = dbt.cli(
             ["build", "--threads", threads], context=context, target_path=build_target
         )
     yield from invocation.stream()
     keep_partial_parse(build_target, state)
     prune_build_folders(DBT_DIR / "target", prefix=op)
-
-
-@contextmanager
-def _env(name: str, value: str) -> Iterator[None]:
-    previous = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = previous
 
 
 defs = dg.Definitions(

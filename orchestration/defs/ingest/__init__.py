@@ -7,15 +7,12 @@ from datetime import UTC, timedelta
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from orchestration import settings
-from orchestration.ingest.expectations import validate_partitions
-from orchestration.ingest.load import LoadReport, load_range
-from orchestration.ingest.spec import sources
-from orchestration.resources import LandingResource, landing_resource, warehouse_resource
+from ingest.expectations import validate_partitions
+from ingest.load import LoadReport, load_range
+from ingest.spec import sources
+from orchestration.defs.common import SETTINGS, LandingResource, daily, resources
 
-warnings.filterwarnings("ignore", category=dg.BetaWarning)  # backfill_policy is beta
 GE_CHECK = "great_expectations"
-daily = dg.DailyPartitionsDefinition(start_date=settings.partitions_start(), timezone="UTC")
 
 
 def _metadata(report: LoadReport) -> dict:
@@ -94,12 +91,14 @@ def raw_asset(source: str) -> dg.AssetsDefinition:
     return _raw
 
 
-raw_assets = [raw_asset(source) for source in sources()]
+with warnings.catch_warnings():  # backfill_policy is beta; nothing else is silenced
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    raw_assets = [raw_asset(source) for source in sources()]
 ingest_job = dg.define_asset_job("ingest_job", selection=dg.AssetSelection.groups("ingest"))
 
 defs = dg.Definitions(
     assets=raw_assets,
     jobs=[ingest_job],
     schedules=[dg.build_schedule_from_partitioned_job(ingest_job, hour_of_day=1)],
-    resources={"warehouse": warehouse_resource(), "landing": landing_resource()},
+    resources=resources(SETTINGS),
 )

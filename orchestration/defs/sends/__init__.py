@@ -8,20 +8,11 @@ from datetime import UTC, datetime
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from orchestration import settings
 from orchestration.clock import handover_clock
-from send_jobs import config as send_config
+from orchestration.defs.common import SettingsResource, hourly
 from send_jobs import receipts
-from send_jobs.campaign_specs import load_campaigns, load_program
-from send_jobs.decide import decide
-from send_jobs.deliver import deliver
-from send_jobs.gateways import KannelGateway, OutboxGateway
+from send_jobs import run as send_flow
 
-# end_offset=1: the schedule runs the hour that is starting, not the one that has ended, so
-# a run's decisions are as of its own hour and hand-over follows within minutes
-hourly = dg.HourlyPartitionsDefinition(
-    start_date=f"{settings.partitions_start()}-00:00", timezone="UTC", end_offset=1
-)
 RECEIPTS = dg.AssetKey(["sends", "receipts"])
 
 
@@ -46,34 +37,27 @@ class SendConfig(dg.Config):
     "sends.decisions, messages queued and handed to the gateway.",
 )
 def send_run(
-    context: dg.AssetExecutionContext, config: SendConfig, warehouse: DuckDBResource
+    context: dg.AssetExecutionContext,
+    config: SendConfig,
+    warehouse: DuckDBResource,
+    settings: SettingsResource,
 ) -> dg.MaterializeResult:
     as_of = context.partition_time_window.start.astimezone(UTC)
-    program = load_program()
-    campaigns = load_campaigns(program=program)
+    # consent, quiet hours and expiry are judged when each chunk is handed over, with the
+    # replies that came in up to then
+    clock = handover_clock(_replay_time(config.handover_at))
     with warehouse.get_connection() as con:
-        receipts.ingest(con, send_config.gateway_landing())
-        run = decide(con, program, campaigns, as_of, dry_run=config.dry_run)
-        counts = dict(run.counts)
-        if not config.dry_run:
-            gateway = (
-                KannelGateway(send_config.KannelConfig.from_env(), program.sender)
-                if config.gateway == "kannel"
-                else OutboxGateway(send_config.outbox_dir())
+        done = send_flow.send_run(con, settings.get(), as_of, clock, gateway=config.gateway,
+                        dry_run=config.dry_run)  # fmt: skip
+    run, delivery = done.run, done.delivery
+    counts = dict(run.counts)
+    if delivery is not None:
+        counts.update({f"delivery_{k}": v for k, v in delivery.counts.items()})
+        if delivery.halted:  # answers are recorded; the rest stays queued
+            raise dg.Failure(
+                f"the {done.gateway} gateway stopped handing over: {delivery.halted}",
+                metadata={"run_id": run.run_id, **counts},
             )
-            # consent, quiet hours and expiry are judged when each chunk is handed over, with
-            # the replies that came in up to then
-            delivery = deliver(
-                con, program, as_of, gateway,
-                clock=handover_clock(_replay_time(config.handover_at)),
-                replies=send_config.gateway_landing(),
-            )  # fmt: skip
-            counts.update({f"delivery_{k}": v for k, v in delivery.counts.items()})
-            if delivery.halted:  # answers are recorded; the rest stays queued
-                raise dg.Failure(
-                    f"the {gateway.name} gateway stopped handing over: {delivery.halted}",
-                    metadata={"run_id": run.run_id, **counts},
-                )
     return dg.MaterializeResult(metadata={"run_id": run.run_id, "resumed": run.resumed, **counts})
 
 
@@ -85,9 +69,9 @@ def send_run(
     "sends.receipts and sends.inbound; message statuses move forward; STOP replies become "
     "opt-outs for the next run.",
 )
-def gateway_receipts(warehouse: DuckDBResource) -> dg.MaterializeResult:
+def gateway_receipts(warehouse: DuckDBResource, settings: SettingsResource) -> dg.MaterializeResult:
     with warehouse.get_connection() as con:
-        counts = receipts.ingest(con, send_config.gateway_landing())
+        counts = receipts.ingest(con, settings.get().gateway_landing)
     return dg.MaterializeResult(metadata=counts)
 
 
@@ -100,9 +84,9 @@ receipts_job = dg.define_asset_job("receipts_job", selection=[gateway_receipts])
 
 
 @dg.sensor(job=receipts_job, minimum_interval_seconds=30)
-def gateway_receipts_sensor(context: dg.SensorEvaluationContext):
+def gateway_receipts_sensor(context: dg.SensorEvaluationContext, settings: SettingsResource):
     """Requests a load whenever the receiver's files grew since the last one."""
-    root = send_config.gateway_landing()
+    root = settings.get().gateway_landing
     sizes = (
         sorted((str(p.relative_to(root)), p.stat().st_size) for p in root.glob("*/*.jsonl"))
         if root.exists()

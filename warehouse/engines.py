@@ -17,10 +17,9 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.features import PUBLIC_MARTS, as_of_var, dbt_executable
-from orchestration.ingest.spec import sources
+from ingest.spec import sources
+from warehouse.dbt_build import DBT_DIR, PUBLIC_MARTS, as_of_var, dbt_executable
 
-DBT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 TOLERANCE = 1e-6  # numbers equal when they differ by at most this (absolute)
 PER_BUILD = ("build_id",)  # lineage: which dbt invocation wrote the row, never the same
 INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UBIGINT")

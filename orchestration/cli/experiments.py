@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
+from datetime import datetime
 
-from rich.console import Console
 from rich.table import Table
 
-from orchestration import settings
-
-console = Console(stderr=True, soft_wrap=True)
+from orchestration.cli.common import as_of_type, console, open_warehouse
+from warehouse.settings import WAREHOUSE_ENV, Settings
 
 
 def _ci(low: float, high: float, pct: bool = False) -> str:
@@ -20,26 +18,30 @@ def _ci(low: float, high: float, pct: bool = False) -> str:
     return f"[{low:+.1%}, {high:+.1%}]" if pct else f"[{low:+.2f}, {high:+.2f}]"
 
 
-def experiments(args: argparse.Namespace) -> int:
-    from experiments.analysis import analyse, build_cohorts
-    from orchestration.cli_send import connect_warehouse
-    from send_jobs.campaign_specs import load_campaigns
+def experiments(args: argparse.Namespace, settings: Settings) -> int:
+    return measure_and_print(
+        settings.with_paths(warehouse=args.warehouse), args.as_of, args.window_days
+    )
 
-    shares = {c.id: c.holdout_share for c in load_campaigns()}
-    con = connect_warehouse(args.warehouse)
-    started = time.perf_counter()
-    results = analyse(con, args.as_of, shares, args.window_days)
-    units = con.execute("SELECT count(*) FROM experiments.units").fetchone()[0]
-    cohort_rows = build_cohorts(con)
-    con.close()
-    seconds = time.perf_counter() - started
+
+def measure_and_print(settings: Settings, as_of: datetime, window_days: int = 7) -> int:
+    """Every campaign against its holdout (``experiments.run.measure``), as a table."""
+    from experiments.run import measure
+
+    con = open_warehouse(settings)
+    try:
+        measured = measure(con, as_of, window_days)
+    finally:
+        con.close()
+    results, units, seconds = measured.results, measured.units, measured.seconds
+    cohort_rows = measured.cohort_rows
     if results.empty:
-        console.print(f"no units whose {args.window_days}-day window has closed by {args.as_of}")
+        console.print(f"no units whose {window_days}-day window has closed by {as_of}")
         return 0
     table = Table(
         "campaign", "treated", "held out", "conversion lift (95% CI)", "revenue/recipient lift",
         "RPR treated", "SRM", title=f"incrementality vs the campaign holdout as of "
-        f"{args.as_of:%Y-%m-%d %H:%M}Z ({units:,} units, {seconds:.1f}s)",
+        f"{as_of:%Y-%m-%d %H:%M}Z ({units:,} units, {seconds:.1f}s)",
     )  # fmt: skip
     top = results[(results.comparison == "vs_holdout") & (results.segment == "all")]
     for campaign_id, part in top.groupby("campaign_id"):
@@ -58,36 +60,39 @@ def experiments(args: argparse.Namespace) -> int:
         )  # fmt: skip
     console.print(table)
     print(
-        f"experiments as of {args.as_of.isoformat()}: {units:,} units, {len(results):,} "
+        f"experiments as of {as_of.isoformat()}: {units:,} units, {len(results):,} "
         f"result rows, {cohort_rows:,} cohort rows in {seconds:.1f}s"
     )
     return 0
 
 
-def report(args: argparse.Namespace) -> int:
-    import os
-    from pathlib import Path
+def report(args: argparse.Namespace, settings: Settings) -> int:
+    return report_and_print(settings.with_paths(reports=args.out, warehouse=args.warehouse),
+                            args.as_of)  # fmt: skip
 
-    from experiments.reports import write_reports
-    from orchestration.cli_send import connect_warehouse
 
-    folder = Path(args.out or os.environ.get("RETENTEXT_REPORTS", "data/reports")).resolve()
-    con = connect_warehouse(args.warehouse)
-    paths = write_reports(con, folder, f"{args.as_of:%Y-%m-%d %H:%M} UTC")
-    con.close()
+def report_and_print(settings: Settings, as_of: datetime) -> int:
+    """The HTML reports under the settings' reports folder; prints where they are."""
+    from experiments.run import report as write_report
+
+    con = open_warehouse(settings)
+    try:
+        paths = write_report(con, settings.reports, as_of)
+    finally:
+        con.close()
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0
 
 
-def register(sub, as_of_type) -> None:
+def register(sub) -> None:
     e = sub.add_parser("experiments", help="holdout incrementality and LTV cohorts as of a time")
     e.add_argument("--as-of", type=as_of_type, required=True)
-    e.add_argument("--warehouse", help=f"DuckDB file (default: ${settings.WAREHOUSE_ENV})")
+    e.add_argument("--warehouse", help=f"DuckDB file (default: ${WAREHOUSE_ENV})")
     e.add_argument("--window-days", type=int, default=7, help="attribution window")
     e.set_defaults(func=experiments)
     r = sub.add_parser("report", help="write incrementality.html and cohorts.html")
     r.add_argument("--as-of", type=as_of_type, required=True)
-    r.add_argument("--warehouse", help=f"DuckDB file (default: ${settings.WAREHOUSE_ENV})")
+    r.add_argument("--warehouse", help=f"DuckDB file (default: ${WAREHOUSE_ENV})")
     r.add_argument("--out", help="folder (default: $RETENTEXT_REPORTS or data/reports)")
     r.set_defaults(func=report)

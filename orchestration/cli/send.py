@@ -3,112 +3,87 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
-import time
-from pathlib import Path
+from datetime import datetime
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from orchestration import settings
+from orchestration.cli.common import as_of_type, console, open_warehouse
 from orchestration.clock import handover_clock
+from warehouse.settings import WAREHOUSE_ENV, Settings
 
-console = Console(stderr=True, soft_wrap=True)
+
+def send(args: argparse.Namespace, settings: Settings) -> int:
+    return send_and_print(
+        settings.with_paths(warehouse=args.warehouse), args.as_of, args.handover_at,
+        gateway=args.gateway, dry_run=args.dry_run, limit=args.limit,
+    )  # fmt: skip
 
 
-def connect_warehouse(warehouse: str | None):
-    """The warehouse for the send and experiment commands: it must exist and hold the
-    marts; a lock held by another writer is a clear error."""
-    import duckdb
+def send_and_print(
+    settings: Settings,
+    as_of: datetime,
+    handover_at: datetime | None,
+    *,
+    gateway: str = "outbox",
+    dry_run: bool = False,
+    limit: int | None = None,
+) -> int:
+    """One send run (``send_jobs.run.send_run``) with its QA tables and counts printed."""
+    from send_jobs import qa
+    from send_jobs.run import send_run
 
-    if warehouse:
-        os.environ[settings.WAREHOUSE_ENV] = str(Path(warehouse).resolve())
-    path = settings.warehouse_path()
-    if not path.exists():
-        raise ValueError(f"warehouse {path} does not exist; run `retentext run` first")
+    con = open_warehouse(settings)
+
+    def decided(run) -> None:
+        _print_qa(qa.summary(con, run.run_id), run, sum(run.seconds.values()))
+
     try:
-        con = duckdb.connect(str(path), config={"memory_limit": settings.duckdb_memory_limit()})
-    except duckdb.IOException as exc:
-        if "lock" not in str(exc).lower():
-            raise
-        raise ValueError(
-            f"warehouse {path} is in use by another process; nothing was read or changed. "
-            f"Wait for it to finish (DuckDB allows one writer). ({str(exc).splitlines()[0]})"
-        ) from exc
-    missing = con.execute(
-        "SELECT count(*) FROM information_schema.tables "
-        "WHERE table_schema = 'marts' AND table_name = 'dim_customers'"
-    ).fetchone()[0]
-    if not missing:
+        with console.status(f"deciding and delivering through {gateway}"):
+            done = send_run(
+                con, settings, as_of, handover_clock(handover_at), gateway=gateway,
+                dry_run=dry_run, limit=limit, on_decided=decided,
+            )  # fmt: skip
+    except OSError as exc:
+        console.print(
+            f"[red]error:[/red] the {gateway} gateway failed: {exc}. Nothing partial was "
+            "written; the run's decisions are saved and its messages stay queued for the next "
+            "run."
+        )
+        return 1
+    finally:
         con.close()
-        raise ValueError(f"{path} has no marts; run `retentext run` to build the features")
-    return con
+    return _print_send(done, settings)
 
 
-def send(args: argparse.Namespace) -> int:
-    from send_jobs import config, qa, receipts
-    from send_jobs.campaign_specs import load_campaigns, load_program
-    from send_jobs.decide import decide
-    from send_jobs.deliver import deliver
-    from send_jobs.gateways import KannelGateway, OutboxGateway
-
-    program = load_program()
-    campaigns = load_campaigns(program=program)
-    con = connect_warehouse(args.warehouse)
-    started = time.perf_counter()
-    loaded = receipts.ingest(con, config.gateway_landing())
+def _print_send(done, settings: Settings) -> int:
+    loaded, run, delivery = done.loaded, done.run, done.delivery
     if loaded["lines"]:
         console.print(
             f"gateway landing: {loaded['receipts']:,} receipts, {loaded['replies']:,} replies, "
             f"{loaded['duplicates']:,} duplicates, {loaded['quarantined']:,} quarantined, "
             f"{loaded['status_changes']:,} status changes"
         )
-    run = decide(con, program, campaigns, args.as_of, dry_run=args.dry_run)
-    decided_s = time.perf_counter() - started
-    _print_qa(qa.summary(con, run.run_id), run, decided_s)
-    if args.dry_run:
+    counts = ", ".join(f"{k} {v:,}" for k, v in sorted(run.counts.items()))
+    if delivery is None:
         console.print("dry run: decisions written, nothing queued or sent")
-        print(
-            f"run {run.run_id}: " + ", ".join(f"{k} {v:,}" for k, v in sorted(run.counts.items()))
-        )
+        print(f"run {run.run_id}: {counts}")
         return 0
-    if args.gateway == "kannel":
-        gateway = KannelGateway(config.KannelConfig.from_env(), program.sender)
-    else:
-        gateway = OutboxGateway(config.outbox_dir())
-    try:
-        with console.status(f"delivering through {gateway.name}"):
-            delivery = deliver(
-                con, program, args.as_of, gateway, limit=args.limit,
-                clock=handover_clock(args.handover_at), replies=config.gateway_landing(),
-            )  # fmt: skip
-    except OSError as exc:
-        con.close()
-        console.print(
-            f"[red]error:[/red] the {gateway.name} gateway failed: {exc}. Nothing partial was "
-            "written; the run's decisions are saved and its messages stay queued for the next "
-            "run."
-        )
-        return 1
-    con.close()
     console.print(
         f"delivery {delivery.batch_id}: "
         + ", ".join(f"{k} {v:,}" for k, v in sorted(delivery.counts.items()))
     )
-
-    if gateway.name == "outbox":
-        console.print(f"outbox: {config.outbox_dir()}")
+    if done.gateway == "outbox":
+        console.print(f"outbox: {settings.outbox}")
     print(
-        f"run {run.run_id}{' (resumed)' if run.resumed else ''}: "
-        + ", ".join(f"{k} {v:,}" for k, v in sorted(run.counts.items()))
-        + f"; handed over {delivery.counts.get('handed_over', 0):,}"
+        f"run {run.run_id}{' (resumed)' if run.resumed else ''}: {counts}"
+        f"; handed over {delivery.counts.get('handed_over', 0):,}"
     )
     if delivery.halted:
         console.print(
-            f"[red]error:[/red] the {gateway.name} gateway stopped handing over "
+            f"[red]error:[/red] the {done.gateway} gateway stopped handing over "
             f"({escape(delivery.halted)}). Every answer it got is recorded; the rest stays "
             "queued for the next run."
         )
@@ -136,14 +111,15 @@ def _print_qa(s: dict, run, seconds: float) -> None:
     console.print(c)
 
 
-def receiver(args: argparse.Namespace) -> int:
+def receiver(args: argparse.Namespace, settings: Settings) -> int:
     from send_jobs import config
     from send_jobs.campaign_specs import load_program
     from send_jobs.receiver import make_server
 
-    cfg = config.KannelConfig.from_env(Path(args.kannel_state) if args.kannel_state else None)
+    settings = settings.with_paths(kannel_state=args.kannel_state, landing=args.landing)
+    cfg = config.KannelConfig.from_env(settings.kannel_state)
     port = args.port or cfg.receiver_port
-    root = Path(args.landing).resolve() / "gateway" if args.landing else config.gateway_landing()
+    root = settings.gateway_landing
     server = make_server(
         port, cfg.receiver_secret, root, load_program().brand,
         region=cfg.reply_region, smsc_regions=dict(cfg.smsc_regions),
@@ -163,20 +139,20 @@ def receiver(args: argparse.Namespace) -> int:
     return 0
 
 
-def receipts_cmd(args: argparse.Namespace) -> int:
-    from send_jobs import config, receipts
+def receipts_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    from send_jobs import receipts
 
-    con = connect_warehouse(args.warehouse)
-    counts = receipts.ingest(con, config.gateway_landing())
+    con = open_warehouse(settings, args.warehouse)
+    counts = receipts.ingest(con, settings.gateway_landing)
     con.close()
     print(", ".join(f"{k} {v:,}" for k, v in counts.items()))
     return 0
 
 
-def gateway(args: argparse.Namespace) -> int:
+def gateway(args: argparse.Namespace, settings: Settings) -> int:
     from send_jobs import config, kannel_box
 
-    cfg = config.KannelConfig.from_env()
+    cfg = config.KannelConfig.from_env(settings.kannel_state)
     if args.action == "up":
         pids = kannel_box.up(cfg)
         if args.receiver and not kannel_box.pid_of(cfg, "receiver"):
@@ -187,7 +163,7 @@ def gateway(args: argparse.Namespace) -> int:
                 "receiver",
                 [sys.executable, "-m", "orchestration.cli", "receiver",
                  "--kannel-state", str(cfg.state),
-                 "--landing", str(config.landing_dir())],
+                 "--landing", str(settings.landing)],
                 cfg.state / "receiver.log",
             )  # fmt: skip
             kannel_box.wait_ready(cfg, "receiver", cfg.receiver_port)
@@ -204,10 +180,10 @@ def gateway(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub, as_of_type) -> None:
+def register(sub) -> None:
     s = sub.add_parser("send", help="decide, render and send one run of every active campaign")
     s.add_argument("--as-of", type=as_of_type, required=True, help="the run's time (UTC)")
-    s.add_argument("--warehouse", help=f"DuckDB file (default: ${settings.WAREHOUSE_ENV})")
+    s.add_argument("--warehouse", help=f"DuckDB file (default: ${WAREHOUSE_ENV})")
     s.add_argument("--gateway", choices=["outbox", "kannel"], default="outbox")
     s.add_argument("--dry-run", action="store_true", help="write decisions and QA; send nothing")
     s.add_argument("--limit", type=int, help="hand at most this many messages to the gateway")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 
-from orchestration.ingest.phones import known_countries, phone_is_valid_sql
-from orchestration.ingest.spec import Column, Source
+from ingest.phones import known_countries, phone_is_valid_sql
+from ingest.spec import Column, Source
 
 # one CSV field: quoted (with "" escapes) or bare; lines get a leading comma so every field
 # starts with one and no match is empty

@@ -24,9 +24,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from orchestration.ingest.landing import LandingFile, as_text, discover, parse_header, split_lines
-from orchestration.ingest.spec import Source, sources
-from orchestration.ingest.validate import batch_sql, ident
+from ingest.landing import LandingFile, as_text, discover, parse_header, split_lines
+from ingest.spec import Source, sources
+from ingest.validate import batch_sql, ident
 
 CHUNK_BYTES = 256 * 2**20  # raw bytes handled per query; bounds memory on big backfills
 FILE_LOG = pa.schema(  # raw.load_files, one row per file

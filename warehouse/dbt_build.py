@@ -1,4 +1,6 @@
-"""Plain helpers for the dbt feature build (no Dagster): the as_of var and the manifest."""
+"""Running the dbt feature build (no Dagster): the as_of var, threads, parse states, build
+folders, the manifest, and the one place that hands dbt its settings through environment
+variables (its profile and the as_of macro read them)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,10 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from orchestration import settings
+from warehouse.settings import WAREHOUSE_ENV
+from warehouse.tool_env import scoped_env
+
+DBT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 
 # The public marts (schema `marts`): a contract for BI tools and the send jobs.
 PUBLIC_MARTS = [
@@ -42,16 +47,22 @@ def as_of_var(text: str) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def dbt_threads(warehouse_has_marts: bool) -> int:
-    """dbt threads for a build: ``RETENTEXT_DBT_THREADS`` when set, else 1 for a first build
-    (no marts yet) and 2 after. DuckDB runs every query on all cores: a first build is a few
-    large queries, which a second dbt thread only makes share them (1M customers on 2
-    cores: peak 4.3 -> 3.4 GB, and 116 s -> 100-113 s); a nightly build is a hundred small
-    queries and tests, whose per-node dbt overhead a second thread overlaps (38 s vs 47 s)."""
-    override = settings.dbt_threads_override()
+def dbt_threads(warehouse_has_marts: bool, override: int | None = None) -> int:
+    """dbt threads for a build: ``override`` (``RETENTEXT_DBT_THREADS``) when set, else 1 for
+    a first build (no marts yet) and 2 after. DuckDB runs every query on all cores: a first
+    build is a few large queries, which a second dbt thread only makes share them (and peak
+    memory grows); a nightly build is a hundred small queries and tests, whose per-node dbt
+    overhead a second thread overlaps (benchmarks/README.md has the figures)."""
     if override is not None:
         return override
     return 2 if warehouse_has_marts else 1
+
+
+def dbt_env(warehouse: str, as_of: str):
+    """The warehouse path (profiles.yml) and the build's as_of (macros/as_of.sql) for the dbt
+    subprocess started inside: dbt reads both from the environment, and as_of travels there
+    rather than in --vars because changed vars make dbt parse the whole project."""
+    return scoped_env({WAREHOUSE_ENV: warehouse, AS_OF_ENV: as_of_var(as_of)})
 
 
 KEPT_BUILD_FOLDERS = 10  # dbt.log, compiled SQL and run_results of the last builds (~6 MB each)

@@ -1,121 +1,67 @@
-"""``retentext`` command line: simulate a shop, run the pipeline in process."""
+"""``retentext simulate``, ``run`` and ``compare-engines``: landing files in, features out."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
-from orchestration import cli_demo, cli_experiments, cli_send, settings
-
-console = Console(stderr=True, soft_wrap=True)  # no hard wraps in logs
-
-
-def _as_of(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(
-            f"--as-of {text!r} is not an ISO timestamp (e.g. 2025-06-01T00:00:00Z)"
-        ) from exc
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(
-            f"--as-of {text!r} has no time zone; add Z or an offset such as +02:00"
-        )
-    return value.astimezone(UTC)
+from ingest.pending import pending_ranges
+from orchestration.cli.common import as_of_type, console
+from warehouse.settings import LANDING_ENV, PARTITIONS_START_ENV, WAREHOUSE_ENV, Settings
+from warehouse.tool_env import scoped_env
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    simulate_landing(Path(args.out), args.customers, args.start, args.days, args.seed,
+                     args.bad_rows)  # fmt: skip
+    return 0
+
+
+def simulate_landing(
+    out: Path, customers: int, start: date, days: int, seed: int, bad_rows: float
+) -> None:
+    """A synthetic shop's landing files under ``out``, with a summary table."""
     from simulator.writer import simulate
 
     started = time.perf_counter()
     with console.status("simulating") as status:
-        summary = simulate(
-            Path(args.out),
-            args.customers,
-            args.start,
-            args.days,
-            args.seed,
-            args.bad_rows,
-            progress=lambda s: status.update(f"writing {s}"),
-        )
+        summary = simulate(out, customers, start, days, seed, bad_rows,
+                           progress=lambda s: status.update(f"writing {s}"))  # fmt: skip
     table = Table("source", "rows", "files", "bad rows injected", title="landing files")
     for source, info in summary.items():
         table.add_row(
             source, f"{info['rows']:,}", str(info["files"]), str(sum(info["defects"].values()))
         )
     console.print(table)
-    console.print(f"wrote {Path(args.out).resolve()} in {time.perf_counter() - started:.1f}s")
-    return 0
-
-
-def pending_ranges(landing: Path, warehouse: Path, as_of: datetime) -> list[tuple[date, date]]:
-    """Contiguous day ranges with landing files not loaded yet (complete days before as_of)."""
-    import duckdb
-
-    from orchestration.ingest.landing import discover
-    from orchestration.ingest.spec import sources
-
-    on_disk: dict[date, set] = {}
-    for source in sources():
-        for f in discover(landing, source)[0]:
-            if f.day + timedelta(days=1) <= as_of.date():
-                on_disk.setdefault(f.day, set()).add((f.name, f.size, f.mtime_ns))
-    loaded: dict[date, set] = {}
-    if warehouse.exists():
-        con = duckdb.connect(str(warehouse), read_only=True)
-        try:
-            rows = con.execute(
-                "SELECT partition_date, file, file_size, file_mtime_ns FROM raw.load_files"
-            ).fetchall()
-        except duckdb.CatalogException:
-            rows = []
-        con.close()
-        for day, name, size, mtime in rows:
-            loaded.setdefault(day, set()).add((name, size, mtime))
-    days = sorted(d for d, files in on_disk.items() if files != loaded.get(d, set()))
-    ranges: list[tuple[date, date]] = []
-    for d in days:
-        if ranges and ranges[-1][1] + timedelta(days=1) == d:
-            ranges[-1] = (ranges[-1][0], d)
-        else:
-            ranges.append((d, d))
-    return ranges
+    console.print(f"wrote {out.resolve()} in {time.perf_counter() - started:.1f}s")
 
 
 PLANNED_EVENTS_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
 
 
-@contextmanager
-def _one_planned_event_per_asset() -> Iterator[None]:
+def _one_planned_event_per_asset():
     """Dagster logs a "materialization planned" event per partition of a backfill unless
     this is set: 3,645 events for two years of five sources, about half of Dagster's own
-    time in such a load (benchmarks/README.md has the figures). The cost: a failed run leaves its
-    partitions missing in Dagster's UI rather than failed; the load is all or nothing
+    time in such a load (benchmarks/README.md has the figures). The cost: a failed run leaves
+    its partitions missing in Dagster's UI rather than failed; the load is all or nothing
     anyway. Set the variable to false to keep the per-partition events."""
-    if PLANNED_EVENTS_ENV in os.environ:
-        yield
-        return
-    os.environ[PLANNED_EVENTS_ENV] = "true"
-    try:
-        yield
-    finally:
-        os.environ.pop(PLANNED_EVENTS_ENV, None)
+    return scoped_env({PLANNED_EVENTS_ENV: "true"}, keep_existing=True)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    os.environ[settings.LANDING_ENV] = str(Path(args.landing).resolve())
-    if args.warehouse:
-        os.environ[settings.WAREHOUSE_ENV] = str(Path(args.warehouse).resolve())
-    landing, warehouse = settings.landing_path(), settings.warehouse_path()
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    settings = settings.with_paths(landing=args.landing, warehouse=args.warehouse)
+    return load_and_build(settings, args.as_of, skip_features=args.skip_features)
+
+
+def load_and_build(settings: Settings, as_of: datetime, skip_features: bool = False) -> int:
+    """Load every complete landing day up to ``as_of`` not loaded yet through the ingest
+    assets, then build the features as of ``as_of`` (unless ``skip_features``)."""
+    landing, warehouse = settings.landing, settings.warehouse
     if not landing.is_dir():
         console.print(
             f"[red]error:[/red] landing folder {landing} does not exist; create it or "
@@ -123,22 +69,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return 2
     warehouse.parent.mkdir(parents=True, exist_ok=True)
-    ranges = pending_ranges(landing, warehouse, args.as_of)
-    first = date.fromisoformat(settings.partitions_start())
+    ranges = pending_ranges(landing, warehouse, as_of)
+    first = settings.partitions_start
     if ranges and ranges[0][0] < first:
         console.print(
             f"[red]error:[/red] landing has files dated {ranges[0][0]}, before the first "
-            f"partition {first}; set {settings.PARTITIONS_START_ENV} to an earlier date"
+            f"partition {first}; set {PARTITIONS_START_ENV} to an earlier date"
         )
         return 2
 
     import dagster as dg
 
+    from orchestration.defs.common import resources as resources_for
     from orchestration.defs.ingest import raw_assets
-    from orchestration.resources import landing_resource, warehouse_resource
 
     # built now, from this run's paths (definitions may have been imported with others)
-    resources = {"warehouse": warehouse_resource(), "landing": landing_resource()}
+    resources = resources_for(settings)
     started = time.perf_counter()
     instance = (
         dg.DagsterInstance.get()
@@ -182,8 +128,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"[yellow]check failed:[/yellow] {key} {start}..{end} great_expectations: "
             f"{failed.value if failed else ''}"
         )
-    if not args.skip_features:
-        code = _build_features(instance, resources, args.as_of, warehouse)
+    if not skip_features:
+        code = _build_features(instance, resources, as_of, warehouse)
         if code:
             return code
     console.print(f"warehouse: {warehouse}")
@@ -197,7 +143,7 @@ def _build_features(instance, resources: dict, as_of: datetime, warehouse: Path)
 
     from orchestration.defs.features import defs as features_defs
     from orchestration.defs.features import features
-    from orchestration.features import PUBLIC_MARTS
+    from warehouse.dbt_build import PUBLIC_MARTS
 
     started = time.perf_counter()
     with console.status(f"building features as of {as_of.isoformat()}"):
@@ -277,27 +223,19 @@ def _print_summary(warehouse: Path, ranges, seconds: float) -> None:
     con.close()
 
 
-def cmd_compare_engines(args: argparse.Namespace) -> int:
+def cmd_compare_engines(args: argparse.Namespace, settings: Settings) -> int:
     """Load the landing data, build the marts with dbt on DuckDB and on Spark from the same raw
     tables, and diff every public mart row by row."""
-    from orchestration import engines
+    from warehouse import engines
 
     work = Path(args.work).resolve()
     spark_dir = Path(args.spark_dir).resolve()
     warehouse = work / "warehouse.duckdb"
     work.mkdir(parents=True, exist_ok=True)
-    code = main(
-        [
-            "run",
-            "--landing",
-            args.landing,
-            "--as-of",
-            args.as_of.isoformat(),
-            "--warehouse",
-            str(warehouse),
-            "--skip-features",
-        ]
-    )
+    code = load_and_build(
+        settings.with_paths(landing=args.landing, warehouse=warehouse), args.as_of,
+        skip_features=True,
+    )  # fmt: skip
     if code:
         return code
     as_of = args.as_of.isoformat()
@@ -305,7 +243,7 @@ def cmd_compare_engines(args: argparse.Namespace) -> int:
     with console.status("dbt build on DuckDB"):
         started = time.perf_counter()
         engines.dbt_build(
-            "duckdb", as_of, {settings.WAREHOUSE_ENV: str(warehouse)}, work / "dbt-target-duckdb"
+            "duckdb", as_of, {WAREHOUSE_ENV: str(warehouse)}, work / "dbt-target-duckdb"
         )
         timings["duckdb"] = time.perf_counter() - started
     with console.status("exporting raw tables to parquet for Spark"):
@@ -341,9 +279,7 @@ def cmd_compare_engines(args: argparse.Namespace) -> int:
     return 1 if total else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="retentext", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def register(sub) -> None:
 
     sim = sub.add_parser("simulate", help="write a synthetic shop's landing files")
     sim.add_argument("--out", required=True, help="landing folder to write")
@@ -361,13 +297,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run", help="load every complete day up to --as-of not loaded yet, then build features"
     )
-    run.add_argument("--landing", default=os.environ.get(settings.LANDING_ENV, "data/landing"))
+    run.add_argument("--landing", help=f"landing folder (default: ${LANDING_ENV} or data/landing)")
     run.add_argument(
-        "--as-of", type=_as_of, required=True, help="the run's time, e.g. 2026-01-01T00:00:00Z"
+        "--as-of", type=as_of_type, required=True, help="the run's time, e.g. 2026-01-01T00:00:00Z"
     )
     run.add_argument(
         "--warehouse",
-        help=f"DuckDB file (default: ${settings.WAREHOUSE_ENV} or data/warehouse.duckdb)",
+        help=f"DuckDB file (default: ${WAREHOUSE_ENV} or data/warehouse.duckdb)",
     )
     run.add_argument(
         "--skip-features",
@@ -379,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
         "compare-engines", help="build the marts on DuckDB and Spark and diff them row by row"
     )
     cmp.add_argument("--landing", required=True)
-    cmp.add_argument("--as-of", type=_as_of, required=True)
+    cmp.add_argument("--as-of", type=as_of_type, required=True)
     cmp.add_argument("--work", default="data/compare", help="DuckDB warehouse and dbt targets")
     cmp.add_argument(
         "--spark-dir",
@@ -387,20 +323,3 @@ def build_parser() -> argparse.ArgumentParser:
         help="every Spark file: warehouse, metastore, temp, raw parquet",
     )
     cmp.set_defaults(func=cmd_compare_engines)
-    cli_send.register(sub, _as_of)
-    cli_experiments.register(sub, _as_of)
-    cli_demo.register(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -14,8 +13,9 @@ import pandas as pd
 import pyarrow as pa
 import yaml
 
-from orchestration.ingest.spec import sources
-from orchestration.ingest.validate import ident
+from ingest.spec import sources
+from ingest.validate import ident
+from warehouse.tool_env import opt_out_of_great_expectations_analytics
 
 SUITES_FILE = Path(__file__).with_name("expectations.yaml")
 # Expectations that judge each row on its own: a suite made only of these (and without a
@@ -50,7 +50,7 @@ def _class_name(snake: str) -> str:
 
 @cache
 def _context():
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    opt_out_of_great_expectations_analytics()
     import great_expectations as gx  # slow import; only when a suite runs
     from great_expectations.execution_engine import pandas_execution_engine
 

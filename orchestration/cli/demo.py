@@ -10,17 +10,17 @@ campaign against its holdout and writes the reports.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from rich.console import Console
+from orchestration.cli.common import console
+from orchestration.cli.experiments import measure_and_print, report_and_print
+from orchestration.cli.ingest import load_and_build, simulate_landing
+from orchestration.cli.send import send_and_print
+from warehouse.settings import Settings
 
-from orchestration import settings
-
-console = Console(stderr=True, soft_wrap=True)
 # the true effects the world responds with (relative, on the chance to order in 7 days)
 DEFAULT_EFFECTS = {"replenishment_reminder": 0.25, "winback": 0.15, "welcome": 0.10}
 SEND_HOURS = (15, 19)
@@ -37,59 +37,57 @@ def _effects(pairs: list[str]) -> dict[str, float]:
     return effects
 
 
-def demo(args: argparse.Namespace) -> int:
+def demo(args: argparse.Namespace, settings: Settings) -> int:
     import duckdb
 
-    from orchestration.cli import main
     from simulator.response import respond_to_run
 
     out = Path(args.out).resolve()
-    landing, warehouse = out / "landing", out / "warehouse.duckdb"
+    settings = settings.with_paths(
+        landing=out / "landing", warehouse=out / "warehouse.duckdb", outbox=out / "outbox",
+        reports=out / "reports",
+    )  # fmt: skip
+    landing, warehouse = settings.landing, settings.warehouse
     # a demo starts from nothing: responses and sends of an earlier demo would leak in
-    for folder in (landing, out / "outbox", out / "reports"):
+    for folder in (landing, settings.outbox, settings.reports):
         shutil.rmtree(folder, ignore_errors=True)
     for path in (warehouse, warehouse.with_suffix(".duckdb.wal")):
         path.unlink(missing_ok=True)
-    os.environ.setdefault(settings.PARTITIONS_START_ENV, args.start.isoformat())
-    os.environ["RETENTEXT_OUTBOX"] = str(out / "outbox")
-    os.environ["RETENTEXT_LANDING"] = str(landing)
     effects = _effects(args.effect)
     started = time.perf_counter()
 
-    def step(argv: list[str]) -> None:
-        code = main(argv)
+    def step(code: int) -> None:
         if code:
             raise SystemExit(code)
 
-    step(["simulate", "--out", str(landing), "--customers", str(args.customers),
-          "--start", args.start.isoformat(), "--days", str(args.history_days),
-          "--seed", str(args.seed), "--bad-rows", "0.002"])  # fmt: skip
+    simulate_landing(landing, args.customers, args.start, args.history_days, args.seed, 0.002)
     first = args.start + timedelta(days=args.history_days)
     for i in range(args.send_days):
         day = first + timedelta(days=i)
-        step(["run", "--landing", str(landing), "--as-of", f"{day}T00:00:00Z",
-              "--warehouse", str(warehouse)])  # fmt: skip
+        step(load_and_build(settings, _midnight(day)))
         for hour in SEND_HOURS:
-            as_of = f"{day}T{hour:02d}:00:00Z"
+            as_of = _midnight(day) + timedelta(hours=hour)
             # simulated time: the hand-over happens at the run's own time
-            step(["send", "--as-of", as_of, "--handover-at", as_of, "--warehouse", str(warehouse)])
+            step(send_and_print(settings, as_of, as_of))
             con = duckdb.connect(str(warehouse))
             run_id = f"{day:%Y%m%d}T{hour:02d}0000Z"
             n = respond_to_run(con, run_id, landing, effects, baseline_rate=args.baseline,
                                seed=args.seed * 1000 + i * 10 + hour)  # fmt: skip
             con.close()
             console.print(f"the world responded to run {run_id} with {n:,} orders")
-    end = first + timedelta(days=args.send_days + 8)
-    step(["run", "--landing", str(landing), "--as-of", f"{end}T00:00:00Z",
-          "--warehouse", str(warehouse)])  # fmt: skip
-    step(["experiments", "--as-of", f"{end}T00:00:00Z", "--warehouse", str(warehouse)])
-    step(["report", "--as-of", f"{end}T00:00:00Z", "--warehouse", str(warehouse),
-          "--out", str(out / "reports")])  # fmt: skip
+    end = _midnight(first + timedelta(days=args.send_days + 8))
+    step(load_and_build(settings, end))
+    step(measure_and_print(settings, end))
+    step(report_and_print(settings, end))
     console.print(
         f"true effects: {', '.join(f'{k} {v:+.0%}' for k, v in effects.items())}; others none"
         f" (demo took {time.perf_counter() - started:.0f}s)"
     )
     return 0
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def register(sub) -> None:

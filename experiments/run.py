@@ -1,0 +1,44 @@
+"""The measurement flow, as both the CLI and the Dagster experiments asset run it: every
+campaign against its holdout as of a time, the LTV cohorts, and the HTML reports."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from experiments.analysis import analyse, build_cohorts
+from experiments.reports import write_reports
+from send_jobs.campaign_specs import load_campaigns
+
+
+@dataclass
+class Measurement:
+    results: pd.DataFrame  # experiments.campaign_results
+    units: int
+    cohort_rows: int
+    seconds: float
+
+    @property
+    def sample_ratio_mismatch(self) -> list[str]:
+        """Campaigns whose arms are out of their planned ratio (results untrustworthy)."""
+        if self.results.empty:
+            return []
+        return sorted(set(self.results.loc[self.results.srm_flag, "campaign_id"]))
+
+
+def measure(con, as_of: datetime, window_days: int = 7) -> Measurement:
+    started = time.perf_counter()
+    shares = {c.id: c.holdout_share for c in load_campaigns()}
+    results = analyse(con, as_of, shares, window_days)
+    units = con.execute("SELECT count(*) FROM experiments.units").fetchone()[0]
+    cohort_rows = build_cohorts(con)
+    return Measurement(results, units, cohort_rows, time.perf_counter() - started)
+
+
+def report(con, folder: Path, as_of: datetime) -> dict[str, Path]:
+    """incrementality.html and cohorts.html under ``folder``."""
+    return write_reports(con, folder, f"{as_of:%Y-%m-%d %H:%M} UTC")
