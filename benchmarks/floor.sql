@@ -89,7 +89,7 @@ SELECT customer_id || '|' || category AS customer_category_key, customer_id, cat
        purchases, revenue,
        CASE WHEN sum(revenue) OVER w > 0 THEN revenue / sum(revenue) OVER w ELSE 0 END AS share,
        row_number() OVER (PARTITION BY customer_id ORDER BY revenue DESC, purchases DESC,
-                          category) AS rank
+                          category) AS category_rank
 FROM by_category WINDOW w AS (PARTITION BY customer_id);
 
 CREATE TABLE floor.customer_replenishment AS
@@ -209,6 +209,6 @@ FROM staged s
 LEFT JOIN tiered t USING (customer_id)
 LEFT JOIN scored r USING (customer_id)
 LEFT JOIN segmented g USING (customer_id)
-LEFT JOIN floor.customer_category_affinity a ON a.customer_id = s.customer_id AND a.rank = 1
+LEFT JOIN floor.customer_category_affinity a ON a.customer_id = s.customer_id AND a.category_rank = 1
 LEFT JOIN consent k USING (customer_id)
 LEFT JOIN floor.country_defaults d ON s.country = d.country;

@@ -1,6 +1,7 @@
 """Features: ingest + dbt assets materialised by Dagster on a simulated world, and the marts
 built as of an old date equal the marts of a warehouse that only ever saw data up to then."""
 
+import json
 import os
 import shutil
 from datetime import date
@@ -14,15 +15,18 @@ from orchestration.defs.features import DBT_DIR, features
 from orchestration.defs.features import defs as features_defs
 from orchestration.defs.ingest import raw_assets
 from simulator.writer import simulate
-from warehouse.dbt_build import PUBLIC_MARTS as MARTS
+from warehouse.contract import public_marts
 from warehouse.dbt_build import (
     dbt_threads,
+    ensure_manifest,
     keep_partial_parse,
     parse_state,
     prune_build_folders,
     restore_partial_parse,
 )
 from warehouse.settings import Settings
+
+MARTS = [m.name for m in public_marts()]
 
 START = date(2025, 1, 1)
 # one worker builds the shared warehouses below and runs every test that reads them
@@ -90,6 +94,24 @@ def _marts(warehouse) -> dict[str, list]:
             kept = ", ".join(c for c in cols if c not in ("loaded_at", "build_id"))
             out[m] = sorted(map(repr, con.execute(f"SELECT {kept} FROM marts.{m}").fetchall()))
         return out
+    finally:
+        con.close()
+
+
+def test_every_public_mart_column_is_described(scratch):
+    """The contract a BI tool reads: each built column of each public mart has a description
+    in the marts YAML (dbt's manifest), and no described column is missing from the build."""
+    warehouse, _ = scratch("2025-04-30", "2025-05-01T00:00:00Z")
+    manifest = json.loads(ensure_manifest(DBT_DIR).read_text())
+    documented = {n["name"]: {c: v.get("description", "") for c, v in n["columns"].items()}
+                  for n in manifest["nodes"].values()
+                  if n["resource_type"] == "model" and n["name"] in MARTS}  # fmt: skip
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        for mart in MARTS:
+            built = {r[0] for r in con.execute(f"DESCRIBE marts.{mart}").fetchall()}
+            described = {c for c, text in documented[mart].items() if text.strip()}
+            assert built == described, (mart, built ^ described)
     finally:
         con.close()
 

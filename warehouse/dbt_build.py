@@ -17,21 +17,6 @@ from warehouse.tool_env import scoped_env
 
 DBT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 
-# The public marts (schema `marts`): a contract for BI tools and the send jobs.
-PUBLIC_MARTS = [
-    "dim_customers",
-    "dim_products",
-    "customer_replenishment",
-    "customer_consent",
-    "customer_time_zones",
-    "customer_category_affinity",
-    "fct_orders",
-    "fct_order_lines",
-    "fct_events",
-    "fct_consent_events",
-]
-
-
 AS_OF_ENV = "RETENTEXT_AS_OF"  # read by macros/as_of.sql when a node runs, not when dbt parses
 PARTIAL_PARSE = "partial_parse.msgpack"
 PARSE_STATES = "parse_states"  # under target/: one dbt parse state per warehouse

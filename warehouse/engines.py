@@ -18,23 +18,12 @@ from pathlib import Path
 import duckdb
 
 from ingest.spec import sources
-from warehouse.dbt_build import DBT_DIR, PUBLIC_MARTS, as_of_var, dbt_executable
+from warehouse.contract import public_marts
+from warehouse.dbt_build import DBT_DIR, as_of_var, dbt_executable
 
 TOLERANCE = 1e-6  # numbers equal when they differ by at most this (absolute)
 PER_BUILD = ("build_id",)  # lineage: which dbt invocation wrote the row, never the same
 INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UBIGINT")
-MART_KEYS = {
-    "dim_customers": "customer_id",
-    "dim_products": "product_id",
-    "customer_replenishment": "customer_product_key",
-    "customer_consent": "consent_key",
-    "customer_time_zones": "customer_zone_key",
-    "customer_category_affinity": "customer_category_key",
-    "fct_orders": "order_id",
-    "fct_order_lines": "order_line_id",
-    "fct_events": "event_id",
-    "fct_consent_events": "consent_event_id",
-}
 
 
 @dataclass
@@ -118,11 +107,11 @@ def compare_marts(warehouse: Path, spark_dir: Path) -> list[MartDiff]:
     con.execute(f"ATTACH '{warehouse}' AS wh (READ_ONLY)")
     diffs = []
     try:
-        for mart in PUBLIC_MARTS:
+        for contract in public_marts():
+            mart, key = contract.name, contract.key
             ours = f"wh.marts.{mart}"
             theirs = f"read_parquet('{spark_dir / 'warehouse' / 'marts.db' / mart}/*.parquet')"
             a_cols, b_cols = _normalised(con, ours), _normalised(con, theirs)
-            key = MART_KEYS[mart]
             common = [c for c in a_cols if c in b_cols and c not in PER_BUILD]
             only = {
                 "duckdb": [c for c in a_cols if c not in b_cols],

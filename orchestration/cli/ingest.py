@@ -143,7 +143,7 @@ def _build_features(instance, resources: dict, as_of: datetime, warehouse: Path)
 
     from orchestration.defs.features import defs as features_defs
     from orchestration.defs.features import features
-    from warehouse.dbt_build import PUBLIC_MARTS
+    from warehouse.contract import public_marts
 
     started = time.perf_counter()
     with console.status(f"building features as of {as_of.isoformat()}"):
@@ -170,9 +170,9 @@ def _build_features(instance, resources: dict, as_of: datetime, warehouse: Path)
         "rows",
         title=f"features as of {as_of.isoformat()} in {time.perf_counter() - started:.1f}s",
     )
-    for mart in PUBLIC_MARTS:
-        n = con.execute(f"SELECT count(*) FROM marts.{mart}").fetchone()[0]
-        table.add_row(f"marts.{mart}", f"{n:,}")
+    for mart in public_marts():
+        n = con.execute(f"SELECT count(*) FROM marts.{mart.name}").fetchone()[0]
+        table.add_row(f"marts.{mart.name}", f"{n:,}")
     console.print(table)
     stages = con.execute(
         "SELECT lifecycle_stage, count(*) FROM marts.dim_customers GROUP BY 1 ORDER BY 2 DESC"

@@ -1,5 +1,5 @@
 -- What each customer buys, by category, from purchases only (never from browsing): orders,
--- revenue, share and rank. Kept per customer (macros/incremental_by_key.sql): a nightly
+-- revenue, share and category_rank. Kept per customer (macros/incremental_by_key.sql): a nightly
 -- build recomputes only the customers whose lines changed, and every customer when the
 -- catalog (the categories) was reloaded.
 {{ config(
@@ -44,7 +44,7 @@ select
     end as share,
     row_number() over (
         partition by b.customer_id order by b.revenue desc, b.purchases desc, b.category
-    ) as rank,
+    ) as category_rank,
     f.source_rows,
     f.source_loaded_at,
     f.catalog_loaded_at

@@ -7,5 +7,5 @@ select
     purchases,
     revenue,
     share,
-    rank
+    category_rank
 from {{ ref('int_customer_category_purchases') }}

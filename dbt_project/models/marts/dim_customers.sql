@@ -148,7 +148,7 @@ left join tiered as t on c.customer_id = t.customer_id and t.tier_order = 1
 left join scored as r on c.customer_id = r.customer_id
 left join segmented as g on c.customer_id = g.customer_id and g.segment_order = 1
 left join {{ ref('customer_category_affinity') }} as a
-    on c.customer_id = a.customer_id and a.rank = 1
+    on c.customer_id = a.customer_id and a.category_rank = 1
 left join consent as k on c.customer_id = k.customer_id
 left join derived_zones as z on c.customer_id = z.customer_id
 left join {{ ref('country_defaults') }} as d on c.country = d.country

@@ -1,0 +1,53 @@
+"""The public mart contract, read from dbt's manifest rather than typed again in Python: the
+models of the ``marts`` schema, each with its key (the column its YAML tests ``unique``, or
+``unique_for_rows_built`` on the large facts, and ``not_null``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from warehouse.dbt_build import DBT_DIR, ensure_manifest
+
+UNIQUENESS_TESTS = ("unique", "unique_for_rows_built")
+
+
+@dataclass(frozen=True)
+class Mart:
+    name: str
+    key: str
+    description: str
+
+
+def marts_in(manifest: dict) -> list[Mart]:
+    """The public marts of a parsed manifest, by name; a mart without a tested key is an
+    error (every public mart has one)."""
+    models = {
+        uid: n
+        for uid, n in manifest["nodes"].items()
+        if n["resource_type"] == "model" and n["config"].get("schema") == "marts"
+    }
+    unique, not_null = set(), set()
+    for node in manifest["nodes"].values():
+        test = node.get("test_metadata") or {}
+        at = (node.get("attached_node"), node.get("column_name"))
+        if test.get("name") in UNIQUENESS_TESTS:
+            unique.add(at)
+        elif test.get("name") == "not_null":
+            not_null.add(at)
+    marts = []
+    for uid, node in models.items():
+        keys = sorted(col for (owner, col) in unique & not_null if owner == uid)
+        if len(keys) != 1:
+            raise ValueError(f"mart {node['name']} needs one column tested unique and "
+                             f"not_null (found {keys or 'none'})")  # fmt: skip
+        marts.append(Mart(node["name"], keys[0], node.get("description", "")))
+    return sorted(marts, key=lambda m: m.name)
+
+
+@cache
+def public_marts(dbt_dir: Path = DBT_DIR) -> tuple[Mart, ...]:
+    """The public marts of the dbt project (its manifest parsed again when stale)."""
+    return tuple(marts_in(json.loads(ensure_manifest(dbt_dir).read_text())))
