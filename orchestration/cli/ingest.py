@@ -61,79 +61,83 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def load_and_build(settings: Settings, as_of: datetime, skip_features: bool = False) -> int:
     """Load every complete landing day up to ``as_of`` not loaded yet through the ingest
     assets, then build the features as of ``as_of`` (unless ``skip_features``)."""
-    landing, warehouse = settings.landing, settings.warehouse
-    if not landing.is_dir():
-        console.print(
-            f"[red]error:[/red] landing folder {landing} does not exist; create it or "
-            "run `retentext simulate --out DIR` first"
-        )
-        return 2
-    warehouse.parent.mkdir(parents=True, exist_ok=True)
-    ranges = pending_ranges(landing, warehouse, as_of)
-    first = settings.partitions_start
-    if ranges and ranges[0][0] < first:
-        console.print(
-            f"[red]error:[/red] landing has files dated {ranges[0][0]}, before the first "
-            f"partition {first}; set {PARTITIONS_START_ENV} to an earlier date"
-        )
-        return 2
-
     import dagster as dg
 
     from orchestration.defs.common import resources as resources_for
-    from orchestration.defs.ingest import raw_assets
 
+    ranges = _ranges_to_load(settings, as_of)
     # built now, from this run's paths (definitions may have been imported with others)
     resources = resources_for(settings)
-    started = time.perf_counter()
     instance = (
         dg.DagsterInstance.get()
         if os.environ.get("DAGSTER_HOME")
         else (dg.DagsterInstance.ephemeral())
     )
-    failed_checks = []
-    with console.status("loading") as status, _one_planned_event_per_asset():
-        for start, end in ranges:
-            status.update(f"loading partitions {start}..{end}")
-            result = dg.materialize(
-                raw_assets,
-                instance=instance,
-                resources=resources,
-                tags={
-                    "dagster/asset_partition_range_start": start.isoformat(),
-                    "dagster/asset_partition_range_end": end.isoformat(),
-                },
-                raise_on_error=False,
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            )
-            if not result.success:
-                console.print(
-                    f"[red]error:[/red] the load of {start}..{end} failed; see above. "
-                    "Nothing of that range was committed."
-                )
-                return 1
-            for evaluation in result.get_asset_check_evaluations():
-                if not evaluation.passed:
-                    failed_checks.append(
-                        (
-                            evaluation.asset_key.to_user_string(),
-                            start,
-                            end,
-                            evaluation.metadata.get("failed"),
-                        )
-                    )
-    _print_summary(warehouse, ranges, time.perf_counter() - started)
+    started = time.perf_counter()
+    failed_checks = _load(instance, resources, ranges)
+    if failed_checks is None:
+        return 1
+    _print_summary(settings.warehouse, ranges, time.perf_counter() - started)
     for key, start, end, failed in failed_checks:
         console.print(
             f"[yellow]check failed:[/yellow] {key} {start}..{end} great_expectations: "
             f"{failed.value if failed else ''}"
         )
     if not skip_features:
-        code = _build_features(instance, resources, as_of, warehouse)
+        code = _build_features(instance, resources, as_of, settings.warehouse)
         if code:
             return code
-    console.print(f"warehouse: {warehouse}")
+    console.print(f"warehouse: {settings.warehouse}")
     return 0
+
+
+def _ranges_to_load(settings: Settings, as_of: datetime) -> list[tuple[date, date]]:
+    """The pending day ranges; a missing landing folder or a file before the first partition
+    is a clear error."""
+    if not settings.landing.is_dir():
+        raise ValueError(
+            f"landing folder {settings.landing} does not exist; create it or run "
+            "`retentext simulate --out DIR` first"
+        )
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    ranges = pending_ranges(settings.landing, settings.warehouse, as_of)
+    first = settings.partitions_start
+    if ranges and ranges[0][0] < first:
+        raise ValueError(
+            f"landing has files dated {ranges[0][0]}, before the first partition {first}; "
+            f"set {PARTITIONS_START_ENV} to an earlier date"
+        )
+    return ranges
+
+
+def _load(instance, resources: dict, ranges: list[tuple[date, date]]) -> list | None:
+    """Materialise the ingest assets for each range; the failed checks, or None when a
+    range's load failed (nothing of it was committed)."""
+    import dagster as dg
+
+    from orchestration.defs.ingest import raw_assets
+
+    failed_checks = []
+    with console.status("loading") as status, _one_planned_event_per_asset():
+        for start, end in ranges:
+            status.update(f"loading partitions {start}..{end}")
+            result = dg.materialize(
+                raw_assets, instance=instance, resources=resources, raise_on_error=False,
+                tags={"dagster/asset_partition_range_start": start.isoformat(),
+                      "dagster/asset_partition_range_end": end.isoformat()},
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            )  # fmt: skip
+            if not result.success:
+                console.print(
+                    f"[red]error:[/red] the load of {start}..{end} failed; see above. "
+                    "Nothing of that range was committed."
+                )
+                return None
+            failed_checks += [
+                (e.asset_key.to_user_string(), start, end, e.metadata.get("failed"))
+                for e in result.get_asset_check_evaluations() if not e.passed
+            ]  # fmt: skip
+    return failed_checks
 
 
 def _build_features(instance, resources: dict, as_of: datetime, warehouse: Path) -> int:
