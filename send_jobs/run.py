@@ -49,13 +49,13 @@ def send_run(
     """Decide and deliver one run; ``on_decided`` sees the decisions before any hand-over."""
     program = load_program()
     campaigns = load_campaigns(program=program)
+    chosen = None if dry_run else make_gateway(gateway, settings, program.sender)
     loaded = receipts.ingest(con, settings.gateway_landing)
     run = decide(con, program, campaigns, as_of, dry_run=dry_run)
     if on_decided:
         on_decided(run)
-    if dry_run:
+    if chosen is None:
         return SendRun(loaded, run, None, gateway)
-    chosen = make_gateway(gateway, settings, program.sender)
     delivery = deliver(con, program, as_of, chosen, limit=limit, clock=clock,
                        replies=settings.gateway_landing)  # fmt: skip
     return SendRun(loaded, run, delivery, gateway)

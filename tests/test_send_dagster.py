@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import duckdb
+import pytest
 from dagster_duckdb import DuckDBResource
 
 from orchestration.definitions import defs
@@ -86,3 +87,18 @@ def test_sensor_requests_a_load_only_when_files_grow(tmp_path):
     with open(replies / "2026-01-01.jsonl", "a") as f:
         f.write('{"x": 2}\n')
     assert len(tick(cursor)[0]) == 1
+
+
+def test_an_unknown_gateway_fails_before_anything_is_decided(send_warehouse, tmp_path):
+    with pytest.raises(ValueError, match="gateway must be one of outbox, kannel, not 'pigeon'"):
+        materialise_send_hour(send_warehouse, tmp_path, gateway="pigeon")
+    # dagster-duckdb leaves its connection to the file open after the failed step: reopen it
+    # the same way
+    with DuckDBResource(database=str(tmp_path / "w.duckdb")).get_connection() as con:
+        decided = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'sends' "
+            "AND table_name = 'decisions'"
+        ).fetchone()[0]
+        if decided:
+            decided = con.execute("SELECT count(*) FROM sends.decisions").fetchone()[0]
+    assert decided == 0

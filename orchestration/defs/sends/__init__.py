@@ -47,8 +47,9 @@ def send_run(
     # replies that came in up to then
     clock = handover_clock(_replay_time(config.handover_at))
     with warehouse.get_connection() as con:
-        done = send_flow.send_run(con, settings.get(), as_of, clock, gateway=config.gateway,
-                        dry_run=config.dry_run)  # fmt: skip
+        done = send_flow.send_run(
+            con, settings.get(), as_of, clock, gateway=config.gateway, dry_run=config.dry_run
+        )
     run, delivery = done.run, done.delivery
     counts = dict(run.counts)
     if delivery is not None:
