@@ -2,17 +2,15 @@
 of the run's time; dbt tests appear as asset checks."""
 
 import uuid
-from collections.abc import Mapping, Sequence
-from functools import cached_property
-from importlib.metadata import version as installed_version
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DbtProject, dbt_assets
 from dagster_duckdb import DuckDBResource
-from packaging.version import Version
 
 from orchestration.defs.common import SettingsResource
+from orchestration.defs.features.dbt_resource import DbtCli
 from warehouse.dbt_build import (
     DBT_DIR,
     dbt_env,
@@ -41,20 +39,6 @@ class FeaturesTranslator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         """Every dbt node is in the `features` group, next to `ingest`."""
         return "features"
-
-
-class DbtCli(DbtCliResource):
-    """dagster-dbt's resource without two start-up costs these assets have no use for
-    (about 7 s a build): `dbt --version` in a subprocess, where the dbt beside this Python is
-    the installed dbt-core, and a dbt adapter opened in this process, which dagster-dbt only
-    uses to fetch column metadata."""
-
-    @cached_property
-    def _cli_version(self) -> Version:
-        return Version(installed_version("dbt-core"))
-
-    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:
-        return None
 
 
 class FeaturesConfig(dg.Config):
