@@ -71,9 +71,13 @@ def _reserve(base: int) -> bool:
 
 
 def _ports_free(base: int) -> bool:
+    """Whether a server could listen on every Kannel port of ``base`` now. Probed the way the
+    servers bind (SO_REUSEADDR, as Kannel and the receiver do), so a port held only by a
+    closed connection in TIME_WAIT counts as free."""
     try:
         for offset in KANNEL_PORT_OFFSETS:
             with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 sock.bind(("127.0.0.1", base + offset))
     except OSError:
         return False
