@@ -28,8 +28,7 @@ def as_of_type(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def open_warehouse(settings: Settings, warehouse: str | None = None):
-    """The built warehouse of ``settings`` (or the --warehouse given): exists, holds the
-    marts, and no other writer holds it."""
-    settings = settings.with_paths(warehouse=warehouse)
+def open_warehouse(settings: Settings):
+    """The built warehouse of ``settings``: exists, holds the marts, and no other writer
+    holds it."""
     return connect_built(settings.warehouse, settings.duckdb_memory_limit)

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from orchestration.cli.common import as_of_type, console, open_warehouse
 from orchestration.clock import handover_clock
+from send_jobs.run import GATEWAYS
 from warehouse.settings import WAREHOUSE_ENV, Settings
 
 
@@ -142,7 +143,7 @@ def receiver(args: argparse.Namespace, settings: Settings) -> int:
 def receipts_cmd(args: argparse.Namespace, settings: Settings) -> int:
     from send_jobs import receipts
 
-    con = open_warehouse(settings, args.warehouse)
+    con = open_warehouse(settings.with_paths(warehouse=args.warehouse))
     counts = receipts.ingest(con, settings.gateway_landing)
     con.close()
     print(", ".join(f"{k} {v:,}" for k, v in counts.items()))
@@ -184,7 +185,7 @@ def register(sub) -> None:
     s = sub.add_parser("send", help="decide, render and send one run of every active campaign")
     s.add_argument("--as-of", type=as_of_type, required=True, help="the run's time (UTC)")
     s.add_argument("--warehouse", help=f"DuckDB file (default: ${WAREHOUSE_ENV})")
-    s.add_argument("--gateway", choices=["outbox", "kannel"], default="outbox")
+    s.add_argument("--gateway", choices=GATEWAYS, default="outbox")
     s.add_argument("--dry-run", action="store_true", help="write decisions and QA; send nothing")
     s.add_argument("--limit", type=int, help="hand at most this many messages to the gateway")
     s.add_argument(
