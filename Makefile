@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 DEMO_DIR := data/demo
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint dbt-parse pytest java kannel chromium gateway-up gateway-down soak bench clean
+.PHONY: demo test lint dbt-parse pytest java kannel chromium postgres gateway-up gateway-down \
+	dagster soak bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +44,24 @@ chromium:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
 
+# PostgreSQL for Dagster's production storage (the tests start a server on loopback).
+postgres:
+	@command -v pg_ctlcluster >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql)
+
+# Dagster's webserver and daemon on this repository's instance (dagster.yaml, history in
+# data/dagster/); schedules and sensors start running. Ctrl-C stops both.
+DAGSTER_HOME ?= $(CURDIR)/data/dagster
+DAGSTER_PORT ?= 3000
+dagster: $(STAMP)
+	mkdir -p $(DAGSTER_HOME)
+	test -e $(DAGSTER_HOME)/dagster.yaml || ln -s $(CURDIR)/deploy/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster instance concurrency set warehouse 1 >/dev/null
+	@echo "Dagster UI: http://127.0.0.1:$(DAGSTER_PORT) (instance: $(DAGSTER_HOME))"
+	DAGSTER_HOME=$(DAGSTER_HOME) PATH=$(CURDIR)/$(BIN):$$PATH \
+		DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=$${DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS:-true} \
+		$(BIN)/dagster dev -m orchestration.definitions -h 127.0.0.1 -p $(DAGSTER_PORT)
+
 # A local Kannel + fakesmsc carrier + receiver on loopback (pid files in data/kannel).
 gateway-up: $(STAMP) kannel
 	$(BIN)/retentext gateway up --receiver
@@ -51,7 +70,7 @@ gateway-down: $(STAMP)
 	$(BIN)/retentext gateway down
 
 # Two workers: most of the suite waits on single-threaded Python (Dagster, dbt start-up).
-pytest: $(STAMP) java kannel chromium
+pytest: $(STAMP) java kannel chromium postgres
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 test: lint dbt-parse pytest

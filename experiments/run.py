@@ -13,6 +13,7 @@ import pandas as pd
 from experiments.analysis import analyse, build_cohorts
 from experiments.reports import write_reports
 from send_jobs.campaign_specs import load_campaigns
+from send_jobs.ledger import ensure_schema
 
 
 @dataclass
@@ -31,7 +32,10 @@ class Measurement:
 
 
 def measure(con, as_of: datetime, window_days: int = 7) -> Measurement:
+    """Analyse every campaign's holdout and the LTV cohorts as of ``as_of``. A shop that has
+    not sent anything yet has the ledger's tables empty: no units, not an error."""
     started = time.perf_counter()
+    ensure_schema(con)
     shares = {c.id: c.holdout_share for c in load_campaigns()}
     results = analyse(con, as_of, shares, window_days)
     units = con.execute("SELECT count(*) FROM experiments.units").fetchone()[0]

@@ -11,12 +11,13 @@ import duckdb
 import pytest
 
 from orchestration.defs.common import resources as resources_for
-from orchestration.defs.features import DBT_DIR, features
 from orchestration.defs.features import defs as features_defs
+from orchestration.defs.features import features
 from orchestration.defs.ingest import raw_assets
 from simulator.writer import simulate
 from warehouse.contract import public_marts
 from warehouse.dbt_build import (
+    DBT_DIR,
     dbt_threads,
     ensure_manifest,
     keep_partial_parse,

@@ -1,5 +1,6 @@
-"""The send run and the receipts load as real Dagster materializations; the sensor asks for
-a load only when the receiver's files grew."""
+"""The send run and the receipts load as real Dagster materializations; the hourly schedule
+sends only from fresh marts; the sensor asks for a load only when the receiver's files
+grew."""
 
 import shutil
 from datetime import UTC, datetime
@@ -9,9 +10,14 @@ import duckdb
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from orchestration.definitions import defs
 from orchestration.defs.common import SettingsResource
-from orchestration.defs.sends import gateway_receipts, gateway_receipts_sensor, send_run
+from orchestration.defs.features.assets import LAST_UPDATED
+from orchestration.defs.sends import (
+    gateway_receipts,
+    gateway_receipts_sensor,
+    hourly_send_schedule,
+    send_run,
+)
 from warehouse.settings import Settings
 
 
@@ -58,13 +64,53 @@ def test_a_past_hour_run_now_hands_nothing_over(send_warehouse, tmp_path):
     assert mat.metadata["delivery_expired"].value == mat.metadata["sent"].value
 
 
-def test_the_hourly_schedule_runs_the_hour_that_starts():
-    """Decisions as of the hour the run starts in, not the hour that has ended."""
-    schedule = defs.get_schedule_def("send_job_schedule")
-    at = datetime(2026, 6, 10, 15, 0, 5, tzinfo=UTC)
-    with dg.build_schedule_context(scheduled_execution_time=at) as ctx:
-        [request] = list(schedule.evaluate_tick(ctx).run_requests)
+def _marts_built_as_of(instance, as_of: datetime) -> None:
+    """What a features build records on the marts: the data time it was built as of."""
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            asset_key=["marts", "dim_customers"],
+            metadata={LAST_UPDATED: dg.MetadataValue.timestamp(as_of)},
+        )
+    )
+
+
+def _schedule_tick(instance, at: datetime, **env):
+    settings = SettingsResource.of(Settings.from_env(env))
+    with dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=at, resources={"settings": settings}
+    ) as ctx:
+        return hourly_send_schedule(ctx)
+
+
+def test_the_hourly_send_runs_the_hour_that_starts_from_fresh_marts():
+    """Decisions as of the hour the run starts in, not the hour that has ended; once per
+    hour (the run key)."""
+    with dg.instance_for_test() as instance:
+        _marts_built_as_of(instance, datetime(2026, 6, 10, 0, 0, tzinfo=UTC))
+        request = _schedule_tick(instance, datetime(2026, 6, 10, 15, 0, 5, tzinfo=UTC))
+    assert isinstance(request, dg.RunRequest)
     assert request.partition_key == "2026-06-10-15:00"
+    assert request.run_key == "2026-06-10-15:00"
+
+
+def test_the_hourly_send_skips_stale_or_missing_marts_with_the_reason():
+    with dg.instance_for_test() as instance:
+        _stale_then_fresh(instance, datetime(2026, 6, 10, 15, 0, 5, tzinfo=UTC))
+
+
+def _stale_then_fresh(instance, at: datetime) -> None:
+    missing = _schedule_tick(instance, at)
+    assert isinstance(missing, dg.SkipReason)
+    assert "the marts have not been built yet" in missing.skip_message
+    _marts_built_as_of(instance, datetime(2026, 6, 8, 0, 0, tzinfo=UTC))  # 63 h before
+    stale = _schedule_tick(instance, at)
+    assert isinstance(stale, dg.SkipReason)
+    assert "the marts are as of 2026-06-08T00:00:00+00:00, 63.0 h before" in stale.skip_message
+    assert "more than 30 h is stale" in stale.skip_message
+    # the limit is a setting
+    assert isinstance(
+        _schedule_tick(instance, at, RETENTEXT_MARTS_MAX_LAG_HOURS="72"), dg.RunRequest
+    )
 
 
 def test_sensor_requests_a_load_only_when_files_grow(tmp_path):
@@ -77,7 +123,8 @@ def test_sensor_requests_a_load_only_when_files_grow(tmp_path):
         ctx = dg.build_sensor_context(
             instance=instance, cursor=cursor, resources={"settings": settings}
         )
-        return list(gateway_receipts_sensor(ctx)), ctx.cursor
+        result = gateway_receipts_sensor(ctx)
+        return [result] if isinstance(result, dg.RunRequest) else [], ctx.cursor
 
     assert tick()[0] == []
     (replies / "2026-01-01.jsonl").write_text('{"x": 1}\n')

@@ -43,11 +43,19 @@ def dbt_threads(warehouse_has_marts: bool, override: int | None = None) -> int:
     return 2 if warehouse_has_marts else 1
 
 
-def dbt_env(warehouse: str, as_of: str):
+def dbt_env(warehouse: str, as_of: str | None):
     """The warehouse path (profiles.yml) and the build's as_of (macros/as_of.sql) for the dbt
     subprocess started inside: dbt reads both from the environment, and as_of travels there
-    rather than in --vars because changed vars make dbt parse the whole project."""
-    return scoped_env({WAREHOUSE_ENV: warehouse, AS_OF_ENV: as_of_var(as_of)})
+    rather than in --vars because changed vars make dbt parse the whole project. No as_of:
+    a build of the seeds alone, which do not read it.
+
+    A build of part of the graph runs only the tests whose every parent it builds ("cautious"
+    indirect selection): a build of the seeds alone must not run the relationship tests from
+    a mart that does not exist yet."""
+    values = {WAREHOUSE_ENV: warehouse, "DBT_INDIRECT_SELECTION": "cautious"}
+    if as_of is not None:
+        values[AS_OF_ENV] = as_of_var(as_of)
+    return scoped_env(values)
 
 
 KEPT_BUILD_FOLDERS = 10  # dbt.log, compiled SQL and run_results of the last builds (~6 MB each)

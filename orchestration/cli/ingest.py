@@ -10,9 +10,9 @@ from pathlib import Path
 
 from rich.table import Table
 
-from ingest.pending import pending_ranges
+from ingest.pending import ranges_to_load
 from orchestration.cli.common import as_of_type, console
-from warehouse.settings import LANDING_ENV, PARTITIONS_START_ENV, WAREHOUSE_ENV, Settings
+from warehouse.settings import LANDING_ENV, WAREHOUSE_ENV, Settings
 from warehouse.tool_env import scoped_env
 
 
@@ -65,7 +65,8 @@ def load_and_build(settings: Settings, as_of: datetime, skip_features: bool = Fa
 
     from orchestration.defs.common import resources as resources_for
 
-    ranges = _ranges_to_load(settings, as_of)
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    ranges = ranges_to_load(settings.landing, settings.warehouse, as_of, settings.partitions_start)
     # built now, from this run's paths (definitions may have been imported with others)
     resources = resources_for(settings)
     instance = (
@@ -89,25 +90,6 @@ def load_and_build(settings: Settings, as_of: datetime, skip_features: bool = Fa
             return code
     console.print(f"warehouse: {settings.warehouse}")
     return 0
-
-
-def _ranges_to_load(settings: Settings, as_of: datetime) -> list[tuple[date, date]]:
-    """The pending day ranges; a missing landing folder or a file before the first partition
-    is a clear error."""
-    if not settings.landing.is_dir():
-        raise ValueError(
-            f"landing folder {settings.landing} does not exist; create it or run "
-            "`retentext simulate --out DIR` first"
-        )
-    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
-    ranges = pending_ranges(settings.landing, settings.warehouse, as_of)
-    first = settings.partitions_start
-    if ranges and ranges[0][0] < first:
-        raise ValueError(
-            f"landing has files dated {ranges[0][0]}, before the first partition {first}; "
-            f"set {PARTITIONS_START_ENV} to an earlier date"
-        )
-    return ranges
 
 
 def _load(instance, resources: dict, ranges: list[tuple[date, date]]) -> list | None:

@@ -3,8 +3,6 @@ environment when Dagster loads the code location), the partitions and the resour
 
 from __future__ import annotations
 
-from dataclasses import fields
-from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -13,6 +11,9 @@ from dagster_duckdb import DuckDBResource
 from warehouse.settings import Settings
 
 SETTINGS = Settings.from_env()
+# Every asset that writes the warehouse is in this pool; the instance's dagster.yaml limits
+# it to one run at a time (granularity: run), so no run fails on DuckDB's file lock.
+WAREHOUSE_POOL = "warehouse"
 
 
 class LandingResource(dg.ConfigurableResource):
@@ -27,31 +28,17 @@ class LandingResource(dg.ConfigurableResource):
 
 class SettingsResource(dg.ConfigurableResource):
     """The pipeline's settings as a resource: read from the environment when the code
-    location loads, or given by whoever materialises (a test, the CLI, a deployment)."""
+    location loads, or given by whoever materialises (a test, the CLI, a deployment). Held
+    as the environment that reproduces them, so a new setting needs no change here."""
 
-    warehouse: str
-    landing: str
-    outbox: str
-    reports: str
-    kannel_state: str
-    partitions_start: str
-    duckdb_memory_limit: str = "4GB"
-    dbt_threads: int | None = None
+    values: dict[str, str]
 
     @classmethod
     def of(cls, settings: Settings) -> SettingsResource:
-        values = {f.name: getattr(settings, f.name) for f in fields(Settings)}
-        return cls(**{k: v if v is None or isinstance(v, int | str) else str(v)
-                      for k, v in values.items()})  # fmt: skip
+        return cls(values=settings.as_env())
 
     def get(self) -> Settings:
-        return Settings(
-            warehouse=Path(self.warehouse), landing=Path(self.landing),
-            outbox=Path(self.outbox), reports=Path(self.reports),
-            kannel_state=Path(self.kannel_state),
-            partitions_start=date.fromisoformat(self.partitions_start),
-            duckdb_memory_limit=self.duckdb_memory_limit, dbt_threads=self.dbt_threads,
-        )  # fmt: skip
+        return Settings.from_env(self.values)
 
 
 def resources(settings: Settings) -> dict:

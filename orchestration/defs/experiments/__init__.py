@@ -1,5 +1,6 @@
 """Experiments: a daily analysis of every campaign's holdout (intent to treat) and the LTV
-cohorts, written to the warehouse's ``experiments`` schema."""
+cohorts, written to the warehouse's ``experiments`` schema, refreshed after each features
+build for the newest complete day."""
 
 from datetime import UTC
 
@@ -7,7 +8,16 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from experiments.run import measure, report
-from orchestration.defs.common import SettingsResource, daily
+from orchestration.defs.common import WAREHOUSE_POOL, SettingsResource, daily
+
+SENDS = dg.AssetSelection.key_prefixes(["sends"])
+# after the marts rebuild (not after every hourly send), for the latest complete day
+AFTER_FEATURES = (
+    dg.AutomationCondition.in_latest_time_window()
+    & dg.AutomationCondition.any_deps_updated().ignore(SENDS).since_last_handled()
+    & ~dg.AutomationCondition.in_progress()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+).with_label("after the features")
 
 
 @dg.asset(
@@ -16,6 +26,8 @@ from orchestration.defs.common import SettingsResource, daily
     partitions_def=daily,
     deps=[dg.AssetKey(["sends", "run"]), dg.AssetKey(["marts", "fct_orders"])],
     kinds={"duckdb"},
+    pool=WAREHOUSE_POOL,
+    automation_condition=AFTER_FEATURES,
     description="experiments.units, experiments.campaign_results and experiments.ltv_cohorts "
     "as of the end of the partition's day.",
 )
@@ -42,8 +54,5 @@ def campaign_results(
 
 experiments_job = dg.define_asset_job("experiments_job", selection=[campaign_results])
 
-defs = dg.Definitions(
-    assets=[campaign_results],
-    jobs=[experiments_job],
-    schedules=[dg.build_schedule_from_partitioned_job(experiments_job, hour_of_day=6)],
-)  # the warehouse resource comes from the ingest definitions
+# the warehouse resource comes from the ingest definitions
+defs = dg.Definitions(assets=[campaign_results], jobs=[experiments_job])

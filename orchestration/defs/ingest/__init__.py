@@ -1,104 +1,16 @@
-"""Ingest: one daily-partitioned asset per landing source, each with a Great Expectations
-check on the accepted batch, and a daily schedule for yesterday's partition."""
-
-import warnings
-from datetime import UTC, timedelta
+"""Ingest: landing files into ``raw.*`` (assets, checks, the landing sensor)."""
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
-from ingest.expectations import validate_partitions
-from ingest.load import LoadReport, load_range
-from ingest.spec import sources
-from orchestration.defs.common import SETTINGS, LandingResource, daily, resources
-
-GE_CHECK = "great_expectations"
-
-
-def _metadata(report: LoadReport) -> dict:
-    """Counts and reasons for the loaded range. Dagster copies them onto every partition of
-    the range, so ``loaded_range`` says what they count. Kept small; the detail per file
-    and line is in raw.load_files and raw.quarantine. Reasons, file notes and extra columns
-    only when there are some: Dagster stores each partition's copy, and three empty JSON
-    values on each of 3,645 partitions cost about 5 s of a two-year backfill."""
-    notes = {f.file: f.note for f in report.files if f.note}
-    extra = sorted({c for f in report.files for c in f.extra_columns})
-    details = {
-        "quarantine_reasons": report.reasons,
-        "file_notes": dict(list(notes.items())[:20]),
-        "extra_columns": extra,
-    }
-    return {
-        "loaded_range": f"{report.start}..{report.end}",
-        "rows_read": report.total("rows_read"),
-        "rows_accepted": report.total("rows_accepted"),
-        "rows_quarantined": report.total("rows_quarantined"),
-        "duplicates_dropped": report.total("duplicates_dropped"),
-        "files": len(report.files),
-        "reconciled": all(f.reconciles for f in report.files),
-        **{name: dg.MetadataValue.json(value) for name, value in details.items() if value},
-    }
-
-
-def raw_asset(source: str) -> dg.AssetsDefinition:
-    key = dg.AssetKey(["raw", source])
-
-    @dg.asset(
-        key=key,
-        group_name="ingest",
-        partitions_def=daily,
-        backfill_policy=dg.BackfillPolicy.single_run(),  # a backfill is one set-based load
-        check_specs=[
-            dg.AssetCheckSpec(
-                GE_CHECK, asset=key, description="Great Expectations suite on accepted rows"
-            )
-        ],
-        kinds={"duckdb"},
-        description=f"Landing files of `{source}` validated into raw.{source}; bad rows go to "
-        "raw.quarantine with a reason.",
-    )
-    def _raw(
-        context: dg.AssetExecutionContext, warehouse: DuckDBResource, landing: LandingResource
-    ) -> dg.MaterializeResult:
-        window = context.partition_time_window
-        start, end = window.start.date(), (window.end - timedelta(days=1)).date()
-        run = context.instance.get_run_record_by_id(context.run.run_id)
-        loaded_at = run.create_timestamp.astimezone(UTC).replace(tzinfo=None)
-        with warehouse.get_connection() as con:
-            report = load_range(con, source, landing.folder, start, end, loaded_at)
-            suite = validate_partitions(con, source, start, end)
-        context.log.info(
-            f"{source} {start}..{end}: read {report.total('rows_read')}, accepted "
-            f"{report.total('rows_accepted')}, quarantined {report.total('rows_quarantined')}, "
-            f"duplicates dropped {report.total('duplicates_dropped')}"
-        )
-        return dg.MaterializeResult(
-            metadata=_metadata(report),
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name=GE_CHECK,
-                    passed=suite.success,
-                    severity=dg.AssetCheckSeverity.ERROR,
-                    metadata={
-                        "rows": suite.rows,
-                        "evaluated": suite.evaluated,
-                        "failed": dg.MetadataValue.json(suite.failed),
-                    },
-                )
-            ],
-        )
-
-    return _raw
-
-
-with warnings.catch_warnings():  # backfill_policy is beta; nothing else is silenced
-    warnings.simplefilter("ignore", dg.BetaWarning)
-    raw_assets = [raw_asset(source) for source in sources()]
-ingest_job = dg.define_asset_job("ingest_job", selection=dg.AssetSelection.groups("ingest"))
+from orchestration.defs.common import SETTINGS, resources
+from orchestration.defs.ingest.assets import ingest_job, raw_assets
+from orchestration.defs.ingest.checks import consent_freshness
+from orchestration.defs.ingest.sensors import landing_sensor
 
 defs = dg.Definitions(
     assets=raw_assets,
+    asset_checks=consent_freshness,
     jobs=[ingest_job],
-    schedules=[dg.build_schedule_from_partitioned_job(ingest_job, hour_of_day=1)],
+    sensors=[landing_sensor],
     resources=resources(SETTINGS),
 )

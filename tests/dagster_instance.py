@@ -1,0 +1,97 @@
+"""A real Dagster instance for tests: a temporary DAGSTER_HOME with the repository's
+dagster.yaml, the real ``dagster-daemon`` started on it, and what the tests read back (runs,
+materialisations, schedule ticks)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = REPO / ".venv" / "bin"
+
+
+def dagster_home(folder: Path) -> Path:
+    """A DAGSTER_HOME set up as ``make dagster`` sets up data/dagster/."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "dagster.yaml").symlink_to(REPO / "deploy" / "dagster.yaml")
+    subprocess.run(
+        [BIN / "dagster", "instance", "concurrency", "set", "warehouse", "1"],
+        env={**os.environ, "DAGSTER_HOME": str(folder)},
+        check=True,
+        capture_output=True,
+    )
+    return folder
+
+
+def pipeline_env(home: Path, **settings: str) -> dict[str, str]:
+    """The environment of a deployment: this process's, without the RETENTEXT_* settings a
+    developer may have exported, plus DAGSTER_HOME and ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETENTEXT_")}
+    return {**env, "DAGSTER_HOME": str(home), **settings}
+
+
+@contextmanager
+def running_daemon(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    """The real dagster-daemon on the code location, stopped (with its runs) afterwards."""
+    with log.open("wb") as out:
+        daemon = subprocess.Popen(
+            [BIN / "dagster-daemon", "run", "-m", "orchestration.definitions"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            yield daemon
+        finally:
+            os.killpg(daemon.pid, 15)
+            try:
+                daemon.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(daemon.pid, 9)
+                daemon.wait()
+
+
+def instance_at(home: Path) -> dg.DagsterInstance:
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def wait_until(what: str, predicate: Callable[[], object], timeout: float, log: Path):
+    """``predicate``'s first truthy value, polled; on timeout the daemon's log tail says why."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1.0)
+    tail = log.read_text(errors="replace")[-4000:] if log.exists() else ""
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{tail}")
+
+
+def materializations(instance: dg.DagsterInstance, *key: str) -> list[dg.EventLogRecord]:
+    """Every materialisation of the asset ``key``, oldest first."""
+    records = instance.fetch_materializations(dg.AssetKey(list(key)), limit=1000).records
+    return sorted(records, key=lambda r: r.storage_id)
+
+
+def metadata(record: dg.EventLogRecord) -> dict:
+    return {k: v.value for k, v in record.asset_materialization.metadata.items()}
+
+
+def skip_reasons(instance: dg.DagsterInstance, name: str) -> list[str]:
+    """The skip reasons of a schedule's or sensor's ticks, newest first."""
+    reasons = []
+    for state in instance.all_instigator_state():
+        if state.name == name:
+            ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=100)
+            reasons += [t.skip_reason for t in ticks if t.skip_reason]
+    return reasons
+
+
+def failed_runs(instance: dg.DagsterInstance) -> list[str]:
+    runs = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
+    return [f"{r.job_name} {r.run_id}" for r in runs]
