@@ -56,10 +56,14 @@ STAGES = [
     "nightly_ingest",
     "nightly_features",
     "send",
+    "nightly_dagster",
     "render",
     "experiments",
     "reports",
 ]
+# the daemon's start-up alone is longer than a smoke world's nightly; tests/test_dagster_daemon
+# runs the same chain
+NOT_IN_SMOKE = {"nightly_dagster"}
 NIGHTLY = [
     "ingest",
     "features",
@@ -280,6 +284,9 @@ def stage_floor(world: World) -> dict:
 
 
 def stage_nightly_ingest(world: World) -> dict:
+    from benchmarks.nightly_dagster import before_nightly
+
+    shutil.copy2(world.warehouse, before_nightly(world.warehouse))  # for nightly_dagster
     for source in SOURCES:
         for f in (world.next_day / source).iterdir():
             shutil.copy2(f, world.landing / source / f.name)
@@ -334,6 +341,18 @@ def stage_send(world: World) -> dict:
         "rendered": rendered,
         "stage_seconds": {k: round(v, 2) for k, v in run.seconds.items()},
     }
+
+
+def stage_nightly_dagster(world: World) -> dict:
+    """nightly_ingest, nightly_features and send again, driven by the dagster-daemon."""
+    from benchmarks import nightly_dagster
+
+    figures = nightly_dagster.run(
+        world.root / "dagster-nightly", nightly_dagster.before_nightly(world.warehouse),
+        world.landing, world.last.isoformat(), START.isoformat(), world.nightly_as_of,
+        _send_time(world),
+    )  # fmt: skip
+    return {"rows": 0, **figures}
 
 
 def stage_render(world: World) -> dict:
@@ -438,10 +457,25 @@ def summarise(world: World, stages: dict[str, dict]) -> dict:
         if {"nightly_features", "features"} <= t.keys()
         else None,
         "incremental_over_full_inside_dbt": _inside_dbt_ratio(stages),
+        **_nightly_paths(t),
         "render_msgs_per_s": stages.get("render", {}).get("render_qa_msgs_per_s"),
         "peak_rss_mb": max(nightly_peaks) if nightly_peaks else None,
         "machine": machine(),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),  # a label, not logic
+    }
+
+
+def _nightly_paths(t: dict[str, float]) -> dict:
+    """One new day to send decisions: the CLI's stages, and the same through the daemon."""
+    cli_stages = ("nightly_ingest", "nightly_features", "send")
+    if not set(cli_stages) <= t.keys():
+        return {}
+    cli = sum(t[k] for k in cli_stages)
+    dagster = t.get("nightly_dagster")
+    return {
+        "nightly_cli_seconds": round(cli, 2),
+        "nightly_dagster_seconds": round(dagster, 2) if dagster else None,
+        "dagster_over_cli": round(dagster / cli, 2) if dagster else None,
     }
 
 
@@ -516,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:
         result.setdefault("peak_rss_mb", round(_peak_mb(), 1))  # a cached world keeps its own
         print("RESULT " + json.dumps(result, default=str))
         return 0
-    chosen = args.stages.split(",") if args.stages else STAGES
+    default = [s for s in STAGES if not (args.smoke and s in NOT_IN_SMOKE)]
+    chosen = args.stages.split(",") if args.stages else default
     unknown = set(chosen) - set(STAGES)
     if unknown:
         p.error(f"unknown stages: {', '.join(sorted(unknown))} (known: {', '.join(STAGES)})")
