@@ -131,10 +131,8 @@ def _failed_features_run(instance, settings: Settings):
     return result.dagster_run, failure
 
 
-def test_a_failed_run_writes_an_alert_line_and_posts_to_the_webhook(tmp_path, webhook):
-    url, received = webhook
-    settings = _settings(tmp_path, RETENTEXT_ALERT_WEBHOOK=url,
-                         RETENTEXT_ALERTS_LOG=str(tmp_path / "alerts.log"))  # fmt: skip
+def _alert_on_a_failed_run(settings: Settings):
+    """The failure sensor's evaluation for a real failed run; the run."""
     with dg.instance_for_test() as instance:
         run, failure = _failed_features_run(instance, settings)
         ctx = dg.build_run_status_sensor_context(
@@ -142,6 +140,14 @@ def test_a_failed_run_writes_an_alert_line_and_posts_to_the_webhook(tmp_path, we
             dagster_run=run, resources={"settings": SettingsResource.of(settings)},
         ).for_run_failure()  # fmt: skip
         run_failure_alert(ctx)
+    return run
+
+
+def test_a_failed_run_writes_an_alert_line_and_posts_to_the_webhook(tmp_path, webhook):
+    url, received = webhook
+    settings = _settings(tmp_path, RETENTEXT_ALERT_WEBHOOK=url,
+                         RETENTEXT_ALERTS_LOG=str(tmp_path / "alerts.log"))  # fmt: skip
+    run = _alert_on_a_failed_run(settings)
     [line] = (tmp_path / "alerts.log").read_text().splitlines()
     assert line.startswith(f"Retentext run failed: {run.job_name} ({run.run_id}): ")
     assert "Steps failed: ['features']" in line
@@ -152,13 +158,7 @@ def test_a_failed_run_writes_an_alert_line_and_posts_to_the_webhook(tmp_path, we
 
 def test_without_a_webhook_the_alert_line_is_still_written(tmp_path):
     settings = _settings(tmp_path, RETENTEXT_ALERTS_LOG=str(tmp_path / "alerts.log"))
-    with dg.instance_for_test() as instance:
-        run, failure = _failed_features_run(instance, settings)
-        ctx = dg.build_run_status_sensor_context(
-            sensor_name="run_failure_alert", dagster_event=failure, dagster_instance=instance,
-            dagster_run=run, resources={"settings": SettingsResource.of(settings)},
-        ).for_run_failure()  # fmt: skip
-        run_failure_alert(ctx)
+    run = _alert_on_a_failed_run(settings)
     assert run.run_id in (tmp_path / "alerts.log").read_text()
 
 
