@@ -1,6 +1,6 @@
 """A real Dagster instance for tests: a temporary DAGSTER_HOME with the repository's
-dagster.yaml, the real ``dagster-daemon`` started on it, and what the tests read back (runs,
-materialisations, schedule ticks)."""
+dagster.yaml, the real ``dagster-daemon`` started on it, and what the tests read back (runs
+and materialisations)."""
 
 from __future__ import annotations
 
@@ -80,16 +80,6 @@ def materializations(instance: dg.DagsterInstance, *key: str) -> list[dg.EventLo
 
 def metadata(record: dg.EventLogRecord) -> dict:
     return {k: v.value for k, v in record.asset_materialization.metadata.items()}
-
-
-def skip_reasons(instance: dg.DagsterInstance, name: str) -> list[str]:
-    """The skip reasons of a schedule's or sensor's ticks, newest first."""
-    reasons = []
-    for state in instance.all_instigator_state():
-        if state.name == name:
-            ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=100)
-            reasons += [t.skip_reason for t in ticks if t.skip_reason]
-    return reasons
 
 
 def failed_runs(instance: dg.DagsterInstance) -> list[str]:
