@@ -5,6 +5,7 @@ and materialisations)."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +16,13 @@ import dagster as dg
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = REPO / ".venv" / "bin"
+
+
+def free_port() -> int:
+    """A loopback port free now (for a server the test starts at once)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def dagster_home(folder: Path) -> Path:

@@ -2,6 +2,8 @@
 marts' data-time freshness check, each against a real instance."""
 
 import json
+import subprocess
+import sys
 import threading
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,11 +12,11 @@ import dagster as dg
 import duckdb
 import pytest
 
-from orchestration.defs.common import SettingsResource
+from orchestration.defs.common import LAST_UPDATED, SettingsResource
 from orchestration.defs.common import resources as resources_for
 from orchestration.defs.features import defs as features_defs
 from orchestration.defs.features import features
-from orchestration.defs.features.assets import AFTER_INGEST, LAST_UPDATED
+from orchestration.defs.features.assets import AFTER_INGEST
 from orchestration.defs.health import run_failure_alert
 from orchestration.defs.ingest.sensors import landing_sensor
 from warehouse.settings import Settings
@@ -75,9 +77,6 @@ def test_landing_sensor_waits_while_the_warehouse_is_written(tmp_path):
     _load(settings, "2025-01-02")
     write(settings.landing, "orders/2025-01-03.csv", f"{ORDERS_HEADER}\n")
     # another process holds DuckDB's write lock: a subprocess, as a run would
-    import subprocess
-    import sys
-
     holder = subprocess.Popen(
         [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
          "print('locked', flush=True); time.sleep(60)", str(settings.warehouse)],

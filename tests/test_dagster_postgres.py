@@ -5,24 +5,17 @@ its run and events in PostgreSQL."""
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dagster_instance import BIN, REPO, pipeline_env
+from dagster_instance import BIN, REPO, free_port, pipeline_env
 
 from .test_ingest import GOOD, ORDERS_HEADER, write
 
 pytestmark = pytest.mark.xdist_group("postgres")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _as_postgres(*args, **kwargs) -> subprocess.CompletedProcess:
@@ -42,7 +35,7 @@ def postgres() -> Iterator[dict[str, str]]:
     folder.chmod(0o755)
     shutil.chown(folder, "postgres", "postgres")
     (folder / "pw").write_text("dagster-test-password\n")
-    port = _free_port()
+    port = free_port()
     done = _as_postgres(bin_dir / "initdb", "-D", folder / "data", "-U", "dagster",
                         "--pwfile", folder / "pw", "--auth-local=trust",
                         "--auth-host=scram-sha-256")  # fmt: skip

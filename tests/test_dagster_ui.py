@@ -6,23 +6,16 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
 
 import pytest
-from dagster_instance import REPO
+from dagster_instance import REPO, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dagster-ui")]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +26,7 @@ def dagster_ui(tmp_path_factory):
     folder.mkdir()
     for name in ("Makefile", "pyproject.toml", ".venv", "deploy"):
         (folder / name).symlink_to(REPO / name)
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("RETENTEXT_") and k != "DAGSTER_HOME"}  # fmt: skip
     log = folder / "make-dagster.log"

@@ -10,8 +10,7 @@ import duckdb
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from orchestration.defs.common import SettingsResource
-from orchestration.defs.features.assets import LAST_UPDATED
+from orchestration.defs.common import LAST_UPDATED, SettingsResource
 from orchestration.defs.sends import (
     gateway_receipts,
     gateway_receipts_sensor,

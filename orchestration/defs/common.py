@@ -14,6 +14,9 @@ SETTINGS = Settings.from_env()
 # Every asset that writes the warehouse is in this pool; the instance's dagster.yaml limits
 # it to one run at a time (granularity: run), so no run fails on DuckDB's file lock.
 WAREHOUSE_POOL = "warehouse"
+# The data time of a build (the as_of the features were built at), under the metadata key
+# Dagster's freshness checks read; the send schedule reads it too.
+LAST_UPDATED = "dagster/last_updated_timestamp"
 
 
 class LandingResource(dg.ConfigurableResource):

@@ -17,7 +17,7 @@ from dagster_duckdb import DuckDBResource
 
 from ingest.pending import features_as_of
 from ingest.spec import sources
-from orchestration.defs.common import WAREHOUSE_POOL, SettingsResource
+from orchestration.defs.common import LAST_UPDATED, WAREHOUSE_POOL, SettingsResource
 from orchestration.defs.features.dbt_resource import DbtCli
 from warehouse.dbt_build import (
     DBT_DIR,
@@ -119,9 +119,6 @@ def features(
         yield event
     keep_partial_parse(build_target, state)
     prune_build_folders(DBT_DIR / "target", prefix=op)
-
-
-LAST_UPDATED = "dagster/last_updated_timestamp"
 
 
 def _as_of(given: str, con, selected: AbstractSet[dg.AssetKey]) -> datetime | None:

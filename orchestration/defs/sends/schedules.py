@@ -5,8 +5,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from orchestration.defs.common import SETTINGS, SettingsResource, hourly
-from orchestration.defs.features.assets import LAST_UPDATED
+from orchestration.defs.common import LAST_UPDATED, SETTINGS, SettingsResource, hourly
 from orchestration.defs.sends.assets import send_job
 from warehouse.freshness import stale_reason
 
