@@ -24,7 +24,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.landing import LandingFile, as_text, discover, parse_header, split_lines
+from ingest.landing import (
+    LandingFile,
+    as_text,
+    discover,
+    parse_header,
+    read_landing_file,
+    split_lines,
+)
+from ingest.phones import register_phone_parser
 from ingest.spec import Source, sources
 from ingest.validate import batch_sql, ident
 
@@ -83,6 +91,7 @@ class LoadReport:
 def _data_columns(src: Source) -> str:
     """Column definitions of ``raw.<source>`` (and of its staging table)."""
     cols = ", ".join(f"{ident(c.name)} {c.sql_type}" for c in src.columns)
+    cols += "".join(f", {ident(name)} VARCHAR" for name in src.kept_raw)
     return f"""{cols}, extra VARCHAR, partition_date DATE NOT NULL,
         source_file VARCHAR NOT NULL, source_line BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL"""
 
@@ -91,6 +100,10 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     for src in sources().values():
         con.execute(f"CREATE TABLE IF NOT EXISTS raw.{src.name} ({_data_columns(src)})")
+        for name in src.kept_raw:  # a warehouse from before phones were normalised
+            con.execute(
+                f"ALTER TABLE raw.{src.name} ADD COLUMN IF NOT EXISTS {ident(name)} VARCHAR"
+            )
     con.execute("""CREATE TABLE IF NOT EXISTS raw.quarantine (source VARCHAR NOT NULL,
         file VARCHAR NOT NULL, line_number BIGINT, reason VARCHAR NOT NULL, detail VARCHAR,
         raw_record VARCHAR, partition_date DATE NOT NULL, loaded_at TIMESTAMP NOT NULL)""")
@@ -117,13 +130,13 @@ def _file_entry(src: Source, idx: int, f: LandingFile) -> tuple[dict, pa.Table |
     }
     entry.update({f"idx_{c}": None for c in src.names})
     try:
-        data = f.path.read_bytes()
-    except OSError as exc:
-        report.note = f"cannot read file: {exc.strerror or exc}"
+        data, entry["fmt"] = read_landing_file(f)
+    except (OSError, EOFError, ValueError) as exc:  # unreadable, broken gzip, not Parquet
+        report.note = f"cannot read file: {getattr(exc, 'strerror', None) or exc}"
         return entry, None, report
     lines = split_lines(data)
     first = 1
-    if f.fmt == "csv" and len(lines):
+    if entry["fmt"] == "csv" and len(lines):
         try:
             header = parse_header(lines[0].as_py())
             first, lines = 2, lines.slice(1)
@@ -259,8 +272,9 @@ def load_range(
     src = sources()[source]
     found, strays = discover(landing, source)
     files = [f for f in found if start <= f.day <= end]
-    report = LoadReport(source, start, end, stray_files=[str(p) for p in strays])
+    report = LoadReport(source, start, end, stray_files=[str(s) for s in strays])
     ensure_tables(con)
+    register_phone_parser(con)
     con.execute("SET TimeZone = 'UTC'")
     staging = _staging_tables(con, src)
     try:
@@ -298,7 +312,7 @@ def _swap_in(
             f"DELETE FROM raw.{source} WHERE partition_date BETWEEN $s AND $e",
             {"s": start, "e": end},
         )
-        con.execute(f"INSERT INTO raw.{source} SELECT * FROM {staging['data']}")
+        con.execute(f"INSERT INTO raw.{source} BY NAME SELECT * FROM {staging['data']}")
     else:  # every row is replaced: rename the staged table into place, not copy it
         con.execute(f"DROP TABLE raw.{source}")
         con.execute(f"ALTER TABLE {staging['data']} RENAME TO {source}")
@@ -352,7 +366,7 @@ def _load_chunk(
     )
     con.register("lines", lines)
     con.register("files", _files_table(src, entries))
-    bcols = ", ".join(f"b.{ident(c)}" for c in src.names)
+    bcols = ", ".join(f"b.{ident(c)}" for c in src.names + src.kept_raw)
     try:
         # the chunk's working set: Arrow tables, released when the chunk ends
         con.register("batch", con.sql(batch_sql(src)).to_arrow_table())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from ingest.landing import discover
+from ingest.landing import Stray, discover
 from ingest.spec import sources
 from warehouse.settings import PARTITIONS_START_ENV
 
@@ -27,12 +27,10 @@ def files_on_disk(landing: Path, as_of: datetime) -> dict[date, set[FileState]]:
     return on_disk
 
 
-def stray_files(landing: Path) -> list[str]:
-    """Files in a source's folder whose names are not ``<YYYY-MM-DD>.<csv|jsonl>``: never
-    loaded, so reported rather than skipped without a word."""
-    return [
-        f"{source}/{path.name}" for source in sources() for path in discover(landing, source)[1]
-    ]
+def stray_files(landing: Path) -> list[Stray]:
+    """Files in a source's folder that are never loaded (a name that fits no pattern, a
+    link, a path out of the landing folder), with the reason: reported, not skipped."""
+    return [stray for source in sources() for stray in discover(landing, source)[1]]
 
 
 def loaded_files(warehouse: Path) -> dict[date, set[FileState]]:

@@ -1,9 +1,14 @@
-"""Set-based phone validation: libphonenumber's own metadata compiled into one SQL expression.
+"""Phone numbers: libphonenumber's metadata compiled into SQL, and its parser for the rest.
 
-A number must be E.164 and match the mobile pattern (SMS needs a mobile) of the row's country,
-or of any region when the row has no country: one alternation over all regions, which RE2
-runs as a single automaton. Patterns are constants, so DuckDB compiles each regex once per
-query instead of once per row.
+Validation is set-based: a number must be E.164 and match a mobile pattern (SMS needs a
+mobile) of its own calling code, or of the row's country when asked: one alternation over
+all regions, which RE2 runs as a single automaton. Patterns are constants, so DuckDB
+compiles each regex once per query instead of once per row.
+
+A value that is not already a valid E.164 mobile (``(212) 555-0100``, ``06 12 34 56 78``
+with country FR, ``0044 …``) goes through libphonenumber's parser, registered in DuckDB as
+``PARSE_FUNCTION``: only those rows pay for Python, so an export already in E.164 costs one
+regex per row.
 """
 
 from __future__ import annotations
@@ -11,8 +16,12 @@ from __future__ import annotations
 from collections import defaultdict
 from functools import cache
 
+import duckdb
 import phonenumbers
+import pyarrow as pa
 from phonenumbers import PhoneMetadata
+
+PARSE_FUNCTION = "retentext_phone_e164"
 
 
 @cache
@@ -25,6 +34,17 @@ def mobile_patterns() -> dict[str, list[tuple[str, str]]]:
         if desc is None or not desc.national_number_pattern:
             continue
         by_code[str(md.country_code)].append((region, desc.national_number_pattern))
+    return dict(by_code)
+
+
+@cache
+def number_patterns() -> dict[str, list[str]]:
+    """calling code -> national patterns of every valid number (landlines, toll-free, ...)"""
+    by_code: dict[str, list[str]] = defaultdict(list)
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        md = PhoneMetadata.metadata_for_region(region)
+        if md.general_desc is not None and md.general_desc.national_number_pattern:
+            by_code[str(md.country_code)].append(md.general_desc.national_number_pattern)
     return dict(by_code)
 
 
@@ -50,6 +70,55 @@ def any_region_pattern() -> str:
         )
         + ")"
     )
+
+
+def phone_is_number_sql(phone: str) -> str:
+    """SQL boolean: ``phone`` is E.164 and a valid number of any kind (a landline, say)."""
+    pattern = "(?:" + "|".join(_full_pattern(c, p) for c, p in number_patterns().items()) + ")"
+    return f"coalesce(regexp_full_match({phone}, {_lit(pattern)}), false)"
+
+
+def to_e164(text: str, country: str | None) -> str | None:
+    """A number as people and exports write it, in E.164; None when it is not one number.
+
+    National formats are read with the row's country (``0612345678`` with FR); an
+    international prefix (00, 011) is read as such. An extension (``x5``) makes the value
+    unusable for SMS, so it is refused rather than dropped."""
+    text = text.strip()
+    if text.lower().startswith("tel:"):
+        text = text[4:]
+    region = (
+        country.upper() if country and country.upper() in phonenumbers.SUPPORTED_REGIONS else None
+    )
+    if region is None and text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if number.extension:
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _parse_column(phones: pa.Array, countries: pa.Array) -> pa.Array:
+    out = [
+        None if phone is None else to_e164(phone, country)
+        for phone, country in zip(phones.to_pylist(), countries.to_pylist(), strict=True)
+    ]
+    return pa.array(out, pa.string())
+
+
+def register_phone_parser(con: duckdb.DuckDBPyConnection) -> None:
+    """Make ``PARSE_FUNCTION(phone, country)`` callable in ``con``'s queries."""
+    known = con.execute(
+        "SELECT count(*) FROM duckdb_functions() WHERE function_name = ?", [PARSE_FUNCTION]
+    ).fetchall()[0][0]
+    if not known:
+        con.create_function(
+            PARSE_FUNCTION, _parse_column, ["VARCHAR", "VARCHAR"], "VARCHAR", type="arrow",
+            null_handling="special", side_effects=False,
+        )  # fmt: skip
 
 
 def phone_is_valid_sql(phone: str, country: str | None) -> str:

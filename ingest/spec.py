@@ -70,6 +70,11 @@ class Source:
     def required(self) -> list[str]:
         return [c.name for c in self.columns if c.required]
 
+    @property
+    def kept_raw(self) -> list[str]:
+        """Stored beside the contract's columns: a phone as written, before E.164."""
+        return [c.name + "_raw" for c in self.columns if c.type == "phone"]
+
 
 def _parse(name: str, raw: dict) -> Source:
     columns = []

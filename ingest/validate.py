@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from ingest.phones import known_countries, phone_is_valid_sql
+from ingest.phones import PARSE_FUNCTION, known_countries, phone_is_number_sql, phone_is_valid_sql
 from ingest.spec import Column, Source
 
 # one CSV field: quoted (with "" escapes) or bare; lines get a leading comma so every field
@@ -58,11 +58,24 @@ def _value(col: Column) -> str:
     return f"nullif({_trimmed(ident('p_' + col.name))}, '') AS {ident('v_' + col.name)}"
 
 
+def _is_mobile(col: Column) -> str:
+    """A phone value already in E.164 and a valid mobile: taken as it is, no parse."""
+    return f"{phone_is_valid_sql(ident('v_' + col.name), None)} AS {ident('m_' + col.name)}"
+
+
+def _e164(col: Column) -> str:
+    v, country = (
+        ident("v_" + col.name),
+        ident("v_" + col.country_column) if col.country_column else "NULL",
+    )
+    return f"CASE WHEN {ident('m_' + col.name)} THEN {v} ELSE {PARSE_FUNCTION}({v}, {country}) END"
+
+
 def _has_zone(v: str) -> str:
     """The value ends in Z or a UTC offset. A suffix test first: a regex over millions of
     timestamps costs more than the rest of their validation."""
     return (
-        f"CASE WHEN right({v}, 1) IN ('Z', 'z') THEN true "
+        f"CASE WHEN right({v}, 1) IN ('Z', 'z') THEN true WHEN ends_with({v}, ' UTC') THEN true "
         f"ELSE regexp_matches(right({v}, 6), {lit(OFFSET_RE)}) END"
     )
 
@@ -74,7 +87,14 @@ def _typed(col: Column) -> str:
     elif col.type == "decimal":
         expr = f"TRY_CAST({v} AS DECIMAL(18,4))"
     elif col.type == "timestamp":
-        expr = f"CASE WHEN {_has_zone(v)} THEN timezone('UTC', TRY_CAST({v} AS TIMESTAMPTZ)) END"
+        # exports write the offset after a space (Shopify: 2025-10-07 09:50:26 +0200)
+        spaced = f"regexp_replace({v}, ' ([+-][0-9]{{2}}:?[0-9]{{2}})$', '\\1')"
+        expr = (
+            f"CASE WHEN {_has_zone(v)} THEN timezone('UTC', "
+            f"coalesce(TRY_CAST({v} AS TIMESTAMPTZ), TRY_CAST({spaced} AS TIMESTAMPTZ))) END"
+        )
+    elif col.type == "phone":
+        expr = _e164(col)
     else:
         expr = v
     return f"{expr} AS {ident(col.name)}"
@@ -143,9 +163,25 @@ def _checks(col: Column) -> list[tuple[str, str, str]]:
             )
         )
     elif col.type == "phone":
-        country = ident("v_" + col.country_column) if col.country_column else None
-        valid = phone_is_valid_sql(v, country)
-        out.append(_check(f"{v} IS NOT NULL AND NOT {valid}", "invalid phone number", shown))
+        # CASE, not AND: the regexes run only on values that were not a mobile as written
+        parsed = f"CASE WHEN {v} IS NULL OR {ident('m_' + name)} THEN NULL ELSE {t} END"
+        a_number = f"{phone_is_valid_sql(parsed, None)} OR {phone_is_number_sql(parsed)}"
+        out.append(
+            _check(
+                f"CASE WHEN {v} IS NULL OR {ident('m_' + name)} THEN false "
+                f"ELSE NOT ({a_number}) END",
+                "invalid phone number",
+                shown,
+            )
+        )
+        out.append(
+            _check(
+                f"CASE WHEN {v} IS NULL OR {ident('m_' + name)} THEN false "
+                f"ELSE NOT {phone_is_valid_sql(parsed, None)} END",
+                "phone number cannot receive SMS",
+                f"{shown} || ' is ' || {t} || ', not a mobile number'",
+            )
+        )
     elif col.type == "time_zone":
         out.append(
             _check(
@@ -167,9 +203,13 @@ def batch_sql(src: Source) -> str:
     idx = ", ".join(f"f.idx_{c}" for c in src.names)
     known = "[" + ", ".join(lit(c) for c in src.names) + "]"
     json_fields = lit(json.dumps(dict.fromkeys(src.names, "VARCHAR")))
+    known_nulls = lit(json.dumps(dict.fromkeys(src.names)))
     picked = ",\n        ".join(_picked(c) for c in src.columns)
     values = ",\n        ".join(_value(c) for c in src.columns)
     typed = ",\n        ".join(_typed(c) for c in src.columns)
+    phones = [c for c in src.columns if c.type == "phone"]
+    mobile = "".join(f",\n        {_is_mobile(c)}" for c in phones)
+    kept_raw = "".join(f"{ident('v_' + c.name)} AS {ident(c.name + '_raw')}, " for c in phones)
     # a phone is judged against its country, so a bad country is reported first
     ordered = sorted(src.columns, key=lambda c: c.type == "phone")
     col_checks = [chk for c in ordered for chk in _checks(c)]
@@ -263,15 +303,17 @@ WITH decoded AS (
             WHEN broken IS NOT NULL THEN NULL
             WHEN fmt = 'csv' AND len(extra_idx) > 0 THEN to_json(map(extra_names,
                  list_transform(extra_idx, lambda i: fields[i])))::VARCHAR
-            WHEN len(json_extra_keys) > 0 THEN to_json(map(json_extra_keys,
-                 list_transform(json_extra_keys,
-                                lambda k: json_extract(line, '$."' || k || '"'))))::VARCHAR
+            -- the line without the contract's members: any key, however it is spelt
+            WHEN len(json_extra_keys) > 0 THEN json_merge_patch(line, {known_nulls})::VARCHAR
         END AS extra
     FROM picked
+), as_written AS (
+    SELECT *{mobile}
+    FROM vals
 ), typed AS (
     SELECT *,
         {typed}
-    FROM vals
+    FROM as_written
 ), judged AS (
     SELECT *,
        CASE WHEN broken IS NOT NULL THEN broken.reason
@@ -286,7 +328,7 @@ WITH decoded AS (
             {detail}), '') END AS detail
     FROM judged
 )
-SELECT file_idx, line_number, partition_date, {out_cols}, extra,
+SELECT file_idx, line_number, partition_date, {out_cols}, {kept_raw}extra,
        -- kept for quarantine only: a copy of every good line would double the batch
        CASE WHEN reason IS NOT NULL THEN coalesce(line, raw::VARCHAR) END AS raw_record,
        reason, detail

@@ -126,3 +126,24 @@ def test_simulate_command(tmp_path, capsys):
     )
     assert (tmp_path / "l" / "orders").is_dir()
     assert "wrote" in capsys.readouterr().err
+
+
+def test_values_that_look_like_rich_markup_are_printed_as_they_are(capsys):
+    from types import SimpleNamespace
+
+    from ingest.landing import Stray
+    from orchestration.cli.ingest import _print_strays
+    from orchestration.cli.send import _print_qa
+
+    summary = {
+        "outcomes": [("SKU[/x]", "sent", "[/b] header", 3)],
+        "fallbacks": [("c[bold]", "[/]", 1, 50.0)],
+        "encoding": [("GSM-7", 1, 3)],
+        "cost": [("[red]c", 3, 3, 0.02)],
+    }
+    _print_qa(summary, SimpleNamespace(run_id="run[/i]"), 0.1)
+    _print_strays([Stray("orders/[/b].csv", "name does not fit")])
+    err = capsys.readouterr().err
+    for shown in ("SKU[/x]", "[/b] header", "c[bold]", "[/]", "[red]c", "run[/i]",
+                  "orders/[/b].csv"):  # fmt: skip
+        assert shown in err

@@ -51,7 +51,7 @@ def test_landing_sensor_requests_new_and_changed_days_and_reports_strays(tmp_pat
     write(landing, "orders/2025-01-02.csv", f"{ORDERS_HEADER}\n{GOOD}\n")
     write(landing, "orders/2025-01-03.csv", f"{ORDERS_HEADER}\n")
     write(landing, "orders/2025-01-05.csv", f"{ORDERS_HEADER}\n")
-    write(landing, "orders/2025-01-04.CSV", f"{ORDERS_HEADER}\n")  # fits no source
+    write(landing, "orders/2025-01-04.txt", f"{ORDERS_HEADER}\n")  # fits no source
     with dg.instance_for_test() as instance:
         requests = _landing_tick(instance, settings)
         ranges = [(r.tags["dagster/asset_partition_range_start"],
@@ -62,7 +62,7 @@ def test_landing_sensor_requests_new_and_changed_days_and_reports_strays(tmp_pat
         skip = _landing_tick(instance, settings)
         assert isinstance(skip, dg.SkipReason)
         assert skip.skip_message == (
-            "no new or changed landing files; 1 stray file(s): orders/2025-01-04.CSV"
+            "no new or changed landing files; 1 stray file(s): orders/2025-01-04.txt"
         )
         # a re-delivered file (new size) is requested again, under a new run key
         write(landing, "orders/2025-01-03.csv", f"{ORDERS_HEADER}\n{GOOD.replace('O1', 'O2')}\n")

@@ -127,11 +127,14 @@ def test_customers_quoting_bom_phone_country_and_time_zone(tmp_path, con):
     )  # BOM, no final newline
     load_range(con, "customers", tmp_path, date(2025, 1, 1), date(2025, 1, 1), AT)
     names = dict(con.execute("SELECT customer_id, first_name FROM raw.customers").fetchall())
-    assert names == {"C1": "Smith, Jr.", "C2": 'The "Boss"', "C3": "Zoë 🌸", "C8": None}
+    assert names == {
+        "C1": "Smith, Jr.", "C2": 'The "Boss"', "C3": "Zoë 🌸", "C4": "Ann", "C5": "Bob", "C8": None
+    }  # fmt: skip
+    phones = dict(con.execute("SELECT customer_id, phone_e164 FROM raw.customers").fetchall())
+    assert phones["C4"] == "+14155550123"  # spaces read away
+    assert phones["C5"] == "+33612345678"  # a French mobile of a customer in Germany
     got = {line: reason for line, (reason, _) in quarantine(con, "customers").items()}
     assert got == {
-        5: "invalid phone number",
-        6: "invalid phone number",
         7: "unknown time zone",
         8: "unknown country",
     }
@@ -180,7 +183,9 @@ def test_events_jsonl_defects_and_extra_fields(tmp_path, con):
         '["E5"]',
         good.replace('"E1"', '"E6"').replace('"customer_id":"C1",', ""),
     ]
-    data = "\n".join(lines).encode() + b'\n{"event_id":"E7\xff"}\n'
+    # a key with a quote and one with a path's syntax, in a file of good lines
+    odd_keys = good.replace('"E1"', '"E8"').replace("}}", '},"a\\"b":1,"$.x[0]":[2]}')
+    data = "\n".join(lines).encode() + b'\n{"event_id":"E7\xff"}\n' + odd_keys.encode() + b"\n"
     write(tmp_path, "events/2025-01-01.jsonl", data)
     report = load_range(con, "events", tmp_path, date(2025, 1, 1), date(2025, 1, 1), AT)
     got = {line: reason for line, (reason, _) in quarantine(con, "events").items()}
@@ -193,7 +198,9 @@ def test_events_jsonl_defects_and_extra_fields(tmp_path, con):
     }
     extra = con.execute("SELECT extra FROM raw.events WHERE event_id = 'E2'").fetchone()[0]
     assert '"utm_source"' in extra and '"sms"' in extra
-    assert report.files[0].extra_columns == ["utm_source"]
+    odd = con.execute("SELECT extra FROM raw.events WHERE event_id = 'E8'").fetchone()[0]
+    assert json.loads(odd) == {'a"b': 1, "$.x[0]": [2]}
+    assert report.files[0].extra_columns == ["$.x[0]", 'a"b', "utm_source"]
 
 
 def test_json_values_are_read_as_the_json_module_reads_them(tmp_path, con):
@@ -272,7 +279,10 @@ def test_file_level_problems_do_not_stop_other_files(tmp_path, con):
     assert by_file["orders/2025-01-04.csv"].extra_columns == ["utm_campaign"]
     assert by_file["orders/2025-01-04.late.csv"].note == "empty file"
     assert by_file["orders/2025-01-04.part2.csv"].note == "header only, no rows"
-    assert report.stray_files and report.stray_files[0].endswith("notes.txt")
+    assert report.stray_files == [
+        "orders/notes.txt (name does not fit "
+        "<YYYY-MM-DD or YYYYMMDD>[.<part>].<csv|jsonl|parquet>[.gz])"
+    ]
     orders = {r[0] for r in con.execute("SELECT order_id FROM raw.orders").fetchall()}
     assert orders == {"O1", "O3"}
     extra = con.execute("SELECT extra FROM raw.orders WHERE order_id = 'O3'").fetchone()[0]

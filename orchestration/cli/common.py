@@ -1,4 +1,7 @@
-"""What every command shares: the console (stderr, no hard wraps in logs) and the --as-of type."""
+"""What every command shares: the console (stderr, no hard wraps in logs) and the --as-of type.
+
+The console reads no markup: every value it shows comes from data (product ids, headers,
+file names) and is printed as it is. Colour goes through ``error`` and ``warn``."""
 
 from __future__ import annotations
 
@@ -6,11 +9,20 @@ import argparse
 from datetime import UTC, datetime
 
 from rich.console import Console
+from rich.text import Text
 
 from warehouse.connection import connect_built
 from warehouse.settings import Settings
 
-console = Console(stderr=True, soft_wrap=True)
+console = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+
+
+def error(message: str) -> None:
+    console.print(Text.assemble(("error:", "red"), " ", message))
+
+
+def warn(message: str) -> None:
+    console.print(Text(message, style="yellow"))
 
 
 def as_of_type(text: str) -> datetime:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from rich.table import Table
 
-from ingest.pending import ranges_to_load
-from orchestration.cli.common import as_of_type, console
+from ingest.pending import ranges_to_load, stray_files
+from orchestration.cli.common import as_of_type, console, error, warn
 from warehouse.settings import LANDING_ENV, WAREHOUSE_ENV, Settings
 from warehouse.tool_env import scoped_env
 
@@ -79,9 +79,10 @@ def load_and_build(settings: Settings, as_of: datetime, skip_features: bool = Fa
     if failed_checks is None:
         return 1
     _print_summary(settings.warehouse, ranges, time.perf_counter() - started)
+    _print_strays(stray_files(settings.landing))
     for key, start, end, failed in failed_checks:
-        console.print(
-            f"[yellow]check failed:[/yellow] {key} {start}..{end} great_expectations: "
+        warn(
+            f"check failed: {key} {start}..{end} great_expectations: "
             f"{failed.value if failed else ''}"
         )
     if not skip_features:
@@ -110,8 +111,8 @@ def _load(instance, resources: dict, ranges: list[tuple[date, date]]) -> list | 
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             )  # fmt: skip
             if not result.success:
-                console.print(
-                    f"[red]error:[/red] the load of {start}..{end} failed; see above. "
+                error(
+                    f"the load of {start}..{end} failed; see above. "
                     "Nothing of that range was committed."
                 )
                 return None
@@ -144,10 +145,7 @@ def _build_features(instance, resources: dict, as_of: datetime, warehouse: Path)
             raise_on_error=False,
         )
     if not result.success:
-        console.print(
-            "[red]error:[/red] dbt build failed; see the dbt output above "
-            "(dbt_project/logs/dbt.log has all of it)"
-        )
+        error("dbt build failed; see the dbt output above (dbt_project/logs/dbt.log has all of it)")
         return 1
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     con = duckdb.connect(str(warehouse), read_only=True)
@@ -166,11 +164,18 @@ def _build_features(instance, resources: dict, as_of: datetime, warehouse: Path)
     console.print("lifecycle: " + ", ".join(f"{s} {n:,}" for s, n in stages))
     con.close()
     for e in failed:
-        console.print(
-            f"[yellow]dbt test {e.check_name} on {e.asset_key.to_user_string()} "
-            f"did not pass ({e.severity.value})[/yellow]"
+        warn(
+            f"dbt test {e.check_name} on {e.asset_key.to_user_string()} "
+            f"did not pass ({e.severity.value})"
         )
     return 0
+
+
+def _print_strays(strays: list) -> None:
+    if strays:
+        warn(f"{len(strays)} landing file(s) not loaded:")
+        for stray in strays:
+            console.print(f"  {stray}")
 
 
 def _print_summary(warehouse: Path, ranges, seconds: float) -> None:

@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from orchestration.cli import demo, experiments, ingest, send
-from orchestration.cli.common import console
+from orchestration.cli.common import error
 from warehouse.settings import Settings
 
 COMMAND_GROUPS = (ingest, send, experiments, demo)
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args, Settings.from_env())
     except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error(str(exc))
         return 2
 
 

@@ -7,10 +7,9 @@ import signal
 import sys
 from datetime import datetime
 
-from rich.markup import escape
 from rich.table import Table
 
-from orchestration.cli.common import as_of_type, console, open_warehouse
+from orchestration.cli.common import as_of_type, console, error, open_warehouse
 from orchestration.clock import handover_clock
 from send_jobs.run import GATEWAYS
 from warehouse.settings import WAREHOUSE_ENV, Settings
@@ -48,8 +47,8 @@ def send_and_print(
                 dry_run=dry_run, limit=limit, on_decided=decided,
             )  # fmt: skip
     except OSError as exc:
-        console.print(
-            f"[red]error:[/red] the {gateway} gateway failed: {exc}. Nothing partial was "
+        error(
+            f"the {gateway} gateway failed: {exc}. Nothing partial was "
             "written; the run's decisions are saved and its messages stay queued for the next "
             "run."
         )
@@ -83,9 +82,9 @@ def _print_send(done, settings: Settings) -> int:
         f"; handed over {delivery.counts.get('handed_over', 0):,}"
     )
     if delivery.halted:
-        console.print(
-            f"[red]error:[/red] the {done.gateway} gateway stopped handing over "
-            f"({escape(delivery.halted)}). Every answer it got is recorded; the rest stays "
+        error(
+            f"the {done.gateway} gateway stopped handing over "
+            f"({delivery.halted}). Every answer it got is recorded; the rest stays "
             "queued for the next run."
         )
         return 1

@@ -19,15 +19,16 @@ QUARANTINE_CHECK = "quarantine_share"
 def _metadata(report: LoadReport) -> dict:
     """Counts and reasons for the loaded range. Dagster copies them onto every partition of
     the range, so ``loaded_range`` says what they count. Kept small; the detail per file
-    and line is in raw.load_files and raw.quarantine. Reasons, file notes and extra columns
-    only when there are some: Dagster stores each partition's copy, and three empty JSON
-    values on each of 3,645 partitions cost about 5 s of a two-year backfill."""
+    and line is in raw.load_files and raw.quarantine. Reasons, file notes, extra columns and
+    stray files only when there are some: Dagster stores a copy on each partition of a
+    backfill."""
     notes = {f.file: f.note for f in report.files if f.note}
     extra = sorted({c for f in report.files for c in f.extra_columns})
     details = {
         "quarantine_reasons": report.reasons,
         "file_notes": dict(list(notes.items())[:20]),
         "extra_columns": extra,
+        "stray_files": report.stray_files[:20],  # in the folder, never loaded, with why
     }
     return {
         "loaded_range": f"{report.start}..{report.end}",

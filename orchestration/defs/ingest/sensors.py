@@ -25,7 +25,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, settings: SettingsResour
     now = datetime.now(UTC)  # the tick's time: which days are complete
     strays = stray_files(s.landing) if s.landing.is_dir() else []
     if strays:
-        context.log.warning(f"{len(strays)} landing file(s) fit no source: {strays[:20]}")
+        shown = "; ".join(str(stray) for stray in strays[:20])
+        context.log.warning(f"{len(strays)} landing file(s) not loaded: {shown}")
     try:
         ranges = ranges_to_load(s.landing, s.warehouse, now, s.partitions_start)
     except duckdb.IOException:
@@ -33,7 +34,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, settings: SettingsResour
     except ValueError as exc:
         return dg.SkipReason(str(exc))
     if not ranges:
-        note = f"; {len(strays)} stray file(s): {', '.join(strays[:5])}" if strays else ""
+        names = ", ".join(stray.name for stray in strays[:5])
+        note = f"; {len(strays)} stray file(s): {names}" if strays else ""
         return dg.SkipReason(f"no new or changed landing files{note}")
     return [
         dg.RunRequest(
