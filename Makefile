@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR := data/demo
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint dbt-parse pytest java kannel chromium postgres gateway-up gateway-down \
+.PHONY: demo test lint docs dbt-parse pytest java kannel chromium postgres gateway-up gateway-down \
 	dagster soak bench clean
 
 $(STAMP): pyproject.toml
@@ -25,6 +25,10 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# docs/landing-contract.md from ingest/sources.yaml (a test fails when they differ)
+docs: $(STAMP)
+	$(BIN)/python -m ingest.contract_doc
 
 dbt-parse: $(STAMP)
 	cd dbt_project && ../$(BIN)/dbt parse --profiles-dir . --quiet

@@ -224,29 +224,45 @@ def _chunks(files: list[LandingFile]) -> list[list[tuple[int, LandingFile]]]:
     return chunks
 
 
+def _same_key(a: str, b: str, src: Source) -> str:
+    """Join condition: rows ``a`` and ``b`` are the same version of a record (an empty
+    ``updated_at`` matches an empty one)."""
+    return " AND ".join(
+        f"{a}.{ident(k)} IS NOT DISTINCT FROM {b}.{ident(k)}"
+        if k == "updated_at"
+        else f"{a}.{ident(k)} = {b}.{ident(k)}"
+        for k in src.version_key
+    )
+
+
 def _judge_sql(src: Source, start: date, end: date, staged: str | None) -> str:
     """Verdicts for the rows whose key is contested: seen twice in this batch or already
     loaded (outside the range, or in ``staged`` by an earlier chunk of this load, when
     given). Every other valid row is accepted without being sorted; a clean backfill of
-    tens of millions of rows costs one hash aggregate over its keys."""
+    tens of millions of rows costs one hash aggregate over its keys. The key is the
+    version key: a record with a new ``updated_at`` is a new version, not a conflict."""
     cols = ", ".join(ident(c) for c in src.names)
-    key = ", ".join(ident(k) for k in src.key)
-    key_text = " || '/' || ".join(f"{ident(k)}::VARCHAR" for k in src.key)
+    key = ", ".join(ident(k) for k in src.version_key)
+    key_text = (
+        "concat_ws('/', " + ", ".join(f"r.{ident(k)}::VARCHAR" for k in src.version_key) + ")"
+    )
     return f"""
-WITH prior AS (
+WITH valid AS (
+    SELECT {key} FROM batch WHERE reason IS NULL
+), prior AS (
     SELECT {key}, hash({cols}) AS _prior_h, source_file || ':' || source_line::VARCHAR AS _seen
     FROM (SELECT * FROM raw.{src.name} WHERE partition_date NOT BETWEEN '{start}' AND '{end}'
-          {f"UNION ALL BY NAME SELECT * FROM {staged}" if staged else ""})
-    SEMI JOIN (SELECT {key} FROM batch WHERE reason IS NULL) USING ({key})
+          {f"UNION ALL BY NAME SELECT * FROM {staged}" if staged else ""}) AS x
+    WHERE EXISTS (SELECT 1 FROM valid AS v WHERE {_same_key("v", "x", src)})
 ), contested AS (
-    SELECT {key} FROM batch WHERE reason IS NULL GROUP BY ALL HAVING count(*) > 1
+    SELECT {key} FROM valid GROUP BY ALL HAVING count(*) > 1
     UNION SELECT {key} FROM prior
 ), ranked AS (
     SELECT file_idx, line_number, {key}, _h, first_value(_h) OVER w AS _first_h,
            first_value(file_idx) OVER w AS _first_file,
            first_value(line_number) OVER w AS _first_line, row_number() OVER w AS _rn
-    FROM (SELECT *, hash({cols}) AS _h FROM batch WHERE reason IS NULL) SEMI JOIN contested
-         USING ({key})
+    FROM (SELECT *, hash({cols}) AS _h FROM batch WHERE reason IS NULL) AS b
+    WHERE EXISTS (SELECT 1 FROM contested AS c WHERE {_same_key("c", "b", src)})
     WINDOW w AS (PARTITION BY {key} ORDER BY file_idx, line_number)
 )
 SELECT r.file_idx, r.line_number, CASE
@@ -256,7 +272,8 @@ SELECT r.file_idx, r.line_number, CASE
         WHEN r._h = r._first_h THEN 'duplicate' ELSE 'conflict' END AS _verdict,
     'key ' || {key_text} || ' first seen at ' ||
         coalesce(p._seen, f.file_name || ':' || r._first_line::VARCHAR) AS _first_seen
-FROM ranked r LEFT JOIN prior p USING ({key}) JOIN files f ON f.file_idx = r._first_file
+FROM ranked r LEFT JOIN prior p ON {_same_key("p", "r", src)}
+JOIN files f ON f.file_idx = r._first_file
 """
 
 
@@ -372,7 +389,7 @@ def _load_chunk(
         con.register("batch", con.sql(batch_sql(src)).to_arrow_table())
         # an earlier chunk's rows are read only if it staged one of this chunk's keys: a
         # probe of the staged key hashes instead of every staged row, chunk after chunk
-        key = ", ".join(ident(k) for k in src.key)
+        key = ", ".join(ident(k) for k in src.version_key)
         valid_keys = f"SELECT hash({key}) AS key_hash FROM batch WHERE reason IS NULL"
         seen = con.execute(
             f"SELECT count(*) FROM {staging['keys']} SEMI JOIN ({valid_keys}) USING (key_hash)"

@@ -61,6 +61,7 @@ class Source:
     key: tuple[str, ...]
     columns: tuple[Column, ...]
     rules: tuple[Rule, ...] = field(default_factory=tuple)
+    example: str = ""  # a small landing file, shown in docs/landing-contract.md
 
     @property
     def names(self) -> list[str]:
@@ -69,6 +70,12 @@ class Source:
     @property
     def required(self) -> list[str]:
         return [c.name for c in self.columns if c.required]
+
+    @property
+    def version_key(self) -> tuple[str, ...]:
+        """What tells one row from another: the key, plus ``updated_at`` where a record may
+        change (a later version supersedes the earlier one; both are kept)."""
+        return self.key + (("updated_at",) if "updated_at" in self.names else ())
 
     @property
     def kept_raw(self) -> list[str]:
@@ -97,7 +104,7 @@ def _parse(name: str, raw: dict) -> Source:
     if missing:
         raise ValueError(f"{SPEC_FILE}: {name}: key columns {missing} are not declared")
     rules = tuple(Rule(r["when"], r["reason"], r.get("detail")) for r in raw.get("rules", []))
-    return Source(name, tuple(raw["key"]), tuple(columns), rules)
+    return Source(name, tuple(raw["key"]), tuple(columns), rules, raw.get("example", ""))
 
 
 @cache

@@ -105,7 +105,7 @@ def _check(cond: str, reason: str, detail: str) -> tuple[str, str, str]:
     return cond, lit(reason), detail
 
 
-def _checks(col: Column) -> list[tuple[str, str, str]]:
+def column_checks(col: Column) -> list[tuple[str, str, str]]:
     v, t, name = ident("v_" + col.name), ident(col.name), col.name
     shown = f"{lit(name + '=')} || {v}"
     out = []
@@ -212,7 +212,7 @@ def batch_sql(src: Source) -> str:
     kept_raw = "".join(f"{ident('v_' + c.name)} AS {ident(c.name + '_raw')}, " for c in phones)
     # a phone is judged against its country, so a bad country is reported first
     ordered = sorted(src.columns, key=lambda c: c.type == "phone")
-    col_checks = [chk for c in ordered for chk in _checks(c)]
+    col_checks = [chk for c in ordered for chk in column_checks(c)]
     rule_checks = [_check(r.when, r.reason, lit(r.detail or r.reason)) for r in src.rules]
     checks = col_checks + rule_checks
     # the first failing check is the reason; every failing one is in the detail

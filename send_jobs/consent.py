@@ -7,6 +7,8 @@ replies (STOP/START) loaded from the gateway, one rule for deciding and for hand
   warehouse event (web form, CRM, import) before it is an opt-in. It never overrides an
   opt-out given elsewhere and never creates consent that was not given.
 - YES and every other answer change nothing (intent ``yes``, no action).
+- SMS consent belongs to the number it was given for: only events for the customer's
+  current number count, so a changed number needs its own opt-in.
 
 ``consent_sql(people, at)`` takes a relation with ``customer_id`` and ``phone_e164`` and a SQL
 time expression; it yields ``customer_id, category, action`` for each pair with any event.
@@ -25,7 +27,7 @@ def consent_sql(people: str = "cand", at: str = "$as_of") -> str:
             SELECT customer_id, category, action, occurred_at
             FROM raw.consent
             WHERE channel = 'sms' AND occurred_at <= {at}
-              AND customer_id IN (SELECT customer_id FROM who)),
+              AND (customer_id, phone_e164) IN (SELECT customer_id, phone_e164 FROM who)),
         replies AS (
             SELECT w.customer_id, k.category, i.action, i.occurred_at
             FROM sends.inbound AS i

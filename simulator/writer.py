@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from simulator import defects
+from simulator.changes import with_changes
 from simulator.tables import BUILDERS, COLUMNS, FORMATS
 from simulator.world import WorldSpec, build_world
 
@@ -70,7 +71,7 @@ def _day_name(day: int) -> str:
 
 def _write_source(con, source: str, table: pa.Table, out: Path, rng, rate: float) -> dict:
     fmt = FORMATS[source]
-    columns = COLUMNS[source]
+    columns = COLUMNS[source] + (["updated_at"] if "updated_at" in table.column_names else [])
     folder = out / source
     folder.mkdir(parents=True, exist_ok=True)
     chosen = defects.plan(rng, source, fmt, table.num_rows, rate)
@@ -163,12 +164,17 @@ def simulate(
     seed: int,
     bad_rows: float = 0.0,
     progress: Callable[[str], None] | None = None,
+    changes: float = 0.0,
 ) -> dict:
-    """Generate a world and write its landing files; returns per-source counts."""
+    """Generate a world and write its landing files; returns per-source counts. With
+    ``changes`` (a share of customers and products), records change after they land:
+    refunds and cancellations, new phone numbers, new prices (``simulator/changes.py``)."""
     if customers < 1 or days < 1:
         raise ValueError("--customers and --days must be at least 1")
     if not 0.0 <= bad_rows < 0.5:
         raise ValueError("--bad-rows must be a rate in [0, 0.5)")
+    if not 0.0 <= changes <= 1.0:
+        raise ValueError("--changes must be a share in [0, 1]")
     spec = WorldSpec(
         customers, datetime(start.year, start.month, start.day, tzinfo=UTC), days, seed
     )
@@ -183,6 +189,8 @@ def simulate(
             progress(source)
         shutil.rmtree(out / source, ignore_errors=True)
         table = BUILDERS[source](con, world)
+        if changes:
+            table = with_changes(con, source, table, world, changes)
         # each source gets its own generator so defects in one never shift another
         rng = np.random.default_rng([seed, 1000 + i])
         summary[source] = _write_source(con, source, table, out, rng, bad_rows)

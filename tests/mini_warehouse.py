@@ -29,8 +29,8 @@ CREATE TABLE marts.customer_category_affinity (customer_id VARCHAR, category VAR
     purchases BIGINT);
 CREATE TABLE marts.fct_events (event_id VARCHAR, customer_id VARCHAR, event_type VARCHAR,
     occurred_at TIMESTAMP, product_id VARCHAR, properties VARCHAR);
-CREATE TABLE raw.consent (consent_event_id VARCHAR, customer_id VARCHAR, channel VARCHAR,
-    category VARCHAR, action VARCHAR, occurred_at TIMESTAMP);
+CREATE TABLE raw.consent (consent_event_id VARCHAR, customer_id VARCHAR, phone_e164 VARCHAR,
+    channel VARCHAR, category VARCHAR, action VARCHAR, occurred_at TIMESTAMP);
 CREATE TABLE raw.orders (customer_id VARCHAR, product_id VARCHAR, status VARCHAR,
     ordered_at TIMESTAMP);
 """
@@ -90,12 +90,17 @@ class MiniWarehouse:
                 [customer_id, zone, source],
             )
 
-    def consent(self, customer_id: str, category: str, action: str, at: str) -> None:
+    def consent(
+        self, customer_id: str, category: str, action: str, at: str, phone: str | None = None
+    ) -> None:
+        """An SMS consent event for ``phone`` (default: the customer's number)."""
         self._n += 1
         self.con.execute(
-            "INSERT INTO raw.consent VALUES (?, ?, 'sms', ?, ?, ?)",
-            [f"K{self._n:09d}", customer_id, category, action, utc(at).replace(tzinfo=None)],
-        )
+            "INSERT INTO raw.consent VALUES (?, ?, coalesce(?, (SELECT phone_e164 FROM "
+            "marts.dim_customers WHERE customer_id = ?)), 'sms', ?, ?, ?)",
+            [f"K{self._n:09d}", customer_id, phone, customer_id, category, action,
+             utc(at).replace(tzinfo=None)],
+        )  # fmt: skip
 
     def reply(self, phone: str, action: str | None, at: str, text: str | None = None) -> None:
         """A reply loaded from the receiver: ``action`` opt_out, opt_in or None (YES, HELP)."""

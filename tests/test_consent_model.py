@@ -24,7 +24,11 @@ PEOPLE = {
     "K_YES": "+12125550304",  # opted out on the web, then YES: stays out
     "K_TIE": "+12125550305",  # opt-in and opt-out of marketing at the same instant
     "K_QUIET": "+12125550306",  # nothing since
+    "K_MOVED": "+12125550307",  # changed number on 2025-01-02: the new one never opted in
+    "K_MOVED_IN": "+12125550308",  # changed number, then opted the new one in
 }
+NEW_NUMBERS = {"K_MOVED": "+12125550317", "K_MOVED_IN": "+12125550318"}
+CUSTOMER_HEADER = "customer_id,first_name,phone_e164,country,region,time_zone,language,created_at"
 REPLIES = [  # (phone, action, at)
     ("+12125550301", "opt_out", "2025-01-03 10:00:00"),
     ("+12125550302", "opt_out", "2025-01-03 10:00:00"),
@@ -50,16 +54,29 @@ def consent_rows() -> list[str]:
                 "2025-01-02T12:00:00Z")  # fmt: skip
     rows.append(f'KM9002,K_TIE,{PEOPLE["K_TIE"]},sms,marketing,opt_in,web_form,"{WEB_IN}",,'
                 "2025-01-02T12:00:00Z")  # fmt: skip
+    rows.append(f'KM9003,K_MOVED_IN,{NEW_NUMBERS["K_MOVED_IN"]},sms,marketing,opt_in,web_form,'
+                f'"{WEB_IN}",,2025-01-02T12:00:00Z')  # fmt: skip
     return rows
+
+
+def moved_customers() -> str:
+    """The new numbers, as later versions of the customers (a file with updated_at)."""
+    lines = [CUSTOMER_HEADER + ",updated_at"]
+    for cid, phone in NEW_NUMBERS.items():
+        lines.append(f"{cid},Ada,{phone},US,NY,America/New_York,en,2024-06-01T00:00:00Z,"
+                     "2025-01-02T08:00:00Z")  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 @pytest.mark.slow
 def test_marts_and_guardrails_read_one_consent_model(tmp_path):
     landing = tmp_path / "landing"
-    simulate(landing, customers=200, start=date(2025, 1, 1), days=5, seed=5)
+    # records change: the world's customers change numbers too, half of them opting in again
+    simulate(landing, customers=200, start=date(2025, 1, 1), days=5, seed=5, changes=0.2)
     with open(landing / "customers" / "2025-01-01.csv", "a", encoding="utf-8") as f:
         for cid, phone in PEOPLE.items():
-            f.write(f"{cid},Ada,{phone},US,NY,America/New_York,en,2024-06-01T00:00:00Z\n")
+            f.write(f"{cid},Ada,{phone},US,NY,America/New_York,en,2024-06-01T00:00:00Z,\n")
+    (landing / "customers" / "2025-01-02.moved.csv").write_text(moved_customers())
     with open(landing / "consent" / "2025-01-01.csv", "a", encoding="utf-8") as f:
         f.write("\n".join(consent_rows()) + "\n")
     warehouse = tmp_path / "w.duckdb"
@@ -90,6 +107,8 @@ def test_marts_and_guardrails_read_one_consent_model(tmp_path):
         "K_YES": "opted_out",
         "K_TIE": "opted_out",
         "K_QUIET": "opted_in",
+        "K_MOVED": "never",  # the old number's opt-in does not follow it
+        "K_MOVED_IN": "opted_in",
     }
     # every customer: the mart's SMS consent equals the guardrails' at the same moment
     con.execute("CREATE TEMP TABLE people AS SELECT customer_id, phone_e164 FROM "

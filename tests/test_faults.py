@@ -123,8 +123,9 @@ def test_a_receipt_lost_inside_the_gateway_ends_unconfirmed_not_pending(tmp_path
         )
     for schema in ("marts", "raw"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    con.execute("CREATE TABLE raw.consent (customer_id VARCHAR, channel VARCHAR, "
-                "category VARCHAR, action VARCHAR, occurred_at TIMESTAMP)")  # fmt: skip
+    con.execute("CREATE TABLE raw.consent (customer_id VARCHAR, phone_e164 VARCHAR, "
+                "channel VARCHAR, category VARCHAR, action VARCHAR, "
+                "occurred_at TIMESTAMP)")  # fmt: skip
     program = load_program()
     cfg = KannelConfig.from_env().on_ports(tmp_path / "k", 45100)
     done = deliver(con, program, datetime.fromisoformat("2026-01-05T15:00:00+00:00"),

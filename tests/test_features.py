@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("features")]
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory):
     out = tmp_path_factory.mktemp("features") / "landing"
-    simulate(out, customers=800, start=START, days=120, seed=5)
+    simulate(out, customers=800, start=START, days=120, seed=5, changes=0.05)  # records change
     return out
 
 
@@ -196,6 +196,46 @@ def test_backfill_as_of_an_old_date_equals_a_run_on_that_date(scratch):
     for mart in MARTS:
         assert a[mart] == b[mart], mart
     assert len(a["fct_orders"]) > 100
+    # the data changes after as_of, and the marts as of then do not show it: lines refunded
+    # or cancelled later were still sold, phones changed later were still the old ones
+    later, _ = scratch("2025-04-30", "2025-05-01T00:00:00Z")
+    changed_lines = _changed_after(later, as_of, "fct_order_lines", "order_line_id", "status")
+    changed_phones = _changed_after(later, as_of, "dim_customers", "customer_id", "phone_e164")
+    assert len(changed_lines) >= 3 and len(changed_phones) >= 3  # the world is seeded
+    con = duckdb.connect(str(full), read_only=True)
+    for key, table, column, changed in (
+        ("order_line_id", "fct_order_lines", "status", changed_lines),
+        ("customer_id", "dim_customers", "phone_e164", changed_phones),
+    ):
+        then_values = dict(con.execute(
+            f"SELECT {key}, {column} FROM marts.{table} WHERE {key} IN ?", [list(changed)]
+        ).fetchall())  # fmt: skip
+        assert then_values == {k: old for k, (old, _new) in changed.items()}, table
+    con.close()
+
+
+def _changed_after(warehouse, as_of: str, table: str, key: str, column: str) -> dict:
+    """Rows of ``table`` whose ``column`` differs between raw versions before and after
+    ``as_of``: key -> (value then, value later), read from the later warehouse's raw data."""
+    raw = {"fct_order_lines": ("orders", "order_id || '-' || order_line_no", "ordered_at"),
+           "dim_customers": ("customers", "customer_id", "created_at")}[table]  # fmt: skip
+    source, raw_key, since = raw
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        rows = con.execute(
+            f"""
+            WITH v AS (SELECT {raw_key} AS k, {column} AS value,
+                              coalesce(updated_at, {since}) AS valid_from FROM raw.{source}),
+            at_as_of AS (SELECT k, arg_max(value, valid_from) AS value FROM v
+                         WHERE valid_from <= ?::TIMESTAMP GROUP BY k),
+            latest AS (SELECT k, arg_max(value, valid_from) AS value FROM v GROUP BY k)
+            SELECT k, a.value, l.value FROM at_as_of AS a JOIN latest AS l USING (k)
+            WHERE a.value <> l.value""",
+            [as_of[:19]],
+        ).fetchall()
+    finally:
+        con.close()
+    return {k: (old, new) for k, old, new in rows}
 
 
 def test_incremental_nightly_builds_equal_full_builds(tmp_path, landing, scratch):

@@ -290,6 +290,10 @@ def test_only_a_refusal_of_the_recipient_counts_against_the_number(kannel, con, 
     [(bad,)] = con.execute("SELECT message_id FROM sends.messages LIMIT 1").fetchall()
     con.execute("UPDATE sends.messages SET phone_e164 = 'not-a-number' WHERE message_id = ?",
                 [bad])  # fmt: skip
+    # consent follows the number: the customer opted this one in too, so it is handed over
+    con.execute("""INSERT INTO raw.consent SELECT * REPLACE ('K-bad' AS consent_event_id,
+        'not-a-number' AS phone_e164) FROM raw.consent WHERE channel = 'sms' AND customer_id =
+        (SELECT customer_id FROM sends.messages WHERE message_id = ?)""", [bad])  # fmt: skip
     gateway = through(cfg, front(lambda i: ("instead", 400) if i == 7 else None))
     deliver(con, load_program(), AS_OF, gateway)
     rows = con.execute(

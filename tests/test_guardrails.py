@@ -112,6 +112,22 @@ def test_consent_as_of_the_send_moment(tmp_path):
     assert not {c for c, _ in sent} & {"NEVER", "REPLIED_STOP"}
 
 
+def test_sms_consent_belongs_to_the_number_it_was_given_for(tmp_path):
+    """A customer whose number changed: the old number's opt-in does not follow them; an
+    opt-in for the new number does."""
+    w = MiniWarehouse(tmp_path / "w.duckdb")
+    w.customer("MOVED", phone="+12125550170", opted_in={})
+    w.consent("MOVED", "marketing", "opt_in", "2025-01-01T00:00:00Z", phone="+12125550160")
+    w.customer("MOVED_AND_OPTED_IN", phone="+12125550171", opted_in={})
+    w.consent("MOVED_AND_OPTED_IN", "marketing", "opt_in", "2025-01-01T00:00:00Z",
+              phone="+12125550161")  # fmt: skip
+    w.consent("MOVED_AND_OPTED_IN", "marketing", "opt_in", "2026-01-01T00:00:00Z")
+    prog = program(**NO_CONTROL)
+    d = decisions(w, run(w, prog, [campaign(prog)], "2026-06-10T15:00:00Z"))
+    assert d[("promo", "MOVED")][:2] == ("suppressed", "no consent: never opted in to marketing")
+    assert d[("promo", "MOVED_AND_OPTED_IN")][0] == "sent"
+
+
 def test_start_reply_restores_only_categories_once_consented(tmp_path):
     w = MiniWarehouse(tmp_path / "w.duckdb")
     w.customer("C1", phone="+12125550177", opted_in={"transactional": "2025-01-01T00:00:00Z"})

@@ -4,18 +4,28 @@
     - the days whose rows the last build's as_of may have cut off. A row may be stamped up
       to 2 days after its file's day (ingest's future slack), so every day from 3 days
       before the newest row already built is taken again;
-    - with `lines` (rows that carry their product's category), the days that sold a
-      product (re)loaded since the last build.
+    - with `lines` (rows that carry their product's category), whole days with a line
+      (re)loaded since the last build (a later version of a line moves only its own
+      loaded_at), and the days that sold a product (re)loaded since;
+    - with `changed_at`, the days holding a line whose version is newer than as_of (a
+      backfill to an earlier as_of).
     A run with an earlier as_of first deletes the rows past it (see the pre_hook), so a
     backfill builds what a full build would. Known gap: a reloaded day whose rows were all
     quarantined keeps its old rows until a full refresh. -#}
-{% macro days_to_rebuild(ts, lines=none) -%}
+{% macro days_to_rebuild(ts, lines=none, changed_at=none) -%}
     {%- if is_incremental() %}
     and (
         partition_date >= (select {{ dbt.dateadd('day', -3, 'cast(max(' ~ ts ~ ') as date)') }}
                            from {{ this }})
+        {%- if lines is none %}
         or loaded_at > (select max(loaded_at) from {{ this }})
-        {%- if lines is not none %}
+        {%- else %}
+        -- a day with a line (re)loaded since: whole days, as a later version of one line
+        -- (a refund) moves only that line's loaded_at
+        or partition_date in (
+            select partition_date from {{ lines }}
+            where loaded_at > (select max(loaded_at) from {{ this }})
+        )
         -- lines carry their product's category: a reloaded product rebuilds its days
         or partition_date in (
             select l.partition_date
@@ -23,6 +33,17 @@
             inner join {{ source('raw', 'products') }} as p on l.product_id = p.product_id
             where p.loaded_at > (select max(loaded_at) from {{ this }})
         )
+        {%- endif %}
+        {%- if changed_at is not none %}
+        {%- set have = adapter.get_columns_in_relation(this) | map(attribute='name') | list %}
+        {%- if changed_at in have %}
+        -- a day holding a line changed after as_of (as_of moved back): built again as known
+        or partition_date in (
+            select partition_date from {{ this }} where {{ changed_at }} > {{ as_of() }}
+        )
+        {%- else %}
+        or true  -- built before lines had versions: every day again, once
+        {%- endif %}
         {%- endif %}
     )
     {%- endif %}

@@ -18,7 +18,11 @@
             {%- endif %}
         from {{ lines }} as l
         {%- if catalog %}
-        left join {{ source('raw', 'products') }} as p on l.product_id = p.product_id
+        left join (  -- one row per product, however many versions it has
+            select product_id, max(loaded_at) as loaded_at
+            from {{ source('raw', 'products') }}
+            group by product_id
+        ) as p on l.product_id = p.product_id
         {%- endif %}
         group by l.{{ key }}
     )

@@ -37,7 +37,16 @@ def measure_and_print(settings: Settings, as_of: datetime, window_days: int = 7)
     cohort_rows = measured.cohort_rows
     if results.empty:
         console.print(f"no units whose {window_days}-day window has closed by {as_of}")
-        return 0
+    else:
+        console.print(_results_table(results, as_of, units, seconds))
+    print(
+        f"experiments as of {as_of.isoformat()}: {units:,} units, {len(results):,} "
+        f"result rows, {cohort_rows:,} cohort rows in {seconds:.1f}s"
+    )
+    return 0
+
+
+def _results_table(results, as_of: datetime, units: int, seconds: float) -> Table:
     table = Table(
         "campaign", "treated", "held out", "conversion lift (95% CI)", "revenue/recipient lift",
         "RPR treated", "SRM", title=f"incrementality vs the campaign holdout as of "
@@ -58,12 +67,7 @@ def measure_and_print(settings: Settings, as_of: datetime, window_days: int = 7)
             f"{rev.treatment_mean:.2f}",
             "MISMATCH: untrustworthy" if conv.srm_flag else "ok",
         )  # fmt: skip
-    console.print(table)
-    print(
-        f"experiments as of {as_of.isoformat()}: {units:,} units, {len(results):,} "
-        f"result rows, {cohort_rows:,} cohort rows in {seconds:.1f}s"
-    )
-    return 0
+    return table
 
 
 def report(args: argparse.Namespace, settings: Settings) -> int:

@@ -18,12 +18,18 @@ from warehouse.tool_env import scoped_env
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     simulate_landing(Path(args.out), args.customers, args.start, args.days, args.seed,
-                     args.bad_rows)  # fmt: skip
+                     args.bad_rows, args.changes)  # fmt: skip
     return 0
 
 
 def simulate_landing(
-    out: Path, customers: int, start: date, days: int, seed: int, bad_rows: float
+    out: Path,
+    customers: int,
+    start: date,
+    days: int,
+    seed: int,
+    bad_rows: float,
+    changes: float = 0.0,
 ) -> None:
     """A synthetic shop's landing files under ``out``, with a summary table."""
     from simulator.writer import simulate
@@ -31,7 +37,8 @@ def simulate_landing(
     started = time.perf_counter()
     with console.status("simulating") as status:
         summary = simulate(out, customers, start, days, seed, bad_rows,
-                           progress=lambda s: status.update(f"writing {s}"))  # fmt: skip
+                           progress=lambda s: status.update(f"writing {s}"),
+                           changes=changes)  # fmt: skip
     table = Table("source", "rows", "files", "bad rows injected", title="landing files")
     for source, info in summary.items():
         table.add_row(
@@ -283,6 +290,11 @@ def register(sub) -> None:
     sim.add_argument(
         "--bad-rows", type=float, default=0.0, help="rate of defective rows per source, e.g. 0.01"
     )
+    sim.add_argument(
+        "--changes", type=float, default=0.0,
+        help="share of customers and products that change later (new phone, new price); "
+        "with it, refunds and cancellations land as later versions",
+    )  # fmt: skip
     sim.set_defaults(func=cmd_simulate)
 
     run = sub.add_parser(

@@ -8,11 +8,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from orchestration.cli import demo, experiments, ingest, send
+from orchestration.cli import demo, experiments, importing, ingest, send
 from orchestration.cli.common import error
 from warehouse.settings import Settings
 
-COMMAND_GROUPS = (ingest, send, experiments, demo)
+COMMAND_GROUPS = (ingest, importing, send, experiments, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,7 @@
 -- The latest consent event per customer, channel and category up to as_of (at the same
--- instant an opt-out wins, as on the send path; then the later event id). Kept per
+-- instant an opt-out wins, as on the send path; then the later event id). SMS consent is
+-- given for a number: one latest event per number, and customer_consent reads the one of
+-- the customer's number at as_of (a new number needs its own opt-in). Kept per
 -- customer (macros/incremental_by_key.sql): a nightly build ranks again only the
 -- customers whose consent history changed.
 {{ config(
@@ -21,7 +23,8 @@ ranked as (
     select
         *,
         row_number() over (
-            partition by customer_id, channel, category
+            partition by customer_id, channel, category,
+                case when channel = 'sms' then phone_e164 end
             order by occurred_at desc,
                 case when action = 'opt_out' then 1 else 0 end desc,
                 consent_event_id desc

@@ -4,9 +4,11 @@
 -- undoes only an opt-out that came by reply: it counts for a category whose latest warehouse
 -- event before it (opt-out wins a same-instant tie) is an opt-in.
 with replies as (
-    select r.inbound_id, c.customer_id, k.category, r.action, r.occurred_at, r.received_at
+    select
+        r.inbound_id, c.customer_id, r.phone_e164, k.category, r.action, r.occurred_at,
+        r.received_at
     from {{ ref('stg_sends__replies') }} as r
-    inner join {{ ref('stg_raw__customers') }} as c on r.phone_e164 = c.phone_e164
+    inner join {{ ref('int_customers_as_of') }} as c on r.phone_e164 = c.phone_e164
     cross join {{ ref('consent_channels') }} as k
     where k.channel = 'sms' and r.occurred_at <= {{ as_of() }}
 ),
@@ -28,6 +30,7 @@ warehouse_before as (
         on r.customer_id = e.customer_id
         and r.category = e.category
         and e.channel = 'sms'
+        and e.phone_e164 = r.phone_e164
         and e.occurred_at <= r.occurred_at
 )
 

@@ -25,7 +25,7 @@ by_category as (
         count(distinct l.order_id) as purchases,
         sum(l.net_revenue) as revenue
     from lines as l
-    inner join {{ ref('stg_raw__products') }} as p
+    inner join {{ ref('int_products_as_of') }} as p
         on l.product_id = p.product_id
     where l.status = 'completed' and p.category is not null
     group by l.customer_id, p.category

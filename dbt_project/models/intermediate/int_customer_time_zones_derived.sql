@@ -5,7 +5,7 @@
 -- in all of them (Florida's panhandle, an Alaskan or Australian mobile number).
 with customers as (
     select customer_id, phone_e164, country, region, time_zone
-    from {{ ref('stg_raw__customers') }}
+    from {{ ref('int_customers_as_of') }}
     where created_at <= {{ as_of() }}
 ),
 

@@ -2,7 +2,8 @@
 -- whether it came from the shop's consent log or by reply (STOP/START, from
 -- int_consent_replies_effective); at the same instant an opt-out wins. A customer with no
 -- event for a pair is 'never' (SMS consent is separate from email, marketing from
--- transactional). When each change happened and when it was learned stay in
+-- transactional). SMS consent belongs to the number it was given for: after a phone change
+-- the customer is 'never' until the new number is opted in. When each change happened and when it was learned stay in
 -- fct_consent_events (occurred_at, loaded_at) and int_consent_replies_effective
 -- (occurred_at, received_at). The send jobs judge hand-over with the same rule
 -- (send_jobs/consent.py); tests/test_consent_model.py checks that both agree.
@@ -42,12 +43,13 @@ latest as (
         r.action as reply_action,
         r.occurred_at as reply_occurred_at,
         r.inbound_id
-    from {{ ref('stg_raw__customers') }} as c
+    from {{ ref('int_customers_as_of') }} as c
     cross join {{ ref('consent_channels') }} as k
     left join {{ ref('int_consent_events_latest') }} as e
         on c.customer_id = e.customer_id
         and k.channel = e.channel
         and k.category = e.category
+        and (k.channel <> 'sms' or e.phone_e164 = c.phone_e164)
     left join replies as r
         on c.customer_id = r.customer_id
         and k.channel = r.channel

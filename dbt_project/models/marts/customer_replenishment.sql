@@ -10,7 +10,7 @@ with per_product as (
         p.category,
         p.replenishment_days as catalog_days
     from {{ ref('int_customer_product_purchases') }} as b
-    inner join {{ ref('stg_raw__products') }} as p
+    inner join {{ ref('int_products_as_of') }} as p
         on b.product_id = p.product_id
     where p.replenishment_days is not null
 ),
@@ -32,7 +32,7 @@ intervals as (
         end as interval_days,
         coalesce(c.time_zone, d.default_time_zone, 'UTC') as time_zone
     from per_product as p
-    left join {{ ref('stg_raw__customers') }} as c on p.customer_id = c.customer_id
+    left join {{ ref('int_customers_as_of') }} as c on p.customer_id = c.customer_id
     left join {{ ref('country_defaults') }} as d on c.country = d.country
 ),
 

@@ -4,7 +4,7 @@
 {%- set loyalty = var('loyalty') %}
 {%- set window_start = dbt.dateadd('day', -loyalty['window_days'], as_of()) %}
 with customers as (
-    select * from {{ ref('stg_raw__customers') }}
+    select * from {{ ref('int_customers_as_of') }}
     where created_at <= {{ as_of() }}
 ),
 

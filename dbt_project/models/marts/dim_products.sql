@@ -8,5 +8,5 @@ select
     currency,
     launched_at,
     {{ as_of() }} as as_of
-from {{ ref('stg_raw__products') }}
+from {{ ref('int_products_as_of') }}
 where launched_at <= {{ as_of() }}

@@ -1,5 +1,5 @@
--- One row per order line up to as_of; cancelled and refunded lines are kept, flagged, and
--- carry no revenue. Incremental by landing day (macros/incremental_by_day.sql); Spark
+-- One row per order line up to as_of, as known then; cancelled and refunded lines are kept,
+-- flagged, and carry no revenue from the moment they were (status_changed_at). Incremental by landing day (macros/incremental_by_day.sql); Spark
 -- builds the whole table, as its parquet tables take no DELETE.
 {{ config(
     materialized=('table' if target.type == 'spark' else 'incremental'),
@@ -22,6 +22,7 @@ select
     status,
     channel,
     ordered_at,
+    updated_at as status_changed_at,
     case when status = 'cancelled' then 1 else 0 end as is_cancelled,
     case when status = 'refunded' then 1 else 0 end as is_refunded,
     net_revenue,
@@ -30,4 +31,4 @@ select
     '{{ invocation_id }}' as build_id  -- the dbt build that wrote the row
 from {{ ref('int_order_lines_priced') }}
 where true
-{{ days_to_rebuild('ordered_at', lines=ref('stg_raw__order_lines')) }}
+{{ days_to_rebuild('ordered_at', lines=ref('int_order_lines_as_of'), changed_at='status_changed_at') }}

@@ -1,0 +1,1 @@
+"""Importers: a shop's own exports turned into landing files that fit the contract."""
