@@ -100,9 +100,12 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     for src in sources().values():
         con.execute(f"CREATE TABLE IF NOT EXISTS raw.{src.name} ({_data_columns(src)})")
-        for name in src.kept_raw:  # a warehouse from before phones were normalised
+        # a warehouse from before a column joined the contract (updated_at, phone_e164_raw)
+        for name, sql_type in [(c.name, c.sql_type) for c in src.columns] + [
+            (name, "VARCHAR") for name in src.kept_raw
+        ]:
             con.execute(
-                f"ALTER TABLE raw.{src.name} ADD COLUMN IF NOT EXISTS {ident(name)} VARCHAR"
+                f"ALTER TABLE raw.{src.name} ADD COLUMN IF NOT EXISTS {ident(name)} {sql_type}"
             )
     con.execute("""CREATE TABLE IF NOT EXISTS raw.quarantine (source VARCHAR NOT NULL,
         file VARCHAR NOT NULL, line_number BIGINT, reason VARCHAR NOT NULL, detail VARCHAR,

@@ -17,19 +17,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from simulator.world import consent_vocab
 
 TS_OUT = "strftime({c}, '%Y-%m-%dT%H:%M:%SZ')"
-CHANGED_SOURCES = ("customers", "products", "orders")
 PER_MILLE = 1000
 
 
 def _run(con: duckdb.DuckDBPyConnection, table: pa.Table, sql: str, **params) -> pa.Table:
-    con.register("printed", table)
+    """``sql`` over ``table`` as ``printed``, with its row order as column ``n``: a
+    parallel scan numbers rows in no fixed order, and the output must not change."""
+    con.register("printed", table.append_column("n", pa.array(np.arange(table.num_rows))))
     try:
-        return con.sql(sql, params=params or None).to_arrow_table()
+        return con.sql(sql, params=params or None).to_arrow_table().drop_columns(["kind", "n"])
     finally:
         con.unregister("printed")
 
@@ -46,7 +48,7 @@ def orders_with_changes(con, table: pa.Table, end: str) -> pa.Table:
     )
     changed = _columns(table, {})
     sql = f"""
-    WITH t AS (SELECT *, row_number() OVER () AS n, ordered_at::TIMESTAMP AS ts FROM printed),
+    WITH t AS (SELECT *, ordered_at::TIMESTAMP AS ts FROM printed),
     changes AS (
         SELECT *, CASE WHEN status = 'refunded'
                        THEN ts + to_days((2 + hash(order_id || order_line_no) % 18)::INTEGER)
@@ -58,7 +60,7 @@ def orders_with_changes(con, table: pa.Table, end: str) -> pa.Table:
            1, n
     FROM changes WHERE changed_ts < $end::TIMESTAMP
     ORDER BY day, kind, n"""
-    return _run(con, table, sql, end=end).drop_columns(["kind", "n"])
+    return _run(con, table, sql, end=end)
 
 
 def _changed_at(key: str, since: str, salt: str) -> str:
@@ -80,7 +82,7 @@ def customers_with_changes(
     last_two = "lpad(((right(phone_e164, 2)::INTEGER + 37) % 100)::VARCHAR, 2, '0')"
     new_phone = f"left(phone_e164, -2) || {last_two}"
     sql = f"""
-    WITH t AS (SELECT *, row_number() OVER () AS n, created_at::TIMESTAMP AS ts FROM printed),
+    WITH t AS (SELECT *, created_at::TIMESTAMP AS ts FROM printed),
     changes AS (
         SELECT *, {_changed_at("customer_id", "ts", "phone")} AS changed_ts
         FROM t WHERE {_chosen("customer_id", share, "phone")})
@@ -90,7 +92,7 @@ def customers_with_changes(
            {TS_OUT.format(c="changed_ts")}, (epoch(changed_ts) // 86400)::INTEGER, 1, n
     FROM changes
     ORDER BY day, kind, n"""
-    return _run(con, table, sql, start=start, end=end, seed=str(seed)).drop_columns(["kind", "n"])
+    return _run(con, table, sql, start=start, end=end, seed=str(seed))
 
 
 def consent_for_new_phones(con, consent: pa.Table, customers: pa.Table, end: str) -> pa.Table:
@@ -105,14 +107,14 @@ def consent_for_new_phones(con, consent: pa.Table, customers: pa.Table, end: str
                    'web_form' AS source, $text AS consent_text, NULL::VARCHAR AS keyword,
                    updated_at::TIMESTAMP + INTERVAL 1 HOUR AS ts
             FROM versions WHERE updated_at IS NOT NULL AND hash(customer_id) % 2 = 0)
-        SELECT *, 0 AS kind, row_number() OVER () AS n FROM printed
+        SELECT * EXCLUDE (n), 0 AS kind, n FROM printed
         UNION ALL
         SELECT consent_event_id, customer_id, phone_e164, channel, category, action, source,
                consent_text, keyword, {TS_OUT.format(c="ts")}, (epoch(ts) // 86400)::INTEGER,
                1, row_number() OVER (ORDER BY consent_event_id)
         FROM opt_ins WHERE ts < $end::TIMESTAMP
         ORDER BY day, kind, n"""
-        return _run(con, consent, sql, text=text, end=end).drop_columns(["kind", "n"])
+        return _run(con, consent, sql, text=text, end=end)
     finally:
         con.unregister("versions")
 
@@ -123,7 +125,7 @@ def products_with_changes(
     """A share of products with a second version at a 10% higher price."""
     new_price = "printf('%.2f', round(price::DECIMAL(18, 2) * 1.1, 2))"
     sql = f"""
-    WITH t AS (SELECT *, row_number() OVER () AS n, launched_at::TIMESTAMP AS ts FROM printed),
+    WITH t AS (SELECT *, launched_at::TIMESTAMP AS ts FROM printed),
     changes AS (
         SELECT *, {_changed_at("product_id", "ts", "price")} AS changed_ts
         FROM t WHERE {_chosen("product_id", share, "price")} AND ts < $end::TIMESTAMP)
@@ -133,7 +135,7 @@ def products_with_changes(
            {TS_OUT.format(c="changed_ts")}, (epoch(changed_ts) // 86400)::INTEGER, 1, n
     FROM changes
     ORDER BY day, kind, n"""
-    return _run(con, table, sql, start=start, end=end, seed=str(seed)).drop_columns(["kind", "n"])
+    return _run(con, table, sql, start=start, end=end, seed=str(seed))
 
 
 def with_changes(con, source: str, table: pa.Table, world: dict, share: float) -> pa.Table:

@@ -21,8 +21,8 @@ SELECT printf('C%08d', i) AS customer_id, printf('+1212%07d', i) AS phone_e164,
 FROM range(1, {n} + 1) AS t(i);
 CREATE TABLE raw.consent AS
 SELECT printf('K%09d', i) AS consent_event_id, printf('C%08d', i) AS customer_id,
-    printf('+1212%07d', i) AS phone_e164, 'sms' AS channel, 'marketing' AS category, 'opt_in' AS action,
-    TIMESTAMP '2025-01-01' AS occurred_at
+    printf('+1212%07d', i) AS phone_e164, 'sms' AS channel, 'marketing' AS category,
+    'opt_in' AS action, TIMESTAMP '2025-01-01' AS occurred_at
 FROM range(1, {n} + 1) AS t(i);
 CREATE TABLE raw.orders (customer_id VARCHAR, product_id VARCHAR, status VARCHAR,
     ordered_at TIMESTAMP);

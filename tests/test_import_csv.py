@@ -83,3 +83,11 @@ def test_a_mapping_that_does_not_fit_is_a_clear_error(export, capsys):
     mapping.write_text("source: orders\ncolumns: {order_id: x}\n", encoding="utf-8")
     assert main(["import", "csv", str(export / "ventes.csv"), "--mapping", str(mapping)]) == 2
     assert "requires order_line_no" in capsys.readouterr().err
+
+
+def test_an_export_that_is_not_csv_is_a_clear_error(export, capsys):
+    (export / "ventes.csv").write_bytes(b"a;b\n1;2;3;4\n")
+    code = main(["import", "csv", str(export / "ventes.csv"), "--mapping",
+                 str(export / "ventes.yaml"), "--out", str(export / "landing")])  # fmt: skip
+    assert code == 2
+    assert "cannot read the export as CSV" in capsys.readouterr().err

@@ -4,11 +4,12 @@
     - the days whose rows the last build's as_of may have cut off. A row may be stamped up
       to 2 days after its file's day (ingest's future slack), so every day from 3 days
       before the newest row already built is taken again;
-    - with `lines` (rows that carry their product's category), whole days with a line
-      (re)loaded since the last build (a later version of a line moves only its own
-      loaded_at), and the days that sold a product (re)loaded since;
-    - with `changed_at`, the days holding a line whose version is newer than as_of (a
-      backfill to an earlier as_of).
+    - with `lines` (rows that carry their product's category), the days that sold a
+      product (re)loaded since the last build;
+    - with `changed_at` (lines with versions), every day holding a version of a line that
+      got a new version since the last build (the sale's day, where the line lives), and
+      the days holding a line whose version is newer than as_of (a backfill to an earlier
+      as_of).
     A run with an earlier as_of first deletes the rows past it (see the pre_hook), so a
     backfill builds what a full build would. Known gap: a reloaded day whose rows were all
     quarantined keeps its old rows until a full refresh. -#}
@@ -17,15 +18,8 @@
     and (
         partition_date >= (select {{ dbt.dateadd('day', -3, 'cast(max(' ~ ts ~ ') as date)') }}
                            from {{ this }})
-        {%- if lines is none %}
         or loaded_at > (select max(loaded_at) from {{ this }})
-        {%- else %}
-        -- a day with a line (re)loaded since: whole days, as a later version of one line
-        -- (a refund) moves only that line's loaded_at
-        or partition_date in (
-            select partition_date from {{ lines }}
-            where loaded_at > (select max(loaded_at) from {{ this }})
-        )
+        {%- if lines is not none %}
         -- lines carry their product's category: a reloaded product rebuilds its days
         or partition_date in (
             select l.partition_date
@@ -35,6 +29,16 @@
         )
         {%- endif %}
         {%- if changed_at is not none %}
+        -- a later version of a line (a refund) lands on its own day but changes the line on
+        -- its sale's day: every day that holds a version of such a line is built again
+        or partition_date in (
+            select v.partition_date from {{ lines }} as v
+            where v.order_line_id in (
+                select order_line_id from {{ lines }}
+                where updated_at is not null
+                    and loaded_at > (select max(loaded_at) from {{ this }})
+            )
+        )
         {%- set have = adapter.get_columns_in_relation(this) | map(attribute='name') | list %}
         {%- if changed_at in have %}
         -- a day holding a line changed after as_of (as_of moved back): built again as known

@@ -24,13 +24,13 @@ earliest day of the file, where ingest names its problem.
 from __future__ import annotations
 
 import codecs
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import yaml
 
+from ingest.importers.exports import read_export
 from ingest.importers.landing_writer import ImportSummary, write_landing
 from ingest.spec import Column, sources
 from ingest.validate import ident, lit
@@ -77,48 +77,35 @@ def import_csv(export: Path, mapping: Mapping, out: Path, tag: str) -> ImportSum
     """Landing files under ``out`` from ``export`` read as ``mapping`` says."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    with tempfile.TemporaryDirectory() as tmp:
-        present = _read(con, export, mapping, Path(tmp) / "export.csv")
-        named = {v for v in mapping.columns.values() if isinstance(v, str)}
-        absent = sorted(named - present)
-        if absent:
-            raise ValueError(
-                f"{export}: no column {', '.join(map(repr, absent))}; the header has "
-                f"{', '.join(map(repr, sorted(present)))}"
-            )
-        query = _query(mapping)
-        if con.execute(f"SELECT count(*) FROM ({query}) WHERE day IS NULL").fetchall()[0][0]:
-            raise ValueError(f"{export}: no row has a readable {_day_column(mapping)}; "
-                             "check timestamp_format and the column mapped to it")  # fmt: skip
-        summary = ImportSummary()
-        summary.files = write_landing(con, query, mapping.source, out, tag)
-    unmapped = sorted(present - named - {"_row"})
+    present = _read(con, export, mapping)
+    named = {v for v in mapping.columns.values() if isinstance(v, str)}
+    absent = sorted(named - present)
+    if absent:
+        raise ValueError(
+            f"{export}: no column {', '.join(map(repr, absent))}; the header has "
+            f"{', '.join(map(repr, sorted(present)))}"
+        )
+    query = _query(mapping)
+    if con.execute(f"SELECT count(*) FROM ({query}) WHERE day IS NULL").fetchall()[0][0]:
+        raise ValueError(f"{export}: no row has a readable {_day_column(mapping)}; "
+                         "check timestamp_format and the column mapped to it")  # fmt: skip
+    summary = ImportSummary()
+    summary.files = write_landing(con, query, mapping.source, out, tag)
+    unmapped = sorted(present - named)
     if unmapped:
         summary.notes.append(f"export columns not mapped, left out: {', '.join(unmapped)}")
     con.close()
     return summary
 
 
-def _read(con, export: Path, mapping: Mapping, utf8: Path) -> set[str]:
-    """The export, re-encoded as UTF-8, as table ``export`` of text columns."""
+def _read(con, export: Path, mapping: Mapping) -> set[str]:
+    """The export, decoded as the mapping says, as table ``export`` of text columns."""
     encoding = "utf-8-sig" if codecs.lookup(mapping.encoding).name == "utf-8" else mapping.encoding
-    text = Path(export).read_bytes().decode(encoding)
-    utf8.write_text(text, encoding="utf-8")
-    con.execute(
-        f"""CREATE TEMP TABLE export AS SELECT *, row_number() OVER () AS _row
-        FROM read_csv({lit(str(utf8))}, all_varchar = true, header = true,
-                      delim = {lit(mapping.delimiter)}, quote = '"', escape = '"',
-                      auto_detect = false, null_padding = true,
-                      columns = {_header_spec(text, mapping.delimiter)})"""
-    )
-    return {r[0] for r in con.execute("DESCRIBE export").fetchall()}
-
-
-def _header_spec(text: str, delimiter: str) -> str:
-    import csv
-
-    header = next(csv.reader([text.split("\n", 1)[0].rstrip("\r")], delimiter=delimiter))
-    return "{" + ", ".join(f"{lit(h)}: 'VARCHAR'" for h in header) + "}"
+    try:
+        text = Path(export).read_bytes().decode(encoding)
+        return read_export(con, "export", text, mapping.delimiter) - {"_row"}
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{export}: {exc} (encoding {mapping.encoding})") from exc
 
 
 def _number(v: str, mapping: Mapping) -> str:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import duckdb
 
+from ingest.importers.exports import read_export
 from ingest.importers.landing_writer import ImportSummary, write_landing
 from ingest.phones import PARSE_FUNCTION, register_phone_parser
 from ingest.validate import lit
@@ -43,25 +44,11 @@ EXPORT_TS = "%Y-%m-%d %H:%M:%S %z"
 
 
 def _read(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> set[str]:
-    """An export as table ``name`` (every field text, file order kept in ``_row``)."""
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {name} AS
-        SELECT *, row_number() OVER () AS _row
-        FROM read_csv({lit(str(path))}, all_varchar = true, header = true, delim = ',',
-                      quote = '"', escape = '"', auto_detect = false, null_padding = true,
-                      columns = {_header_columns(path)})"""
-    )
-    return {r[0] for r in con.execute(f"DESCRIBE {name}").fetchall()}
-
-
-def _header_columns(path: Path) -> str:
-    """The header's names as read_csv's column spec (every one text): the sniffer is not
-    trusted with exports whose first rows are mostly empty."""
-    import csv
-
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        header = next(csv.reader(f))
-    return "{" + ", ".join(f"{lit(h)}: 'VARCHAR'" for h in header) + "}"
+    """An export as table ``name``; a file that is not CSV is a ValueError naming it."""
+    try:
+        return read_export(con, name, Path(path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc
 
 
 def _col(present: set[str], *names: str) -> str:

@@ -26,9 +26,12 @@ select
     case when status = 'cancelled' then 1 else 0 end as is_cancelled,
     case when status = 'refunded' then 1 else 0 end as is_refunded,
     net_revenue,
+    local_net_revenue,
+    exchange_rate,
+    reporting_currency,
     partition_date,
     loaded_at,
     '{{ invocation_id }}' as build_id  -- the dbt build that wrote the row
 from {{ ref('int_order_lines_priced') }}
 where true
-{{ days_to_rebuild('ordered_at', lines=ref('int_order_lines_as_of'), changed_at='status_changed_at') }}
+{{ days_to_rebuild('ordered_at', lines=ref('stg_raw__order_lines'), changed_at='status_changed_at') }}
