@@ -75,24 +75,38 @@ def _chosen(key: str, share: float, salt: str) -> str:
     return f"hash({key} || '{salt}' || $seed) % {PER_MILLE} < {round(share * PER_MILLE)}"
 
 
+def _second_versions(
+    con, table: pa.Table, key: str, since: str, changed: dict[str, str], chosen: dict
+) -> pa.Table:
+    """``table`` plus, for the keys ``chosen`` picks (``share``, ``salt``, ``start``, ``end``,
+    ``seed``), a second version with the ``changed`` columns, at a moment after ``since``
+    and before the world's end."""
+    salt = chosen["salt"]
+    sql = f"""
+    WITH t AS (SELECT *, {since}::TIMESTAMP AS ts FROM printed),
+    changes AS (
+        SELECT *, {_changed_at(key, "ts", salt)} AS changed_ts
+        FROM t WHERE {_chosen(key, chosen["share"], salt)} AND ts < $end::TIMESTAMP)
+    SELECT {_columns(table, {})}, NULL::VARCHAR AS updated_at, day, 0 AS kind, n FROM t
+    UNION ALL
+    SELECT {_columns(table, {c: f"{expr} AS {c}" for c, expr in changed.items()})},
+           {TS_OUT.format(c="changed_ts")}, (epoch(changed_ts) // 86400)::INTEGER, 1, n
+    FROM changes
+    ORDER BY day, kind, n"""
+    return _run(con, table, sql, start=chosen["start"], end=chosen["end"],
+                seed=str(chosen["seed"]))  # fmt: skip
+
+
 def customers_with_changes(
     con, table: pa.Table, start: str, end: str, share: float, seed: int
 ) -> pa.Table:
     """A share of customers with a second version on a new phone number."""
     last_two = "lpad(((right(phone_e164, 2)::INTEGER + 37) % 100)::VARCHAR, 2, '0')"
-    new_phone = f"left(phone_e164, -2) || {last_two}"
-    sql = f"""
-    WITH t AS (SELECT *, created_at::TIMESTAMP AS ts FROM printed),
-    changes AS (
-        SELECT *, {_changed_at("customer_id", "ts", "phone")} AS changed_ts
-        FROM t WHERE {_chosen("customer_id", share, "phone")})
-    SELECT {_columns(table, {})}, NULL::VARCHAR AS updated_at, day, 0 AS kind, n FROM t
-    UNION ALL
-    SELECT {_columns(table, {"phone_e164": f"{new_phone} AS phone_e164"})},
-           {TS_OUT.format(c="changed_ts")}, (epoch(changed_ts) // 86400)::INTEGER, 1, n
-    FROM changes
-    ORDER BY day, kind, n"""
-    return _run(con, table, sql, start=start, end=end, seed=str(seed))
+    chosen = {"share": share, "salt": "phone", "start": start, "end": end, "seed": seed}
+    return _second_versions(
+        con, table, "customer_id", "created_at",
+        {"phone_e164": f"left(phone_e164, -2) || {last_two}"}, chosen,
+    )  # fmt: skip
 
 
 def consent_for_new_phones(con, consent: pa.Table, customers: pa.Table, end: str) -> pa.Table:
@@ -123,19 +137,11 @@ def products_with_changes(
     con, table: pa.Table, start: str, end: str, share: float, seed: int
 ) -> pa.Table:
     """A share of products with a second version at a 10% higher price."""
-    new_price = "printf('%.2f', round(price::DECIMAL(18, 2) * 1.1, 2))"
-    sql = f"""
-    WITH t AS (SELECT *, launched_at::TIMESTAMP AS ts FROM printed),
-    changes AS (
-        SELECT *, {_changed_at("product_id", "ts", "price")} AS changed_ts
-        FROM t WHERE {_chosen("product_id", share, "price")} AND ts < $end::TIMESTAMP)
-    SELECT {_columns(table, {})}, NULL::VARCHAR AS updated_at, day, 0 AS kind, n FROM t
-    UNION ALL
-    SELECT {_columns(table, {"price": f"{new_price} AS price"})},
-           {TS_OUT.format(c="changed_ts")}, (epoch(changed_ts) // 86400)::INTEGER, 1, n
-    FROM changes
-    ORDER BY day, kind, n"""
-    return _run(con, table, sql, start=start, end=end, seed=str(seed))
+    chosen = {"share": share, "salt": "price", "start": start, "end": end, "seed": seed}
+    return _second_versions(
+        con, table, "product_id", "launched_at",
+        {"price": "printf('%.2f', round(price::DECIMAL(18, 2) * 1.1, 2))"}, chosen,
+    )  # fmt: skip
 
 
 def with_changes(con, source: str, table: pa.Table, world: dict, share: float) -> pa.Table:
