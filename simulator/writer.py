@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ingest.importers.landing_writer import CSV_FIELD
 from simulator import defects
 from simulator.changes import with_changes
 from simulator.tables import BUILDERS, COLUMNS, FORMATS
@@ -31,13 +32,7 @@ MISSING_COLUMN = {
     "products": "price",
 }
 
-CSV_FIELD_MACRO = """
-CREATE OR REPLACE MACRO csv_field(v) AS CASE
-    WHEN v IS NULL THEN ''
-    WHEN contains(v, ',') OR contains(v, '"') OR contains(v, chr(10)) OR contains(v, chr(13))
-        THEN '"' || replace(v, '"', '""') || '"'
-    ELSE v END
-"""
+CSV_FIELD_MACRO = f"CREATE OR REPLACE MACRO csv_field(v) AS {CSV_FIELD.format(c='v')}"
 
 
 def _render(con, table: pa.Table, fmt: str, columns: list[str]) -> pa.LargeBinaryArray:

@@ -29,6 +29,7 @@ class ImportSummary:
         return sum(n for name, n in self.files.items() if name.startswith(source + "/"))
 
 
+# a value as one CSV field: quoted where it holds a comma, quote or line break
 CSV_FIELD = """CASE WHEN {c} IS NULL THEN ''
     WHEN contains({c}, ',') OR contains({c}, '"') OR contains({c}, chr(10))
          OR contains({c}, chr(13)) THEN '"' || replace({c}, '"', '""') || '"'

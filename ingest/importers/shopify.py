@@ -37,7 +37,7 @@ import duckdb
 from ingest.importers.exports import read_export
 from ingest.importers.landing_writer import ImportSummary, write_landing
 from ingest.phones import PARSE_FUNCTION, register_phone_parser
-from ingest.validate import lit
+from ingest.validate import ident, lit
 
 TAG = "shopify"
 EXPORT_TS = "%Y-%m-%d %H:%M:%S %z"
@@ -55,7 +55,7 @@ def _col(present: set[str], *names: str) -> str:
     """The first of ``names`` the export has, quoted; NULL when it has none."""
     for n in names:
         if n in present:
-            return '"' + n.replace('"', '""') + '"'
+            return ident(n)
     return "NULL"
 
 

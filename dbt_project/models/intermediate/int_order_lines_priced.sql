@@ -44,19 +44,23 @@ rates as (
         valid_from,
         lead(valid_from) over (partition by currency order by valid_from) as valid_until
     from {{ ref('exchange_rates') }}
+),
+
+converted as (
+    select
+        l.*,
+        case when l.currency = '{{ reporting }}' then 1 else r.rate_to_reporting end
+            as exchange_rate
+    from lines as l
+    left join rates as r
+        on l.currency = r.currency
+        and l.currency <> '{{ reporting }}'
+        and cast(l.ordered_at as date) >= r.valid_from
+        and (r.valid_until is null or cast(l.ordered_at as date) < r.valid_until)
 )
 
 select
-    l.*,
-    case when l.currency = '{{ reporting }}' then 1 else r.rate_to_reporting end
-        as exchange_rate,
-    l.local_net_revenue
-        * case when l.currency = '{{ reporting }}' then 1 else r.rate_to_reporting end
-        as net_revenue,
+    *,
+    local_net_revenue * exchange_rate as net_revenue,
     '{{ reporting }}' as reporting_currency
-from lines as l
-left join rates as r
-    on l.currency = r.currency
-    and l.currency <> '{{ reporting }}'
-    and cast(l.ordered_at as date) >= r.valid_from
-    and (r.valid_until is null or cast(l.ordered_at as date) < r.valid_until)
+from converted
