@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -123,12 +124,21 @@ def _newest_source(dbt_dir: Path) -> float:
 
 
 def ensure_manifest(dbt_dir: Path) -> Path:
-    """target/manifest.json, parsed again when missing or older than the project files."""
+    """target/manifest.json, parsed again when missing or older than the project files.
+    The parse writes into a folder of its own and the manifest is renamed into place, so a
+    process reading it while another parses sees a whole file, old or new."""
     manifest = dbt_dir / "target" / "manifest.json"
     if not manifest.exists() or manifest.stat().st_mtime < _newest_source(dbt_dir):
-        subprocess.run(
-            [dbt_executable(), "parse", "--profiles-dir", str(dbt_dir), "--quiet"],
-            cwd=dbt_dir,
-            check=True,
-        )
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        parsing = Path(tempfile.mkdtemp(prefix="parse-", dir=manifest.parent))
+        try:
+            subprocess.run(
+                [dbt_executable(), "parse", "--profiles-dir", str(dbt_dir), "--quiet",
+                 "--target-path", str(parsing)],
+                cwd=dbt_dir,
+                check=True,
+            )  # fmt: skip
+            os.replace(parsing / "manifest.json", manifest)
+        finally:
+            shutil.rmtree(parsing, ignore_errors=True)
     return manifest
