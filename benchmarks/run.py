@@ -1,7 +1,7 @@
 """The scale harness: a nightly run at N customers, stage by stage, beside the DuckDB floor.
 
     python -m benchmarks.run --customers 1000000 [--days 730] [--stages ingest,features,...]
-    python -m benchmarks.run --customers 100000 --smoke     # make test: a short world
+    python -m benchmarks.run --customers 30000 --smoke      # make test: a short world
 
 Stages (each in its own process, so its peak RSS is its own; `simulate` is cached per size):
   simulate   the world's landing files (days 1..N-1; day N is kept aside as "the next day")

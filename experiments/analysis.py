@@ -1,6 +1,7 @@
 """Holdout analysis in the warehouse: units from the send decisions, outcomes from the marts,
 estimates from ``experiments.stats``. Writes ``experiments.units`` and
-``experiments.campaign_results`` (schema ``experiments``).
+``experiments.campaign_results`` (schema ``experiments``), and keeps each analysis date's
+results in ``experiments.campaign_results_history``.
 
 Units (intent to treat): each customer's first decision per campaign that was ``sent`` or
 ``held_out`` in a real run, whose attribution window (default 7 days) has closed by as_of. A
@@ -9,13 +10,19 @@ message that was not delivered still counts in its arm.
 Outcomes within (decided_at, decided_at + window]: ``conversion`` (any order not cancelled),
 ``revenue`` (net), ``orders``, and ``campaign_outcome`` (an order line of the decision's
 product, e.g. the reminded product, when the decision names one; else conversion).
-``pre_period_revenue``: net revenue in the 30 days before the decision, the CUPED covariate
-of every metric (``cuped_*`` beside the plain estimate).
 
-Comparisons: ``vs_holdout`` (treatment vs the campaign holdout) and ``vs_global_control``
-(treatment vs the global control group; marketing campaigns only). Segments: ``all``,
-``lifecycle_stage=...``, ``loyalty_tier=...``, ``variant=...`` with Benjamini-Hochberg
-adjusted p-values within each campaign, comparison and metric.
+Covariates are the decision's own (``sends.decisions``): the lifecycle stage, loyalty tier and
+RFM segment the customer had when the decision was made, and ``pre_period_revenue`` (net
+revenue in the 30 days before it, the CUPED covariate of every metric, ``cuped_*`` beside the
+plain estimate). Nothing measured after the message defines a segment: a lapsed customer whom
+a win-back made buy again stays in the lapsed segment.
+
+Comparisons: ``vs_holdout`` (treatment vs the campaign holdout), ``vs_global_control``
+(treatment vs the global control group; marketing campaigns only) and
+``variant_vs_variant`` (head to head among the treated, segment ``variant=B vs variant=A``:
+B against A; ``variant_winners`` applies ``WINNER_RULE`` to them). Segments: ``all``,
+``lifecycle_stage=...``, ``loyalty_tier=...``, ``rfm_segment=...``, ``variant=...`` with
+Benjamini-Hochberg adjusted p-values within each campaign, comparison and metric.
 """
 
 from __future__ import annotations
@@ -26,7 +33,16 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from experiments.stats import SRM_ALPHA, benjamini_hochberg, lift, mde, srm_p_value
+from experiments.history import keep_history
+from experiments.stats import (
+    SEQUENTIAL_TUNING,
+    SRM_ALPHA,
+    benjamini_hochberg,
+    lift,
+    mde,
+    srm_p_value,
+)
+from send_jobs.ledger import PRE_PERIOD_DAYS
 
 METRICS = {
     "conversion": "proportion",
@@ -34,7 +50,11 @@ METRICS = {
     "revenue": "mean",
     "orders": "mean",
 }
-PRE_PERIOD_DAYS = 30
+
+WINNER_RULE = (
+    "a variant wins once the always-valid interval of its relative lift in conversion "
+    "excludes zero, above, against every other variant of the campaign"
+)
 
 DDL = """
 CREATE SCHEMA IF NOT EXISTS experiments;
@@ -49,7 +69,8 @@ def build_units(con, as_of: datetime, window_days: int = 7) -> int:
         WITH first_decision AS (
             SELECT d.campaign_id, d.category, d.customer_id, d.arm, d.as_of AS decided_at,
                 d.variant, d.product_id, d.outcome AS decision,
-                coalesce(d.estimated_cost, 0) AS estimated_cost
+                coalesce(d.estimated_cost, 0) AS estimated_cost, d.lifecycle_stage,
+                d.loyalty_tier, d.rfm_segment, d.pre_period_revenue AS decided_pre_period
             FROM sends.decisions AS d JOIN sends.runs AS r USING (run_id)
             WHERE NOT r.dry_run AND d.outcome IN ('sent', 'held_out')
             QUALIFY row_number() OVER (PARTITION BY d.campaign_id, d.customer_id
@@ -61,20 +82,23 @@ def build_units(con, as_of: datetime, window_days: int = 7) -> int:
             SELECT o.customer_id, o.ordered_at, o.net_revenue FROM marts.fct_orders AS o
             WHERE o.order_status <> 'cancelled' AND o.ordered_at <= $as_of)
         SELECT u.campaign_id, u.category, u.customer_id, u.arm, u.decided_at, u.variant,
-            u.decision, u.estimated_cost, c.lifecycle_stage, c.loyalty_tier,
+            u.decision, u.estimated_cost, u.lifecycle_stage, u.loyalty_tier, u.rfm_segment,
             count(o.ordered_at) FILTER (WHERE o.ordered_at > u.decided_at
                 AND o.ordered_at <= u.decided_at + INTERVAL {int(window_days)} DAY) AS orders,
             coalesce(sum(o.net_revenue) FILTER (WHERE o.ordered_at > u.decided_at
                 AND o.ordered_at <= u.decided_at + INTERVAL {int(window_days)} DAY), 0)
                 AS revenue,
-            coalesce(sum(o.net_revenue) FILTER (WHERE o.ordered_at <= u.decided_at
-                AND o.ordered_at > u.decided_at - INTERVAL {PRE_PERIOD_DAYS} DAY), 0)
-                AS pre_period_revenue,
+            -- decisions written before the ledger kept it: the orders before the decision
+            coalesce(any_value(u.decided_pre_period),
+                     sum(o.net_revenue) FILTER (WHERE o.ordered_at <= u.decided_at
+                         AND o.ordered_at > u.decided_at - INTERVAL {PRE_PERIOD_DAYS} DAY),
+                     0) AS pre_period_revenue,
             u.product_id
         FROM units AS u
-        LEFT JOIN marts.dim_customers AS c ON c.customer_id = u.customer_id
         LEFT JOIN orders AS o ON o.customer_id = u.customer_id
-        GROUP BY ALL""",
+        GROUP BY u.campaign_id, u.category, u.customer_id, u.arm, u.decided_at, u.variant,
+            u.decision, u.estimated_cost, u.lifecycle_stage, u.loyalty_tier, u.rfm_segment,
+            u.product_id""",
         {"as_of": as_of.replace(tzinfo=None)},
     )
     con.execute(
@@ -94,91 +118,97 @@ def build_units(con, as_of: datetime, window_days: int = 7) -> int:
 
 def _segments(units: pd.DataFrame):
     yield "all", units
-    for column in ("lifecycle_stage", "loyalty_tier", "variant"):
+    for column in ("lifecycle_stage", "loyalty_tier", "rfm_segment", "variant"):
         for value, part in units.groupby(column, dropna=True):
             yield f"{column}={value}", part
 
 
-def campaign_results(units: pd.DataFrame, holdout_shares: dict[str, float],
-                     as_of: datetime) -> pd.DataFrame:  # fmt: skip
+def _mde(c: pd.DataFrame, t: pd.DataFrame, metric: str, kind: str, control_mean: float):
+    n = len(c) + len(t)
+    if not (len(c) and len(t)):
+        return math.nan
+    if kind == "proportion":
+        return mde(n, len(c) / n, baseline_rate=min(max(control_mean, 1e-9), 1 - 1e-9))
+    sd = float(c[metric].std(ddof=1)) if len(c) > 1 else math.nan
+    return mde(n, len(c) / n, sd=sd) if not math.isnan(sd) else math.nan
+
+
+def _estimates(c: pd.DataFrame, t: pd.DataFrame, tuning: float) -> list[dict]:
+    """One row per metric: treatment ``t`` against control ``c``."""
+    rows, conv = [], None
+    cost = float(t["estimated_cost"].sum())
+    for metric, kind in METRICS.items():
+        est = lift(
+            c[metric].to_numpy(float), t[metric].to_numpy(float), metric=kind,
+            control_covariate=c["pre_period_revenue"].to_numpy(float),
+            treatment_covariate=t["pre_period_revenue"].to_numpy(float), tuning=tuning,
+        )  # fmt: skip
+        conv = est if metric == "conversion" else conv
+        incremental_conversions = conv.abs_lift * len(t) if conv else math.nan
+        rows.append({
+            "metric": metric, "n_control": est.n_control, "n_treatment": est.n_treatment,
+            "control_mean": est.control_mean, "treatment_mean": est.treatment_mean,
+            "abs_lift": est.abs_lift, "abs_ci_low": est.abs_ci_low,
+            "abs_ci_high": est.abs_ci_high, "rel_lift": est.rel_lift,
+            "rel_ci_low": est.rel_ci_low, "rel_ci_high": est.rel_ci_high,
+            "p_value": est.p_value, "seq_abs_ci_low": est.seq_abs_ci_low,
+            "seq_abs_ci_high": est.seq_abs_ci_high, "seq_rel_ci_low": est.seq_rel_ci_low,
+            "seq_rel_ci_high": est.seq_rel_ci_high, "cuped_rel_lift": est.cuped_rel_lift,
+            "cuped_rel_ci_low": est.cuped_rel_ci_low,
+            "cuped_rel_ci_high": est.cuped_rel_ci_high,
+            "mde": _mde(c, t, metric, kind, est.control_mean),
+            "incremental_conversions": (
+                est.abs_lift * len(t) if metric == "conversion" else math.nan),
+            "incremental_revenue": est.abs_lift * len(t) if metric == "revenue" else math.nan,
+            "cost": cost,
+            "cost_per_incremental_conversion": (
+                cost / incremental_conversions
+                if incremental_conversions and incremental_conversions > 0 else math.nan),
+            "note": est.note,
+        })  # fmt: skip
+    return rows
+
+
+def _comparisons(u: pd.DataFrame):
+    """(comparison, segment, control units, treatment units) of one campaign: treatment
+    against each control arm per segment, then each variant against each other variant."""
+    arms = [("vs_holdout", "holdout")]
+    if (u["category"] == "marketing").any():
+        arms.append(("vs_global_control", "global_control"))
+    for comparison, control_arm in arms:
+        for segment, part in _segments(u):
+            yield comparison, segment, part[part.arm == control_arm], part[part.arm == "treatment"]
+    treated = u[u.arm == "treatment"]
+    variants = sorted(treated["variant"].dropna().unique())
+    for i, a in enumerate(variants):
+        for b in variants[i + 1 :]:
+            yield ("variant_vs_variant", f"variant={b} vs variant={a}",
+                   treated[treated.variant == a], treated[treated.variant == b])  # fmt: skip
+
+
+def _srm(u: pd.DataFrame, share: float | None) -> float:
+    if not share or not 0 < share < 1:
+        return math.nan
+    arms = u["arm"].value_counts()
+    return srm_p_value([arms.get("treatment", 0), arms.get("holdout", 0)], [1 - share, share])
+
+
+def campaign_results(
+    units: pd.DataFrame,
+    holdout_shares: dict[str, float],
+    as_of: datetime,
+    tuning: float = SEQUENTIAL_TUNING,
+) -> pd.DataFrame:
     """Estimates per campaign, comparison, segment and metric (see the module docstring)."""
     rows = []
     for campaign_id, u in units.groupby("campaign_id"):
-        comparisons = [("vs_holdout", "holdout")]
-        if (u["category"] == "marketing").any():
-            comparisons.append(("vs_global_control", "global_control"))
-        share = holdout_shares.get(campaign_id)
-        arms = u["arm"].value_counts()
-        srm = (
-            srm_p_value([arms.get("treatment", 0), arms.get("holdout", 0)], [1 - share, share])
-            if share and 0 < share < 1
-            else math.nan
-        )
-        for comparison, control_arm in comparisons:
-            for segment, part in _segments(u):
-                c, t = part[part.arm == control_arm], part[part.arm == "treatment"]
-                cost = float(t["estimated_cost"].sum())
-                conv = None
-                for metric, kind in METRICS.items():
-                    est = lift(
-                        c[metric].to_numpy(float),
-                        t[metric].to_numpy(float),
-                        metric=kind,
-                        control_covariate=c["pre_period_revenue"].to_numpy(float),
-                        treatment_covariate=t["pre_period_revenue"].to_numpy(float),
-                    )  # fmt: skip
-                    if metric == "conversion":
-                        conv = est
-                    n = len(c) + len(t)
-                    detect = math.nan
-                    if len(c) and len(t):
-                        sd = float(c[metric].std(ddof=1)) if len(c) > 1 else math.nan
-                        detect = (
-                            mde(n, len(c) / n, baseline_rate=min(max(est.control_mean, 1e-9),
-                                                                  1 - 1e-9))
-                            if kind == "proportion"
-                            else mde(n, len(c) / n, sd=sd) if not math.isnan(sd) else math.nan
-                        )  # fmt: skip
-                    incremental_conversions = conv.abs_lift * len(t) if conv else math.nan
-                    rows.append(
-                        {
-                            "campaign_id": campaign_id,
-                            "comparison": comparison,
-                            "segment": segment,
-                            "metric": metric,
-                            "n_control": est.n_control,
-                            "n_treatment": est.n_treatment,
-                            "control_mean": est.control_mean,
-                            "treatment_mean": est.treatment_mean,
-                            "abs_lift": est.abs_lift,
-                            "abs_ci_low": est.abs_ci_low,
-                            "abs_ci_high": est.abs_ci_high,
-                            "rel_lift": est.rel_lift,
-                            "rel_ci_low": est.rel_ci_low,
-                            "rel_ci_high": est.rel_ci_high,
-                            "p_value": est.p_value,
-                            "cuped_rel_lift": est.cuped_rel_lift,
-                            "cuped_rel_ci_low": est.cuped_rel_ci_low,
-                            "cuped_rel_ci_high": est.cuped_rel_ci_high,
-                            "srm_p_value": srm,
-                            "srm_flag": bool(srm < SRM_ALPHA) if not math.isnan(srm) else False,
-                            "mde": detect,
-                            "incremental_conversions": (
-                                est.abs_lift * len(t) if metric == "conversion" else math.nan
-                            ),
-                            "incremental_revenue": (
-                                est.abs_lift * len(t) if metric == "revenue" else math.nan
-                            ),
-                            "cost": cost,
-                            "cost_per_incremental_conversion": (
-                                cost / incremental_conversions
-                                if incremental_conversions and incremental_conversions > 0
-                                else math.nan
-                            ),
-                            "note": est.note,
-                            "as_of": as_of.replace(tzinfo=None),
-                        }
-                    )
+        srm = _srm(u, holdout_shares.get(campaign_id))
+        for comparison, segment, c, t in _comparisons(u):
+            for row in _estimates(c, t, tuning):
+                rows.append({"campaign_id": campaign_id, "comparison": comparison,
+                             "segment": segment, **row, "srm_p_value": srm,
+                             "srm_flag": bool(srm < SRM_ALPHA) if not math.isnan(srm) else False,
+                             "as_of": as_of.replace(tzinfo=None)})  # fmt: skip
     out = pd.DataFrame(rows)
     if out.empty:
         return out
@@ -188,12 +218,32 @@ def campaign_results(units: pd.DataFrame, holdout_shares: dict[str, float],
     return out
 
 
-def analyse(con, as_of: datetime, holdout_shares: dict[str, float],
-            window_days: int = 7) -> pd.DataFrame:  # fmt: skip
+def variant_winners(results: pd.DataFrame, metric: str = "conversion") -> dict[str, str | None]:
+    """Per campaign with two or more variants: the variant that wins under the stated rule
+    (``WINNER_RULE``), or None while no variant does."""
+    h2h = results[(results.comparison == "variant_vs_variant") & (results.metric == metric)]
+    winners: dict[str, str | None] = {}
+    for campaign_id, rows in h2h.groupby("campaign_id"):
+        beats: dict[str, set[str]] = {}
+        names: set[str] = set()
+        for row in rows.itertuples():
+            b, a = (side.removeprefix("variant=") for side in row.segment.split(" vs "))
+            names |= {a, b}
+            if row.seq_rel_ci_low > 0:
+                beats.setdefault(b, set()).add(a)
+            elif row.seq_rel_ci_high < 0:
+                beats.setdefault(a, set()).add(b)
+        won = [v for v in sorted(names) if beats.get(v, set()) == names - {v}]
+        winners[campaign_id] = won[0] if won else None
+    return winners
+
+
+def analyse(con, as_of: datetime, holdout_shares: dict[str, float], window_days: int = 7,
+            tuning: float = SEQUENTIAL_TUNING) -> pd.DataFrame:  # fmt: skip
     """Build units, estimate, and write experiments.campaign_results; returns the results."""
     build_units(con, as_of, window_days)
     units = con.execute("SELECT * FROM experiments.units").df()
-    results = campaign_results(units, holdout_shares, as_of)
+    results = campaign_results(units, holdout_shares, as_of, tuning)
     con.execute(DDL)
     if results.empty:
         con.execute("DROP TABLE IF EXISTS experiments.campaign_results")
@@ -201,6 +251,7 @@ def analyse(con, as_of: datetime, holdout_shares: dict[str, float],
     con.register("_results", results)
     con.execute("CREATE OR REPLACE TABLE experiments.campaign_results AS SELECT * FROM _results")
     con.unregister("_results")
+    keep_history(con, results, "campaign_results", as_of)
     return results
 
 

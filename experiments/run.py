@@ -1,5 +1,6 @@
 """The measurement flow, as both the CLI and the Dagster experiments asset run it: every
-campaign against its holdout as of a time, the LTV cohorts, and the HTML reports."""
+campaign against its holdout as of a time, its guardrail metrics, the LTV cohorts, and the
+HTML reports."""
 
 from __future__ import annotations
 
@@ -10,18 +11,36 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.analysis import analyse, build_cohorts
+from experiments.analysis import analyse, build_cohorts, variant_winners
+from experiments.guardrails import RATES, measure_guardrails
 from experiments.reports import write_reports
-from send_jobs.campaign_specs import load_campaigns
+from send_jobs.campaign_specs import load_campaigns, load_program
 from send_jobs.ledger import ensure_schema
 
 
 @dataclass
 class Measurement:
     results: pd.DataFrame  # experiments.campaign_results
+    guardrails: pd.DataFrame  # experiments.campaign_guardrails
     units: int
     cohort_rows: int
     seconds: float
+
+    @property
+    def variant_winners(self) -> dict[str, str | None]:
+        """Per campaign with several variants, the winner under ``WINNER_RULE`` or None."""
+        return variant_winners(self.results) if len(self.results) else {}
+
+    @property
+    def guardrail_flags(self) -> list[str]:
+        """``campaign: rate`` for each guardrail worse than the program's norm."""
+        flags = []
+        for row in self.guardrails.itertuples():
+            for rate in RATES:
+                if getattr(row, f"{rate}_flag"):
+                    flags.append(f"{row.campaign_id}: {rate} {getattr(row, rate):.2%} "
+                                 f"(program {getattr(row, f'{rate}_norm'):.2%})")  # fmt: skip
+        return flags
 
     @property
     def sample_ratio_mismatch(self) -> list[str]:
@@ -36,11 +55,13 @@ def measure(con, as_of: datetime, window_days: int = 7) -> Measurement:
     not sent anything yet has the ledger's tables empty: no units, not an error."""
     started = time.perf_counter()
     ensure_schema(con)
-    shares = {c.id: c.holdout_share for c in load_campaigns()}
-    results = analyse(con, as_of, shares, window_days)
+    program = load_program()
+    shares = {c.id: c.holdout_share for c in load_campaigns(program=program)}
+    results = analyse(con, as_of, shares, window_days, program.sequential_tuning)
+    guardrails = measure_guardrails(con, as_of)
     units = con.execute("SELECT count(*) FROM experiments.units").fetchone()[0]
     cohort_rows = build_cohorts(con)
-    return Measurement(results, units, cohort_rows, time.perf_counter() - started)
+    return Measurement(results, guardrails, units, cohort_rows, time.perf_counter() - started)
 
 
 def report(con, folder: Path, as_of: datetime) -> dict[str, Path]:

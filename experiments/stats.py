@@ -18,6 +18,15 @@ CUPED (when pre-period covariates X are given for both arms)
     theta = Cov(Y, X) / Var(X) over both arms pooled; Y' = Y - theta (X - mean(X));
     the absolute and relative lifts above are computed on Y' (``cuped_*``); the variance
     shrinks by the factor (1 - rho^2), rho = Corr(Y, X).
+Always-valid intervals (``sequential_halfwidth``; ``seq_*`` in ``Lift``)
+    Asymptotic confidence sequences (Waudby-Smith et al. 2023, eq. 9 with rho from eq. 161,
+    the form GrowthBook's gbstats uses): with N the tuning sample size (where the sequence is
+    tightest), rho^2 = (-2 ln alpha + ln(-2 ln alpha + 1)) / N and n = n_C + n_T,
+        halfwidth = sigma sqrt(2 (n rho^2 + 1) ln(sqrt(n rho^2 + 1) / alpha) / (n rho)^2),
+    where sigma^2 = n SE^2 is the per-unit variance of the estimate (SE of the absolute lift,
+    or the delta-method SE of the relative lift). The interval estimate +- halfwidth holds
+    at every look at once with probability 1 - alpha, so results recomputed daily may be
+    acted on whenever it excludes zero; the fixed-horizon interval only at the planned end.
 Sample-ratio mismatch (``srm_p_value``)
     Pearson chi-square of the observed arm counts against the configured split,
     df = arms - 1; results with p < 0.001 are flagged untrustworthy.
@@ -40,6 +49,7 @@ import numpy as np
 from scipy import stats
 
 SRM_ALPHA = 0.001
+SEQUENTIAL_TUNING = 5000  # N of the confidence sequences: the sample size they are tightest at
 
 NAN = float("nan")
 
@@ -66,6 +76,10 @@ class Lift:
     cuped_rel_ci_high: float = NAN
     cuped_p_value: float = NAN
     theta: float = NAN
+    seq_abs_ci_low: float = NAN
+    seq_abs_ci_high: float = NAN
+    seq_rel_ci_low: float = NAN
+    seq_rel_ci_high: float = NAN
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -80,8 +94,27 @@ def _clean(values, name: str) -> np.ndarray:
     return a
 
 
-def _diff_and_ratio(yc, yt, metric: str, alpha: float) -> tuple[tuple, list[str]]:
-    """((mu_C, mu_T, d, lo, hi, r, r_lo, r_hi, p), notes) for one outcome."""
+def sequential_halfwidth(
+    per_unit_variance, n, *, tuning: float = SEQUENTIAL_TUNING, alpha: float = 0.05
+):
+    """Half-width of the always-valid interval after n units (module docstring); accepts
+    numpy arrays for many looks at once."""
+    if tuning <= 0:
+        raise ValueError("the tuning sample size must be positive")
+    if not 0 < alpha < 1:
+        raise ValueError("alpha must be between 0 and 1")
+    rho2 = (-2 * math.log(alpha) + math.log(-2 * math.log(alpha) + 1)) / tuning
+    n = np.asarray(n, dtype=float)
+    spread = n * rho2 + 1
+    return np.sqrt(per_unit_variance) * np.sqrt(
+        2 * spread * np.log(np.sqrt(spread) / alpha) / (n * n * rho2)
+    )
+
+
+def _diff_and_ratio(yc, yt, metric: str, alpha: float,
+                    tuning: float = SEQUENTIAL_TUNING) -> tuple[tuple, list[str]]:  # fmt: skip
+    """((mu_C, mu_T, d, lo, hi, r, r_lo, r_hi, p, seq_lo, seq_hi, seq_r_lo, seq_r_hi), notes)
+    for one outcome."""
     notes: list[str] = []
     n_c, n_t = yc.size, yt.size
     if n_c == 0 or n_t == 0:
@@ -89,7 +122,7 @@ def _diff_and_ratio(yc, yt, metric: str, alpha: float) -> tuple[tuple, list[str]
         notes.append(f"no units in the {arm} arm: nothing to compare")
         mu_c = float(yc.mean()) if n_c else NAN
         mu_t = float(yt.mean()) if n_t else NAN
-        return (mu_c, mu_t, NAN, NAN, NAN, NAN, NAN, NAN, NAN), notes
+        return (mu_c, mu_t, *[NAN] * 11), notes
     mu_c, mu_t = float(yc.mean()), float(yt.mean())
     if metric == "proportion":
         if ((yc != 0) & (yc != 1)).any() or ((yt != 0) & (yt != 1)).any():
@@ -118,15 +151,19 @@ def _diff_and_ratio(yc, yt, metric: str, alpha: float) -> tuple[tuple, list[str]
         q = stats.t.ppf(1 - alpha / 2, df)
         lo, hi = d - q * se, d + q * se
         p = float(2 * stats.t.sf(abs(d) / se, df))
+    n = n_c + n_t
+    seq_half = float(sequential_halfwidth(se * se * n, n, tuning=tuning, alpha=alpha))
     if mu_c == 0:
         notes.append("the control mean is zero: relative lift is undefined")
-        r = r_lo = r_hi = NAN
+        r = r_lo = r_hi = seq_r_half = NAN
     else:
         r = mu_t / mu_c - 1
         var_r = v_t / (n_t * mu_c**2) + v_c * mu_t**2 / (n_c * mu_c**4)
         half = z * math.sqrt(var_r) if not math.isnan(var_r) else NAN
         r_lo, r_hi = r - half, r + half
-    return (mu_c, mu_t, d, lo, hi, r, r_lo, r_hi, p), notes
+        seq_r_half = float(sequential_halfwidth(var_r * n, n, tuning=tuning, alpha=alpha))
+    return (mu_c, mu_t, d, lo, hi, r, r_lo, r_hi, p, d - seq_half, d + seq_half,
+            r - seq_r_half, r + seq_r_half), notes  # fmt: skip
 
 
 def lift(
@@ -137,20 +174,23 @@ def lift(
     alpha: float = 0.05,
     control_covariate=None,
     treatment_covariate=None,
+    tuning: float = SEQUENTIAL_TUNING,
 ) -> Lift:
     """Absolute and relative lift of treatment over control, with CUPED when pre-period
-    covariates are given for both arms (formulas in the module docstring)."""
+    covariates are given for both arms and always-valid intervals tuned at ``tuning`` units
+    (formulas in the module docstring)."""
     if metric not in ("mean", "proportion"):
         raise ValueError("metric must be 'mean' or 'proportion'")
     if not 0 < alpha < 1:
         raise ValueError("alpha must be between 0 and 1")
     yc, yt = _clean(control, "control"), _clean(treatment, "treatment")
-    base, notes = _diff_and_ratio(yc, yt, metric, alpha)
+    base, notes = _diff_and_ratio(yc, yt, metric, alpha, tuning)
     out = dict(
         metric=metric, n_control=int(yc.size), n_treatment=int(yt.size),
         control_mean=base[0], treatment_mean=base[1], abs_lift=base[2], abs_ci_low=base[3],
         abs_ci_high=base[4], rel_lift=base[5], rel_ci_low=base[6], rel_ci_high=base[7],
-        p_value=base[8],
+        p_value=base[8], seq_abs_ci_low=base[9], seq_abs_ci_high=base[10],
+        seq_rel_ci_low=base[11], seq_rel_ci_high=base[12],
     )  # fmt: skip
     if control_covariate is None or treatment_covariate is None:
         if control_covariate is not None or treatment_covariate is not None:
@@ -170,7 +210,7 @@ def lift(
     theta = float(np.cov(y, x, ddof=1)[0, 1] / var_x)
     mean_x = float(x.mean())
     adjusted, _ = _diff_and_ratio(
-        yc - theta * (xc - mean_x), yt - theta * (xt - mean_x), "mean", alpha
+        yc - theta * (xc - mean_x), yt - theta * (xt - mean_x), "mean", alpha, tuning
     )
     out.update(
         cuped_abs_lift=adjusted[2], cuped_abs_ci_low=adjusted[3], cuped_abs_ci_high=adjusted[4],

@@ -119,6 +119,7 @@ class Program:
     default_max_segments: int
     cost_per_segment: dict[str, float]
     fields: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sequential_tuning: int = 5000  # the sample size the always-valid intervals are tightest at
 
 
 def load_program(rules_dir: Path = RULES_DIR) -> Program:
@@ -146,8 +147,11 @@ def load_program(rules_dir: Path = RULES_DIR) -> Program:
             default_max_segments=int(raw["default_max_segments"]),
             cost_per_segment={k: float(v) for k, v in raw["cost_per_segment"].items()},
             fields=fields,
+            sequential_tuning=int(raw.get("measurement", {}).get("sequential_tuning", 5000)),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+        if program.sequential_tuning <= 0:
+            problems.append((str(path), "measurement.sequential_tuning", "must be positive"))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         problems.append((str(path), str(exc).strip("'"), "missing or of the wrong type"))
     if problems:
         raise CampaignError(problems)

@@ -32,7 +32,7 @@ from send_jobs import encoding
 from send_jobs.audience import audience_sql, condition_sql
 from send_jobs.campaign_specs import RULES_DIR, Campaign, Program
 from send_jobs.consent import consent_sql
-from send_jobs.ledger import RECIPIENT_FAILURE_SQL, ensure_schema
+from send_jobs.ledger import PRE_PERIOD_DAYS, RECIPIENT_FAILURE_SQL, ensure_schema
 from send_jobs.templates import render_sql, sql_literal
 
 
@@ -177,7 +177,7 @@ def decide(
             ("audience", lambda: _candidates(con, program, active, params)),
             ("guardrails", lambda: _guardrails(con, program, params, run_id)),
             ("render", lambda: _render(con, program, active, run_id)),
-            ("qa", lambda: _qa(con)),
+            ("qa", lambda: _qa(con, params)),
             ("ledger", lambda: _write(con, run_id, dry_run, params, len(active))),
         ):  # fmt: skip
             step()
@@ -417,11 +417,17 @@ def _render(con, program: Program, active: list[Campaign], run_id: str) -> None:
     )
 
 
-def _qa(con) -> None:
-    """Check every rendered message and settle each candidate's outcome and reason."""
+def _qa(con, params) -> None:
+    """Check every rendered message and settle each candidate's outcome and reason; keep
+    the customer's segments and pre-period revenue as the decision saw them."""
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE decided AS
-        WITH qa AS (
+        f"""CREATE OR REPLACE TEMP TABLE decided AS
+        WITH pre_period AS (
+            SELECT customer_id, sum(net_revenue) AS revenue FROM marts.fct_orders
+            WHERE order_status <> 'cancelled' AND ordered_at <= $as_of
+              AND ordered_at > $as_of - INTERVAL {PRE_PERIOD_DAYS} DAY
+            GROUP BY 1),
+        qa AS (
             SELECT r.*, coalesce(p1.usd, p0.usd) AS usd,
                 CASE
                     WHEN r.rendered_text IS NULL OR length(trim(r.rendered_text)) = 0
@@ -449,19 +455,24 @@ def _qa(con) -> None:
                            WHEN 'holdout' THEN 'campaign holdout: would have been sent'
                            ELSE 'global control: would have been sent' END) AS reason,
             q.variant, q.rendered_text, q.encoding, q.segments,
-            q.segments * q.usd AS estimated_cost, q.message_id, q.fallback_fields
+            q.segments * q.usd AS estimated_cost, q.message_id, q.fallback_fields,
+            r.lifecycle_stage, r.loyalty_tier, r.rfm_segment,
+            coalesce(p.revenue, 0) AS pre_period_revenue
         FROM ranked AS r
-        LEFT JOIN qa AS q USING (campaign_id, customer_id)"""
+        LEFT JOIN qa AS q USING (campaign_id, customer_id)
+        LEFT JOIN pre_period AS p USING (customer_id)""",
+        params,
     )
 
 
 def _write(con, run_id: str, dry_run: bool, params, n_campaigns: int) -> None:
     """One decision row per candidate; queue the sends (unless dry run)."""
     con.execute(
-        f"""INSERT INTO sends.decisions
-        SELECT '{run_id}', $as_of, campaign_id, category, customer_id, arm, outcome, reason,
-            variant, rendered_text, encoding, segments, estimated_cost, phone_e164, occasion,
-            product_id, local_time, idempotency_key, message_id, fallback_fields
+        f"""INSERT INTO sends.decisions BY NAME
+        SELECT '{run_id}' AS run_id, $as_of AS as_of, campaign_id, category, customer_id, arm,
+            outcome, reason, variant, rendered_text, encoding, segments, estimated_cost,
+            phone_e164, occasion, product_id, local_time, idempotency_key, message_id,
+            fallback_fields, lifecycle_stage, loyalty_tier, rfm_segment, pre_period_revenue
         FROM decided""",
         params,
     )

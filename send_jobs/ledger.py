@@ -27,6 +27,8 @@ HARD_FAILURES = ("undelivered", "rejected")
 RECIPIENT_FAILURE_SQL = f"coalesce(recipient_failure, status IN {HARD_FAILURES})"
 # Kannel DLR type -> ledger status (1 delivered, 2 undelivered, 4 queued on the SMSC,
 # 8 accepted by the SMSC, 16 rejected by the SMSC)
+# net revenue in the days before a decision, written on its row: the CUPED covariate
+PRE_PERIOD_DAYS = 30
 DLR_STATUS = {1: "delivered", 2: "undelivered", 4: "accepted", 8: "accepted", 16: "rejected"}
 
 DDL = """
@@ -41,8 +43,15 @@ CREATE TABLE IF NOT EXISTS sends.decisions (
     outcome VARCHAR NOT NULL, reason VARCHAR NOT NULL, variant VARCHAR, rendered_text VARCHAR,
     encoding VARCHAR, segments INTEGER, estimated_cost DOUBLE, phone_e164 VARCHAR,
     occasion VARCHAR, product_id VARCHAR, local_time TIMESTAMP, idempotency_key VARCHAR,
-    message_id VARCHAR, fallback_fields VARCHAR[],
+    message_id VARCHAR, fallback_fields VARCHAR[], lifecycle_stage VARCHAR,
+    loyalty_tier VARCHAR, rfm_segment VARCHAR, pre_period_revenue DOUBLE,
     PRIMARY KEY (run_id, campaign_id, customer_id));
+-- the customer as the decision saw it (the analysis's segments and CUPED covariate are never
+-- measured after the message); older ledgers get the columns here, NULL on their rows
+ALTER TABLE sends.decisions ADD COLUMN IF NOT EXISTS lifecycle_stage VARCHAR;
+ALTER TABLE sends.decisions ADD COLUMN IF NOT EXISTS loyalty_tier VARCHAR;
+ALTER TABLE sends.decisions ADD COLUMN IF NOT EXISTS rfm_segment VARCHAR;
+ALTER TABLE sends.decisions ADD COLUMN IF NOT EXISTS pre_period_revenue DOUBLE;
 CREATE TABLE IF NOT EXISTS sends.messages (
     message_id VARCHAR PRIMARY KEY, idempotency_key VARCHAR NOT NULL UNIQUE,
     run_id VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL, campaign_id VARCHAR NOT NULL,

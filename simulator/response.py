@@ -5,10 +5,14 @@ customer orders within the attribution window with probability ``baseline_rate``
 by ``1 + effects[campaign]`` when the unit is in the treatment arm and its message went out
 (submitted, accepted or delivered); holdouts, the global control and undelivered messages get
 no effect. So the true intent-to-treat effect of a campaign whose messages all went out is
-``baseline_rate * effect`` absolute and ``effect`` relative.
+``baseline_rate * effect`` absolute and ``effect`` relative. An effect may differ by the
+lifecycle stage the decision saw (``{"winback": {"lapsed": 0.5, "active": 0.0}}``).
 
 ``respond`` (small worlds, the coverage test) also draws pre-period spend independent of the
-arm and writes straight to ``marts.fct_orders`` as the nightly build would publish it.
+arm, and writes straight to ``marts.fct_orders`` as the nightly build would publish it; like
+that build it makes every customer who ordered ``active`` in ``marts.dim_customers``, so a
+treatment moves customers between segments after the decision. The pre-period orders land
+after the decisions (late history the decisions did not see).
 ``respond_to_run`` (the closed-loop demo) writes the orders as landing files
 (``orders/<day>.resp-<run>.csv``) that the next pipeline run ingests like any other; an
 order is one line of the reminded product when the decision names one, else of a product
@@ -20,10 +24,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+# campaign -> true relative effect, or lifecycle stage at decision -> effect
+Effects = dict[str, float | dict[str, float]]
+
 
 def respond(
     con,
-    effects: dict[str, float],
+    effects: Effects,
     *,
     baseline_rate: float,
     seed: int,
@@ -57,6 +64,7 @@ def respond(
         ignore_index=True,
     )  # fmt: skip
     orders["order_status"] = "completed"
+    con.register("_buyers", units[buys][["customer_id"]])
     con.execute("""CREATE TABLE IF NOT EXISTS marts.fct_orders (order_id VARCHAR,
         customer_id VARCHAR, ordered_at TIMESTAMP, net_revenue DOUBLE, order_status VARCHAR)""")
     con.execute("""CREATE TABLE IF NOT EXISTS marts.fct_order_lines (customer_id VARCHAR,
@@ -66,6 +74,10 @@ def respond(
         net_revenue, order_status) SELECT order_id, customer_id, ordered_at, net_revenue,
         order_status FROM _orders""")
     con.unregister("_orders")
+    # the next nightly build: a customer who ordered after the decision is active again
+    con.execute("""UPDATE marts.dim_customers SET lifecycle_stage = 'active'
+        WHERE customer_id IN (SELECT customer_id FROM _buyers)""")
+    con.unregister("_buyers")
     return len(orders)
 
 
@@ -73,6 +85,7 @@ def _units(con, run_id: str | None = None) -> pd.DataFrame:
     where = "AND d.run_id = $run" if run_id else ""
     return con.execute(
         f"""SELECT d.campaign_id, d.customer_id, d.arm, d.as_of AS decided_at, d.product_id,
+            d.lifecycle_stage,
             coalesce(m.status IN ('submitted', 'accepted', 'delivered'), false) AS went_out
         FROM sends.decisions AS d JOIN sends.runs AS r USING (run_id)
         LEFT JOIN sends.messages AS m ON m.message_id = d.message_id AND d.outcome = 'sent'
@@ -84,8 +97,22 @@ def _units(con, run_id: str | None = None) -> pd.DataFrame:
     ).df()
 
 
-def _buys(units: pd.DataFrame, effects: dict[str, float], baseline_rate: float, rng):
-    lift = units["campaign_id"].map(effects).fillna(0.0).to_numpy()
+def _true_lift(units: pd.DataFrame, effects: Effects) -> np.ndarray:
+    """Each unit's true relative effect: its campaign's, or its campaign's for the lifecycle
+    stage the decision saw."""
+    lift = np.zeros(len(units))
+    for campaign_id, effect in effects.items():
+        mine = (units["campaign_id"] == campaign_id).to_numpy()
+        if isinstance(effect, dict):
+            by_stage = units["lifecycle_stage"].map(effect).fillna(0.0).to_numpy()
+            lift = np.where(mine, by_stage, lift)
+        else:
+            lift = np.where(mine, float(effect), lift)
+    return lift
+
+
+def _buys(units: pd.DataFrame, effects: Effects, baseline_rate: float, rng):
+    lift = _true_lift(units, effects)
     treated = (units["arm"] == "treatment").to_numpy() & units["went_out"].to_numpy()
     p = baseline_rate * np.where(treated, 1 + lift, 1.0)
     return rng.random(len(units)) < np.clip(p, 0, 1)
@@ -101,7 +128,7 @@ def respond_to_run(
     con,
     run_id: str,
     landing,
-    effects: dict[str, float],
+    effects: Effects,
     *,
     baseline_rate: float,
     seed: int,

@@ -1,7 +1,8 @@
 """A warehouse-level world for the send side, built in SQL in a second: n customers in New
 York, every one opted in to marketing a year before 2026, in the audience of a campaign over
 all customers; names mix GSM-7, accents and emoji (UCS-2) and blanks (fallbacks); loyalty tiers
-rotate bronze, silver, gold, platinum. Used by the send benchmarks and the coverage test, where
+rotate bronze, silver, gold, platinum, and lifecycle stages active, lapsed every four customers
+(so each tier holds both). Used by the send benchmarks and the coverage test, where
 the full simulator would be slower than what is measured.
 """
 
@@ -15,7 +16,8 @@ SELECT printf('C%08d', i) AS customer_id, printf('+1212%07d', i) AS phone_e164,
     ['Emma', 'Noah', 'Zoë', 'Łukasz', NULL, 'Mia 🌸', 'Jürgen', 'D''Arcy'][1 + i % 8]
         AS first_name,
     ['bronze', 'silver', 'gold', 'platinum'][1 + i % 4] AS loyalty_tier,
-    (i % 5000) AS loyalty_points, 'coffee' AS top_category, 'active' AS lifecycle_stage,
+    (i % 5000) AS loyalty_points, 'coffee' AS top_category,
+    ['active', 'lapsed'][1 + (i // 4) % 2] AS lifecycle_stage,
     'loyal' AS rfm_segment, 1 + i % 7 AS orders_count, 100.0 + i % 900 AS lifetime_revenue,
     'en' AS language
 FROM range(1, {n} + 1) AS t(i);
@@ -26,6 +28,8 @@ SELECT printf('K%09d', i) AS consent_event_id, printf('C%08d', i) AS customer_id
 FROM range(1, {n} + 1) AS t(i);
 CREATE TABLE raw.orders (customer_id VARCHAR, product_id VARCHAR, status VARCHAR,
     ordered_at TIMESTAMP);
+CREATE TABLE marts.fct_orders (order_id VARCHAR, customer_id VARCHAR, ordered_at TIMESTAMP,
+    net_revenue DOUBLE, order_status VARCHAR);
 """
 
 

@@ -13,6 +13,8 @@ from experiments.stats import lift
 from send_jobs.decide import decide
 
 DECIDED = "2026-06-10T15:00:00Z"
+# one worker builds the module's shared fixture once
+pytestmark = pytest.mark.xdist_group("analysis")
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +25,12 @@ def world(tmp_path_factory):
         w.customer(f"C{i:05d}", phone=f"+1212{i:07d}",
                    loyalty_tier="gold" if i % 4 == 0 else "bronze")  # fmt: skip
     w.con.commit()
+    at = utc(DECIDED).replace(tzinfo=None)
+    rng = np.random.default_rng(5)
+    # pre-period spend, unrelated to the arm, in the warehouse when the decision is made
+    orders = [(f"P{n}", f"C{n:05d}", at - timedelta(days=10), 25.0, "completed")
+              for n in range(4000) if rng.random() < 0.5]  # fmt: skip
+    w.con.executemany("INSERT INTO marts.fct_orders VALUES (?, ?, ?, ?, ?)", orders)
     prog = program(global_control_share=0.10)
     promo = campaign(prog, holdout_share=0.3)
     run = decide(w.con, prog, [promo], utc(DECIDED))
@@ -31,22 +39,21 @@ def world(tmp_path_factory):
             "SELECT customer_id, arm FROM sends.decisions WHERE run_id = ?", [run.run_id]
         ).fetchall()
     )
+    # after the decision the nightly moves everyone to another segment, and an order placed
+    # before the decision arrives late: neither may change what the analysis reads
+    w.con.execute("UPDATE marts.dim_customers SET lifecycle_stage = 'lapsed', "
+                  "loyalty_tier = 'platinum', rfm_segment = 'lost'")  # fmt: skip
+    spent = {cid for _, cid, *_ in orders}
+    late = next(c for c in sorted(arms) if c not in spent)
     # outcomes with a known effect: treated convert at 30%, the others at 20%
-    rng = np.random.default_rng(5)
-    at = utc(DECIDED).replace(tzinfo=None)
-    orders = []
+    after = [("LATEPRE", late, at - timedelta(days=5), 10.0, "completed")]
     for n, (cid, arm) in enumerate(sorted(arms.items())):
         if rng.random() < (0.30 if arm == "treatment" else 0.20):
-            orders.append((f"O{n}", cid, at + timedelta(days=2), 40.0, "completed"))
-        if rng.random() < 0.5:  # pre-period spend, unrelated to the arm
-            orders.append((f"P{n}", cid, at - timedelta(days=10), 25.0, "completed"))
-    orders.append(("LATE", "C00000", at + timedelta(days=9), 99.0, "completed"))  # outside
-    orders.append(("X", "C00001", at + timedelta(days=1), 99.0, "cancelled"))  # cancelled
-    w.con.execute(
-        "CREATE TABLE marts.fct_orders (order_id VARCHAR, customer_id VARCHAR, "
-        "ordered_at TIMESTAMP, net_revenue DOUBLE, order_status VARCHAR)"
-    )
-    w.con.executemany("INSERT INTO marts.fct_orders VALUES (?, ?, ?, ?, ?)", orders)
+            after.append((f"O{n}", cid, at + timedelta(days=2), 40.0, "completed"))
+    after.append(("LATE", "C00000", at + timedelta(days=9), 99.0, "completed"))  # outside
+    after.append(("X", "C00001", at + timedelta(days=1), 99.0, "cancelled"))  # cancelled
+    w.con.executemany("INSERT INTO marts.fct_orders VALUES (?, ?, ?, ?, ?)", after)
+    orders += after
     w.con.execute(
         "CREATE TABLE marts.fct_order_lines (customer_id VARCHAR, product_id VARCHAR, "
         "ordered_at TIMESTAMP, is_cancelled INTEGER)"
@@ -69,7 +76,13 @@ def test_units_and_outcomes_recount(world):
     assert set(units.index[units.conversion == 1]) == inside
     assert (units.loc[list(inside), "revenue"] == 40.0).all()
     pre = {cid for oid, cid, *_ in orders if oid.startswith("P")}
-    assert set(units.index[units.pre_period_revenue > 0]) == pre
+    assert set(units.index[units.pre_period_revenue > 0]) == pre  # not the late LATEPRE
+    decided = w.con.execute(
+        "SELECT customer_id, lifecycle_stage, loyalty_tier, rfm_segment FROM sends.decisions"
+    ).df().set_index("customer_id")  # fmt: skip
+    for column in ("lifecycle_stage", "loyalty_tier", "rfm_segment"):
+        assert units[column].to_dict() == decided.loc[units.index, column].to_dict()
+    assert set(units.loyalty_tier) == {"gold", "bronze"}  # as decided, not the later platinum
 
 
 def test_estimates_match_the_units_and_cover_the_true_effect(world):
@@ -102,21 +115,26 @@ def test_segments_and_comparisons_with_adjusted_p_values(world):
     conv = results[results.metric == "conversion"]
     assert set(conv.comparison) == {"vs_holdout", "vs_global_control"}
     assert {"all", "loyalty_tier=gold", "loyalty_tier=bronze", "lifecycle_stage=active",
-            "variant=v1"} <= set(conv.segment)  # fmt: skip
+            "rfm_segment=loyal", "variant=v1"} <= set(conv.segment)  # fmt: skip
+    assert not any("platinum" in s or "lapsed" in s for s in conv.segment)
     for _, group in conv.groupby("comparison"):
         assert (group.p_value_adjusted >= group.p_value - 1e-12).all()
 
 
-def test_an_arm_without_units_is_reported_not_raised(tmp_path):
+def _decided_world(tmp_path, *, customers: int, holdout_share: float) -> MiniWarehouse:
+    """One campaign decided over ``customers`` customers; no orders yet."""
     w = MiniWarehouse(tmp_path / "w.duckdb")
-    for i in range(30):
+    for i in range(customers):
         w.customer(f"C{i}", phone=f"+1212555{i:04d}")
     prog = program(global_control_share=0.0)
-    decide(w.con, prog, [campaign(prog, holdout_share=0.0)], utc(DECIDED))
-    w.con.execute("CREATE TABLE marts.fct_orders (order_id VARCHAR, customer_id VARCHAR, "
-                  "ordered_at TIMESTAMP, net_revenue DOUBLE, order_status VARCHAR)")  # fmt: skip
+    decide(w.con, prog, [campaign(prog, holdout_share=holdout_share)], utc(DECIDED))
     w.con.execute("CREATE TABLE marts.fct_order_lines (customer_id VARCHAR, product_id VARCHAR, "
                   "ordered_at TIMESTAMP, is_cancelled INTEGER)")  # fmt: skip
+    return w
+
+
+def test_an_arm_without_units_is_reported_not_raised(tmp_path):
+    w = _decided_world(tmp_path, customers=30, holdout_share=0.0)
     results = analyse(w.con, utc("2026-06-20T00:00:00Z"), {"promo": 0.0})
     row = results[(results.segment == "all") & (results.metric == "conversion")].iloc[0]
     assert row.n_control == 0 and row.n_treatment == 30
@@ -152,7 +170,7 @@ def test_dagster_asset_materialises_the_analysis(tmp_path):
         w.customer(f"C{i:03d}", phone=f"+1212555{i:04d}")
     prog = program(global_control_share=0.0)
     decide(w.con, prog, [campaign(prog, id="welcome", holdout_share=0.1)], utc(DECIDED))
-    w.con.execute("CREATE TABLE marts.fct_orders AS SELECT customer_id, 'O' || customer_id "
+    w.con.execute("INSERT INTO marts.fct_orders BY NAME SELECT customer_id, 'O' || customer_id "
                   "AS order_id, TIMESTAMP '2026-06-12 10:00:00' AS ordered_at, 30.0 AS "
                   "net_revenue, 'completed' AS order_status FROM marts.dim_customers "
                   "WHERE customer_id < 'C050'")  # fmt: skip
@@ -178,3 +196,64 @@ def test_dagster_asset_materialises_the_analysis(tmp_path):
     assert mat.metadata["units"].value == 200
     assert mat.metadata["campaigns"].value == 1
     assert mat.metadata["sample_ratio_mismatch"].value == []
+    assert mat.metadata["guardrail_flags"].value == []  # one campaign: no norm to be worse than
+    assert mat.metadata["variant_winners"].value == {}  # one variant
+
+
+def test_each_analysis_date_is_kept_and_a_rerun_replaces_its_own(tmp_path):
+    w = _decided_world(tmp_path, customers=60, holdout_share=0.5)
+    days = [utc(f"2026-06-{d}T00:00:00Z") for d in (18, 19, 18)]
+    sizes = [len(analyse(w.con, day, {"promo": 0.5})) for day in days]
+    kept = dict(w.con.execute("SELECT as_of, count(*) FROM experiments.campaign_results_history "
+                              "GROUP BY 1").fetchall())  # fmt: skip
+    assert {str(k.date()): v for k, v in kept.items()} == {"2026-06-18": sizes[2],
+                                                            "2026-06-19": sizes[1]}  # fmt: skip
+    # a history written before a column existed gets it, NULL on the older dates
+    w.con.execute("ALTER TABLE experiments.campaign_results_history DROP seq_abs_ci_low")
+    analyse(w.con, utc("2026-06-20T00:00:00Z"), {"promo": 0.5})
+    filled = dict(w.con.execute(
+        "SELECT as_of, count(seq_abs_ci_low) FROM experiments.campaign_results_history "
+        "WHERE segment = 'all' GROUP BY 1").fetchall())  # fmt: skip
+    assert {str(k.date()): v > 0 for k, v in filled.items()} == {
+        "2026-06-18": False, "2026-06-19": False, "2026-06-20": True}  # fmt: skip
+
+
+def _variant_units(n_per_variant: int, rates: dict[str, float], seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frames = []
+    for variant, rate in rates.items():
+        converted = (rng.random(n_per_variant) < rate).astype(int)
+        frames.append(pd.DataFrame({
+            "campaign_id": "promo", "category": "marketing", "arm": "treatment",
+            "variant": variant, "lifecycle_stage": "active", "loyalty_tier": "gold",
+            "rfm_segment": "loyal", "conversion": converted, "campaign_outcome": converted,
+            "orders": converted, "revenue": converted * 40.0,
+            "pre_period_revenue": rng.gamma(2.0, 10.0, n_per_variant), "estimated_cost": 0.01,
+        }))  # fmt: skip
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_variants_head_to_head_and_the_winner_rule():
+    from experiments.analysis import campaign_results, variant_winners
+
+    rates = {"v1": 0.10, "v2": 0.10, "v3": 0.20}
+    units = _variant_units(4000, rates, seed=11)
+    results = campaign_results(units, {"promo": 0.1}, utc("2026-06-20T00:00:00Z"))
+    h2h = results[(results.comparison == "variant_vs_variant")
+                  & (results.metric == "conversion")].set_index("segment")  # fmt: skip
+    assert set(h2h.index) == {"variant=v2 vs variant=v1", "variant=v3 vs variant=v1",
+                              "variant=v3 vs variant=v2"}  # fmt: skip
+    row = h2h.loc["variant=v3 vs variant=v1"]
+    direct = lift(units[units.variant == "v1"].conversion, units[units.variant == "v3"].conversion,
+                  metric="proportion")  # fmt: skip
+    assert row.rel_lift == pytest.approx(direct.rel_lift)
+    assert row.seq_rel_ci_low == pytest.approx(direct.seq_rel_ci_low)
+    assert variant_winners(results) == {"promo": "v3"}
+    # the same difference on 150 units per variant: the sequential interval is too wide yet
+    early = campaign_results(_variant_units(150, rates, seed=11), {"promo": 0.1},
+                             utc("2026-06-20T00:00:00Z"))  # fmt: skip
+    assert variant_winners(early) == {"promo": None}
+    # two equal best variants: neither beats the other, so no winner
+    tied = campaign_results(_variant_units(4000, {"v1": 0.1, "v2": 0.2, "v3": 0.2}, seed=3),
+                            {"promo": 0.1}, utc("2026-06-20T00:00:00Z"))  # fmt: skip
+    assert variant_winners(tied) == {"promo": None}

@@ -1,6 +1,9 @@
 """`retentext simulate` and `retentext run` end to end, in process, on a real DuckDB file."""
 
+import contextlib
+import io
 import os
+import shutil
 from datetime import date
 
 import dagster as dg
@@ -15,31 +18,33 @@ from orchestration.cli.ingest import PLANNED_EVENTS_ENV, _one_planned_event_per_
 from .conftest import WORLD
 
 SOURCES = list(sources())
+# one worker builds the module's shared fixture once
+pytestmark = pytest.mark.xdist_group("cli")
 
 
-@pytest.fixture
-def ran(bad_world, tmp_path, capsys, monkeypatch):
+@pytest.fixture(scope="module")
+def ran(bad_world, tmp_path_factory):
+    """One `retentext run` shared by the module's tests (each is about 20 s); a test that runs
+    again works on its own copy."""
     landing, _ = bad_world
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))  # run history on disk
-    (tmp_path / "dagster").mkdir()
-    (tmp_path / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    warehouse = tmp_path / "w.duckdb"
-    code = main(
-        [
-            "run",
-            "--landing",
-            str(landing),
-            "--as-of",
-            "2025-01-21T06:00:00Z",
-            "--warehouse",
-            str(warehouse),
-        ]
-    )
-    return code, landing, warehouse, capsys.readouterr().err
+    root = tmp_path_factory.mktemp("ran")
+    dagster_home = root / "dagster"  # run history on disk
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    warehouse = root / "w.duckdb"
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stderr(err):
+        patch.setenv("DAGSTER_HOME", str(dagster_home))
+        code = main(["run", "--landing", str(landing), "--as-of", "2025-01-21T06:00:00Z",
+                     "--warehouse", str(warehouse)])  # fmt: skip
+    return code, landing, warehouse, err.getvalue(), dagster_home
 
 
-def test_run_loads_complete_days_up_to_as_of_logs_them_in_dagster_and_prints_summary(ran):
-    code, _, warehouse, err = ran
+def test_run_loads_complete_days_up_to_as_of_logs_them_in_dagster_and_prints_summary(
+    ran, monkeypatch
+):
+    code, _, warehouse, err, dagster_home = ran
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
     assert code == 0
     assert "accepted" in err and "quarantined" in err and str(warehouse) in err
     con = duckdb.connect(str(warehouse), read_only=True)
@@ -83,8 +88,13 @@ def test_a_planned_events_setting_of_the_users_own_is_kept(monkeypatch):
 
 
 @pytest.mark.slow
-def test_second_run_loads_nothing_new_then_later_as_of_continues(ran, capsys):
-    _, landing, warehouse, _ = ran
+def test_second_run_loads_nothing_new_then_later_as_of_continues(ran, capsys, tmp_path,
+                                                                monkeypatch):  # fmt: skip
+    _, landing, shared, _, dagster_home = ran
+    warehouse = tmp_path / "w.duckdb"
+    shutil.copy(shared, warehouse)
+    shutil.copytree(dagster_home, tmp_path / "dagster")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     args = ["run", "--landing", str(landing), "--warehouse", str(warehouse)]
     assert main([*args, "--as-of", "2025-01-21T06:00:00Z"]) == 0
     assert "nothing new to load" in capsys.readouterr().err

@@ -22,6 +22,8 @@ from .shopify_exports import (
 
 EXPORTED_AT = "2025-03-10T12:00:00Z"
 AS_OF = "2025-03-11T00:00:00Z"
+# one worker builds the module's shared fixture once
+pytestmark = pytest.mark.xdist_group("shopify")
 
 
 @pytest.fixture(scope="module")

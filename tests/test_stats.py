@@ -12,7 +12,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
-from experiments.stats import benjamini_hochberg, lift, mde, srm_p_value
+from experiments.stats import benjamini_hochberg, lift, mde, sequential_halfwidth, srm_p_value
 
 RNG = np.random.default_rng(7)
 
@@ -134,3 +134,59 @@ def test_missing_pre_period_skips_cuped_with_a_note():
     assert "does not vary" in flat.note
     with pytest.raises(ValueError, match="NaN"):
         lift([1.0, np.nan], [1.0, 2.0])
+
+
+def test_sequential_interval_by_hand_from_the_published_formula():
+    """Waudby-Smith et al. 2023 eq. 9 with rho from eq. 161, worked on fixed counts:
+    control 100/1000, treatment 120/1000, alpha 0.05, tuning N = 5,000.
+      rho^2 = (-2 ln 0.05 + ln(-2 ln 0.05 + 1)) / 5000 = (5.991465 + 1.944692) / 5000
+            = 0.00158723
+      n = 2000, n rho^2 + 1 = 4.174462
+      SE^2 = 0.1 * 0.9 / 1000 + 0.12 * 0.88 / 1000 = 0.0001956; sigma^2 = n SE^2 = 0.3912
+      halfwidth = sqrt(0.3912) sqrt(2 * 4.174462 * ln(sqrt(4.174462) / 0.05) / (2000^2 rho^2))
+                = 0.625460 * sqrt(8.348924 * 3.710206 / 6348.924) = 0.043688
+    Relative: Var(r) = 0.12 * 0.88 / (1000 * 0.01) + 0.09 * 0.0144 / (1000 * 0.0001)
+            = 0.01056 + 0.01296 = 0.02352; halfwidth = sqrt(0.02352 * 2000) * 0.069849 = 0.479070
+    """
+    c = np.r_[np.ones(100), np.zeros(900)]
+    t = np.r_[np.ones(120), np.zeros(880)]
+    got = lift(c, t, metric="proportion", tuning=5000)
+    assert got.abs_lift == pytest.approx(0.02)
+    assert got.seq_abs_ci_low == pytest.approx(0.02 - 0.043688, abs=2e-6)
+    assert got.seq_abs_ci_high == pytest.approx(0.02 + 0.043688, abs=2e-6)
+    assert got.seq_rel_ci_low == pytest.approx(0.2 - 0.479070, abs=2e-6)
+    assert got.seq_rel_ci_high == pytest.approx(0.2 + 0.479070, abs=2e-6)
+    # wider than the fixed-horizon interval (1.96 SE = 0.027411) at every look
+    assert got.abs_ci_high - got.abs_lift == pytest.approx(0.027411, abs=2e-6)
+    assert float(sequential_halfwidth(0.3912, 2000, tuning=5000)) == pytest.approx(
+        0.043688, abs=2e-6
+    )
+    # tightest near the tuning size: a sequence tuned at 2,000 is narrower at n = 2,000
+    assert float(sequential_halfwidth(0.3912, 2000, tuning=2000)) < 0.043688
+    with pytest.raises(ValueError, match="tuning"):
+        sequential_halfwidth(0.3912, 2000, tuning=0)
+
+
+def test_daily_looks_at_an_a_a_test_fool_the_fixed_test_not_the_sequential_one():
+    """1,000 A/A worlds (both arms convert at 10%), 100 new units per arm each day, looked at
+    after each of 30 days. Declaring an effect at the first look with p < 0.05 happens in far
+    more than 5% of worlds; declaring it when the always-valid interval first excludes zero
+    happens in at most 5%."""
+    rng = np.random.default_rng(2026)
+    worlds, days, per_day = 1000, 30, 100
+    daily = rng.binomial(per_day, 0.10, size=(2, worlds, days))
+    conversions = daily.cumsum(axis=2)
+    n_arm = per_day * np.arange(1, days + 1)
+    p_c, p_t = conversions[0] / n_arm, conversions[1] / n_arm
+    diff = p_t - p_c
+    se = np.sqrt(p_c * (1 - p_c) / n_arm + p_t * (1 - p_t) / n_arm)
+    fixed_hit = (2 * sps.norm.sf(np.abs(diff) / se) < 0.05).any(axis=1)
+    half = sequential_halfwidth(se**2 * 2 * n_arm, 2 * n_arm, tuning=5000)
+    sequential_hit = (np.abs(diff) > half).any(axis=1)
+    fixed_rate, sequential_rate = fixed_hit.mean(), sequential_hit.mean()
+    print(f"A/A, {worlds} worlds x {days} looks: fixed-horizon declares an effect in "
+          f"{fixed_rate:.1%}, the sequential interval in {sequential_rate:.1%}")  # fmt: skip
+    assert fixed_rate > 0.15
+    assert sequential_rate <= 0.05
+    # the last look alone is a fair fixed-horizon test: about 5%
+    assert 0.03 <= (2 * sps.norm.sf(np.abs(diff[:, -1]) / se[:, -1]) < 0.05).mean() <= 0.07

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from rich.table import Table
 
-from orchestration.cli.common import as_of_type, console, open_warehouse
+from orchestration.cli.common import as_of_type, console, open_warehouse, warn
 from warehouse.settings import WAREHOUSE_ENV, Settings
 
 
@@ -39,6 +39,8 @@ def measure_and_print(settings: Settings, as_of: datetime, window_days: int = 7)
         console.print(f"no units whose {window_days}-day window has closed by {as_of}")
     else:
         console.print(_results_table(results, as_of, units, seconds))
+    for flag in measured.guardrail_flags:
+        warn(f"guardrail worse than the program's norm: {flag}")
     print(
         f"experiments as of {as_of.isoformat()}: {units:,} units, {len(results):,} "
         f"result rows, {cohort_rows:,} cohort rows in {seconds:.1f}s"

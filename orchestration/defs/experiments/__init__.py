@@ -27,8 +27,9 @@ AFTER_FEATURES = (
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
     automation_condition=AFTER_FEATURES,
-    description="experiments.units, experiments.campaign_results and experiments.ltv_cohorts "
-    "as of the end of the partition's day.",
+    description="experiments.units, experiments.campaign_results (each date kept in "
+    "campaign_results_history), experiments.campaign_guardrails and experiments.ltv_cohorts as "
+    "of the end of the partition's day.",
 )
 def campaign_results(
     context: dg.AssetExecutionContext, warehouse: DuckDBResource, settings: SettingsResource
@@ -49,6 +50,8 @@ def campaign_results(
             "cohort_rows": measured.cohort_rows,
             "campaigns": int(results.campaign_id.nunique()) if len(results) else 0,
             "sample_ratio_mismatch": dg.MetadataValue.json(measured.sample_ratio_mismatch),
+            "guardrail_flags": dg.MetadataValue.json(measured.guardrail_flags),
+            "variant_winners": dg.MetadataValue.json(measured.variant_winners),
             "incrementality_report": dg.MetadataValue.path(str(reports["incrementality"])),
             "cohorts_report": dg.MetadataValue.path(str(reports["cohorts"])),
         }
