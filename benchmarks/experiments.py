@@ -18,7 +18,8 @@ from pathlib import Path
 import duckdb
 
 from benchmarks.sends import AS_OF, campaign
-from experiments.analysis import analyse, build_cohorts
+from experiments.analysis import analyse
+from experiments.cohorts import build_cohorts
 from send_jobs.campaign_specs import load_program
 from send_jobs.decide import decide
 from send_jobs.deliver import deliver
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     analysis_s = time.perf_counter() - started
     units = con.execute("SELECT count(*) FROM experiments.units").fetchone()[0]
     started = time.perf_counter()
-    cohort_rows = build_cohorts(con)
+    cohort_rows = build_cohorts(con, AS_OF + timedelta(days=8))
     cohorts_s = time.perf_counter() - started
     figures = {
         "units": units,

@@ -370,7 +370,7 @@ def stage_render(world: World) -> dict:
 
 
 def stage_experiments(world: World) -> dict:
-    from experiments.analysis import analyse, build_cohorts
+    from experiments.run import measure
     from send_jobs.campaign_specs import load_campaigns, load_program
     from send_jobs.decide import decide
     from send_jobs.deliver import deliver
@@ -387,9 +387,8 @@ def stage_experiments(world: World) -> dict:
     deliver(con, program, at, OutboxGateway(world.root / "outbox"))
     respond(con, {c.id: 0.2 for c in campaigns}, baseline_rate=0.1, seed=1)
     started = time.perf_counter()
-    results = analyse(con, at + timedelta(days=8), {c.id: c.holdout_share for c in campaigns})
-    units = con.execute("SELECT count(*) FROM experiments.units").fetchone()[0]
-    cohort_rows = build_cohorts(con)
+    measured = measure(con, at + timedelta(days=8))
+    results, units, cohort_rows = measured.results, measured.units, measured.cohort_rows
     seconds = time.perf_counter() - started
     orders = con.execute("SELECT count(*) FROM marts.fct_orders").fetchone()[0]
     con.close()

@@ -253,32 +253,3 @@ def analyse(con, as_of: datetime, holdout_shares: dict[str, float], window_days:
     con.unregister("_results")
     keep_history(con, results, "campaign_results", as_of)
     return results
-
-
-def build_cohorts(con) -> int:
-    """experiments.ltv_cohorts for all customers with orders, the customers a marketing
-    message was sent to (exposed) and the global control group; returns rows written."""
-    from experiments.cohorts import ltv_cohorts
-
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE _cohort_groups AS
-        SELECT customer_id, bool_or(arm = 'global_control') AS global_control,
-            bool_or(outcome = 'sent' AND category = 'marketing') AS exposed
-        FROM sends.decisions JOIN sends.runs USING (run_id) WHERE NOT dry_run GROUP BY 1"""
-    )
-    orders_sql = """SELECT o.customer_id, o.ordered_at, o.net_revenue AS revenue
-        FROM marts.fct_orders AS o {join} WHERE o.order_status <> 'cancelled'"""
-    through = con.execute(
-        "SELECT max(ordered_at) FROM marts.fct_orders WHERE order_status <> 'cancelled'"
-    ).fetchone()[0]
-    frames = [ltv_cohorts(con.execute(orders_sql.format(join="")).df(), through=through)]
-    for name in ("exposed", "global_control"):
-        join = f"JOIN _cohort_groups AS g ON g.customer_id = o.customer_id AND g.{name}"
-        part = con.execute(orders_sql.format(join=join)).df()
-        frames.append(ltv_cohorts(part, group=name, through=through))
-    cohorts = pd.concat([f for f in frames if len(f)], ignore_index=True)
-    con.execute(DDL)
-    con.register("_cohorts", cohorts)
-    con.execute("CREATE OR REPLACE TABLE experiments.ltv_cohorts AS SELECT * FROM _cohorts")
-    con.unregister("_cohorts")
-    return len(cohorts)

@@ -1,5 +1,11 @@
 """LTV cohorts: customers grouped by the calendar month of their first order.
 
+``build_cohorts`` writes ``experiments.ltv_cohorts`` (``ltv_cohorts`` below) and
+``experiments.ltv_curves`` (``ltv_curves``) for all customers with orders and, by assignment
+among the customers eligible for marketing texts (``experiments.program_units``), for the
+global control group and the rest: two groups that differ only by the hash that assigned
+them, so their curves compare.
+
 For cohort month c and k = 0, 1, ... (calendar months between c and an order's month; every
 month up to the last month of the data is present, also with no orders):
   cohort_size                     customers whose first order fell in c
@@ -12,8 +18,11 @@ Months are UTC calendar months. Computed in DuckDB over the DataFrame (set-based
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import duckdb
 import pandas as pd
+from scipy import stats
 
 COLUMNS = [
     "cohort_month",
@@ -79,3 +88,116 @@ def ltv_cohorts(orders: pd.DataFrame, *, group: str = "all", through=None) -> pd
     out["cohort_month"] = pd.to_datetime(out["cohort_month"]).dt.date
     out["group"] = group
     return out[COLUMNS].reset_index(drop=True)
+
+
+CURVE_COLUMNS = [
+    "group", "months_since_first_order", "cohorts", "customers", "revenue_per_customer",
+    "cumulative_revenue_per_customer", "ci_low", "ci_high",
+]  # fmt: skip
+
+CURVES_SQL = """
+WITH o AS (
+    SELECT "group", customer_id, revenue, year(ordered_at) * 12 + month(ordered_at) - 1 AS m
+    FROM orders_frame),
+first AS (SELECT "group", customer_id, min(m) AS cohort FROM o GROUP BY ALL),
+sizes AS (
+    SELECT "group", cohort, count(*) AS n_c, $last - cohort AS reach FROM first
+    WHERE cohort <= $last GROUP BY ALL),
+months AS (SELECT "group", unnest(range(0, max(reach) + 1)) AS k FROM sizes GROUP BY 1),
+reached AS (  -- customers and cohorts whose month k is complete
+    SELECT m."group", m.k, sum(s.n_c) AS n_k, count(*) AS cohorts
+    FROM months AS m JOIN sizes AS s ON s."group" = m."group" AND s.reach >= m.k GROUP BY ALL),
+per AS (  -- each customer's revenue in each complete month, over that month's population
+    SELECT o."group", o.customer_id, f.cohort, o.m - f.cohort AS k,
+        sum(o.revenue) / any_value(r.n_k) AS w
+    FROM o JOIN first AS f USING ("group", customer_id)
+    JOIN reached AS r ON r."group" = o."group" AND r.k = o.m - f.cohort
+    WHERE o.m <= $last GROUP BY ALL),
+grid AS (  -- z_i(k): a customer's share of the curve at k (their cohort stops at its reach)
+    SELECT f."group", f.customer_id, f.cohort, m.k,
+        coalesce(sum(p.w) OVER (PARTITION BY f."group", f.customer_id ORDER BY m.k), 0) AS z
+    FROM first AS f JOIN sizes AS s USING ("group", cohort)
+    JOIN months AS m ON m."group" = f."group"
+    LEFT JOIN per AS p ON p."group" = f."group" AND p.customer_id = f.customer_id
+        AND p.k = m.k),
+by_cohort AS (
+    SELECT "group", cohort, k, sum(z) AS sz, sum(z * z) AS szz, count(*) AS n_c
+    FROM grid GROUP BY ALL),
+variance AS (
+    SELECT "group", k, sum(sz) AS curve,
+        greatest(sum(CASE WHEN n_c > 1 THEN n_c * (szz - sz * sz / n_c) / (n_c - 1) ELSE 0 END),
+            0) AS var  -- a float sum of equal values may fall a hair below zero
+    FROM by_cohort GROUP BY ALL),
+increments AS (
+    SELECT r."group", r.k, r.cohorts, r.n_k, coalesce(sum(p.w), 0) AS increment
+    FROM reached AS r LEFT JOIN per AS p USING ("group", k) GROUP BY ALL)
+SELECT i."group", CAST(i.k AS INTEGER) AS months_since_first_order,
+    CAST(i.cohorts AS INTEGER) AS cohorts, CAST(i.n_k AS BIGINT) AS customers,
+    i.increment AS revenue_per_customer, v.curve AS cumulative_revenue_per_customer,
+    v.curve - $z * sqrt(v.var) AS ci_low, v.curve + $z * sqrt(v.var) AS ci_high
+FROM increments AS i JOIN variance AS v USING ("group", k)
+ORDER BY 1, 2"""
+
+
+def ltv_curves(orders: pd.DataFrame, through, alpha: float = 0.05) -> pd.DataFrame:
+    """Cumulative revenue per customer by months since first order, per ``group``, from
+    orders with ``group``, ``customer_id``, ``ordered_at`` and ``revenue``; only months
+    complete before ``through``'s month count.
+
+    Month k's increment is the mean revenue in month k over the customers of the cohorts
+    that have completed month k (never over cohorts that have not), and the curve is the sum
+    of the increments, so it never falls as younger cohorts drop out. Its interval: the curve
+    is a sum over customers of z_i(k) = sum over j <= k, j complete for i's cohort, of
+    r_ij / n_j, independent across customers and alike within a cohort, so
+    Var = sum over cohorts c of n_c s_c^2(z(k)) and the interval is curve +- z_(1-alpha/2) SD.
+    """
+    if orders.empty:
+        return pd.DataFrame(columns=CURVE_COLUMNS)
+    t = pd.Timestamp(through)
+    t = t.tz_convert("UTC") if t.tzinfo else t
+    last = t.year * 12 + t.month - 2  # the last complete month
+    frame = pd.DataFrame({
+        "group": orders["group"].astype(str).to_numpy(),
+        "customer_id": orders["customer_id"].astype(str).to_numpy(),
+        "ordered_at": pd.to_datetime(orders["ordered_at"], utc=True).dt.tz_localize(None)
+            .to_numpy(),
+        "revenue": orders["revenue"].astype(float).to_numpy(),
+    })  # fmt: skip
+    con = duckdb.connect()
+    con.register("orders_frame", frame)
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    out = con.execute(CURVES_SQL, {"last": last, "z": z}).df()
+    con.close()
+    return out[CURVE_COLUMNS].reset_index(drop=True)
+
+
+ORDERS_SQL = """
+SELECT 'all' AS "group", customer_id, ordered_at, net_revenue AS revenue
+FROM marts.fct_orders WHERE order_status <> 'cancelled' AND ordered_at <= $as_of
+{by_assignment}"""
+BY_ASSIGNMENT_SQL = """UNION ALL
+SELECT CASE WHEN u.global_control THEN 'global_control' ELSE 'rest' END, o.customer_id,
+    o.ordered_at, o.net_revenue
+FROM marts.fct_orders AS o JOIN experiments.program_units AS u USING (customer_id)
+WHERE o.order_status <> 'cancelled' AND o.ordered_at <= $as_of"""
+
+
+def build_cohorts(con, as_of: datetime) -> int:
+    """Write ``experiments.ltv_cohorts`` and ``experiments.ltv_curves`` as of ``as_of``;
+    returns the cohort rows written."""
+    assigned = con.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_schema = 'experiments' AND table_name = 'program_units'"
+    ).fetchone()[0]
+    sql = ORDERS_SQL.format(by_assignment=BY_ASSIGNMENT_SQL if assigned else "")
+    orders = con.execute(sql, {"as_of": as_of.replace(tzinfo=None)}).df()
+    frames = [ltv_cohorts(part, group=str(group), through=as_of)
+              for group, part in orders.groupby("group", sort=True)]  # fmt: skip
+    cohorts = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+    curves = ltv_curves(orders, through=as_of)
+    con.execute("CREATE SCHEMA IF NOT EXISTS experiments")
+    for name, table in (("ltv_cohorts", cohorts), ("ltv_curves", curves)):
+        con.register("_table", table)
+        con.execute(f"CREATE OR REPLACE TABLE experiments.{name} AS SELECT * FROM _table")
+        con.unregister("_table")
+    return len(cohorts)

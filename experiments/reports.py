@@ -124,20 +124,27 @@ def incrementality_html(results: pd.DataFrame, as_of) -> str:
     )
 
 
-def _ltv_curves(cohorts: pd.DataFrame) -> list[tuple[str, pd.Series]]:
-    """Cumulative revenue per customer by months since first order, per group, weighted by
-    cohort size."""
-    curves = []
-    for group, part in cohorts.groupby("group"):
-        weighted = part.assign(w=part.cumulative_revenue_per_customer * part.cohort_size)
-        curve = weighted.groupby("months_since_first_order").agg(
-            w=("w", "sum"), n=("cohort_size", "sum")
-        )
-        curves.append((str(group), curve.w / curve.n))
-    return curves
+CURVE_NAMES = {"all": "all customers", "global_control": "global control (never texted)",
+               "rest": "eligible, not in the global control"}  # fmt: skip
 
 
-def cohorts_html(cohorts: pd.DataFrame) -> str:
+def _curve_chart(curves: pd.DataFrame) -> go.Figure:
+    """Each group's cumulative revenue per customer with its 95% band."""
+    fig = go.Figure()
+    for group, part in curves.groupby("group", sort=True):
+        x = list(part.months_since_first_order)
+        name = CURVE_NAMES.get(str(group), str(group))
+        fig.add_trace(go.Scatter(x=x + x[::-1], y=list(part.ci_high) + list(part.ci_low)[::-1],
+                                 fill="toself", opacity=0.2, line={"width": 0},
+                                 hoverinfo="skip", showlegend=False))  # fmt: skip
+        fig.add_trace(go.Scatter(x=x, y=part.cumulative_revenue_per_customer,
+                                 mode="lines+markers", name=name))  # fmt: skip
+    fig.update_layout(title="Cumulative revenue per customer by months since first order "
+                      "(95% band)", xaxis_title="months since first order")  # fmt: skip
+    return fig
+
+
+def cohorts_html(cohorts: pd.DataFrame, curves: pd.DataFrame) -> str:
     template = TEMPLATES.get_template("cohorts.html.j2")
     if cohorts.empty:
         return template.render(title="LTV cohorts", charts=[], ltv=[])
@@ -150,16 +157,13 @@ def cohorts_html(cohorts: pd.DataFrame) -> str:
                                 colorbar={"title": "% active"}))  # fmt: skip
     heat.update_layout(title="Retention: % of the cohort ordering, by months since first order",
                        xaxis_title="months since first order", height=420)  # fmt: skip
-    curves = _ltv_curves(cohorts)
-    ltv = go.Figure([go.Scatter(x=list(c.index), y=c, mode="lines+markers", name=g)
-                     for g, c in curves])  # fmt: skip
-    ltv.update_layout(title="Cumulative revenue per customer: all, exposed, global control",
-                      xaxis_title="months since first order")  # fmt: skip
     return template.render(
         title="LTV cohorts",
-        charts=[charts.html(heat, "chart-retention"), charts.html(ltv, "chart-ltv")],
-        ltv=[{"group": g, "month": k, "value": v} for g, c in curves for k, v in c.items()],
-    )
+        charts=[charts.html(heat, "chart-retention"),
+                charts.html(_curve_chart(curves), "chart-ltv")],
+        ltv=[{**r._asdict(), "name": CURVE_NAMES.get(r.group, r.group)}
+             for r in curves.sort_values(["group", "months_since_first_order"]).itertuples()],
+    )  # fmt: skip
 
 
 def _table(con, name: str, tables: set[str]) -> pd.DataFrame:
@@ -179,7 +183,9 @@ def write_reports(con, folder: Path, as_of) -> dict[str, Path]:
     ).fetchall()}  # fmt: skip
     pages = {
         "incrementality": incrementality_html(_table(con, "campaign_results", tables), as_of),
-        "cohorts": cohorts_html(_table(con, "ltv_cohorts", tables)),
+        "cohorts": cohorts_html(
+            _table(con, "ltv_cohorts", tables), _table(con, "ltv_curves", tables)
+        ),
     }
     out = {}
     for name, text in pages.items():

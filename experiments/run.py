@@ -1,6 +1,6 @@
 """The measurement flow, as both the CLI and the Dagster experiments asset run it: every
-campaign against its holdout as of a time, its guardrail metrics, the LTV cohorts, and the
-HTML reports."""
+campaign against its holdout as of a time, its guardrail metrics, the program as a whole
+against the global control, the LTV cohorts, and the HTML reports."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.analysis import analyse, build_cohorts, variant_winners
+from experiments.analysis import analyse, variant_winners
+from experiments.cohorts import build_cohorts
 from experiments.guardrails import RATES, measure_guardrails
+from experiments.program import measure_program
 from experiments.reports import write_reports
 from send_jobs.campaign_specs import load_campaigns, load_program
 from send_jobs.ledger import ensure_schema
@@ -22,6 +24,7 @@ from send_jobs.ledger import ensure_schema
 class Measurement:
     results: pd.DataFrame  # experiments.campaign_results
     guardrails: pd.DataFrame  # experiments.campaign_guardrails
+    program: pd.DataFrame  # experiments.program_results (empty before any marketing text)
     units: int
     cohort_rows: int
     seconds: float
@@ -59,9 +62,11 @@ def measure(con, as_of: datetime, window_days: int = 7) -> Measurement:
     shares = {c.id: c.holdout_share for c in load_campaigns(program=program)}
     results = analyse(con, as_of, shares, window_days, program.sequential_tuning)
     guardrails = measure_guardrails(con, as_of)
+    whole = measure_program(con, as_of, program, program.sequential_tuning)
     units = con.execute("SELECT count(*) FROM experiments.units").fetchone()[0]
-    cohort_rows = build_cohorts(con)
-    return Measurement(results, guardrails, units, cohort_rows, time.perf_counter() - started)
+    cohort_rows = build_cohorts(con, as_of)
+    seconds = time.perf_counter() - started
+    return Measurement(results, guardrails, whole, units, cohort_rows, seconds)
 
 
 def report(con, folder: Path, as_of: datetime) -> dict[str, Path]:

@@ -62,6 +62,14 @@ def hash01(text_sql: str) -> str:
     return f"(CAST(('0x' || substr(md5({text_sql}), 1, 13)) AS UBIGINT) / 4503599627370496.0)"
 
 
+def global_control_sql(program: Program, customer_id_sql: str) -> str:
+    """True for a customer in the program's persistent global control group (no marketing
+    texts ever), whether or not any campaign ever picked them."""
+    salt = sql_literal(program.assignment_salt)
+    u = hash01(f"{salt} || ':global:' || {customer_id_sql}")
+    return f"({u} < {program.global_control_share!r})"
+
+
 def run_id_for(as_of: datetime, dry_run: bool) -> str:
     return as_of.strftime("%Y%m%dT%H%M%SZ") + ("-dry" if dry_run else "")
 
@@ -221,7 +229,6 @@ def _candidates(con, program: Program, active: list[Campaign], params) -> None:
     _campaign_table(con, active)
     union = " UNION ALL ".join(audience_sql(c) for c in active)
     salt = sql_literal(program.assignment_salt)
-    g = program.global_control_share
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE cand AS
         SELECT a.*, k.category, k.priority, k.holdout_share, k.cooldown_days, k.once_ever,
@@ -230,8 +237,7 @@ def _candidates(con, program: Program, active: list[Campaign], params) -> None:
             {hash01(f"{salt} || ':' || a.campaign_id || ':' || a.customer_id")} AS u_holdout,
             {hash01(f"{salt} || ':variant:' || a.campaign_id || ':' || a.customer_id")}
                 AS u_variant,
-            CASE WHEN k.category = 'marketing' AND
-                      {hash01(f"{salt} || ':global:' || a.customer_id")} < {g}
+            CASE WHEN k.category = 'marketing' AND {global_control_sql(program, "a.customer_id")}
                  THEN 'global_control'
                  WHEN {hash01(f"{salt} || ':' || a.campaign_id || ':' || a.customer_id")}
                       < k.holdout_share THEN 'holdout'

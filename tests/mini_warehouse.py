@@ -31,6 +31,8 @@ CREATE TABLE marts.fct_events (event_id VARCHAR, customer_id VARCHAR, event_type
     occurred_at TIMESTAMP, product_id VARCHAR, properties VARCHAR);
 CREATE TABLE marts.fct_orders (order_id VARCHAR, customer_id VARCHAR, ordered_at TIMESTAMP,
     net_revenue DOUBLE, order_status VARCHAR);
+CREATE TABLE marts.fct_order_lines (customer_id VARCHAR, product_id VARCHAR,
+    ordered_at TIMESTAMP, is_cancelled INTEGER);
 CREATE TABLE raw.consent (consent_event_id VARCHAR, customer_id VARCHAR, phone_e164 VARCHAR,
     channel VARCHAR, category VARCHAR, action VARCHAR, occurred_at TIMESTAMP);
 CREATE TABLE raw.orders (customer_id VARCHAR, product_id VARCHAR, status VARCHAR,

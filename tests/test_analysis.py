@@ -54,10 +54,6 @@ def world(tmp_path_factory):
     after.append(("X", "C00001", at + timedelta(days=1), 99.0, "cancelled"))  # cancelled
     w.con.executemany("INSERT INTO marts.fct_orders VALUES (?, ?, ?, ?, ?)", after)
     orders += after
-    w.con.execute(
-        "CREATE TABLE marts.fct_order_lines (customer_id VARCHAR, product_id VARCHAR, "
-        "ordered_at TIMESTAMP, is_cancelled INTEGER)"
-    )
     results = analyse(w.con, utc("2026-06-20T00:00:00Z"), {"promo": 0.3})
     return w, arms, orders, results
 
@@ -128,8 +124,6 @@ def _decided_world(tmp_path, *, customers: int, holdout_share: float) -> MiniWar
         w.customer(f"C{i}", phone=f"+1212555{i:04d}")
     prog = program(global_control_share=0.0)
     decide(w.con, prog, [campaign(prog, holdout_share=holdout_share)], utc(DECIDED))
-    w.con.execute("CREATE TABLE marts.fct_order_lines (customer_id VARCHAR, product_id VARCHAR, "
-                  "ordered_at TIMESTAMP, is_cancelled INTEGER)")  # fmt: skip
     return w
 
 
@@ -142,18 +136,35 @@ def test_an_arm_without_units_is_reported_not_raised(tmp_path):
     assert pd.isna(row.abs_lift)
 
 
-def test_ltv_cohorts_table_has_the_three_groups(world):
-    from experiments.analysis import build_cohorts
+def test_ltv_cohorts_and_curves_by_assignment(world):
+    from experiments.cohorts import build_cohorts
+    from experiments.program import measure_program
 
     w, arms, _, _ = world
-    assert build_cohorts(w.con) > 0
-    groups = dict(
+    as_of = utc("2026-06-20T00:00:00Z")
+    measure_program(w.con, as_of, program(global_control_share=0.10))
+    # the program's global control is the send path's: every customer the campaign held in
+    # it, and no one else (every customer was a candidate here)
+    control = {
+        r[0]
+        for r in w.con.execute(
+            "SELECT customer_id FROM experiments.program_units WHERE global_control"
+        ).fetchall()
+    }
+    assert control == {c for c, arm in arms.items() if arm == "global_control"}
+    assert build_cohorts(w.con, as_of) > 0
+    sizes = dict(
         w.con.execute(
             'SELECT "group", max(cohort_size) FROM experiments.ltv_cohorts GROUP BY 1'
         ).fetchall()
     )
-    assert set(groups) == {"all", "exposed", "global_control"}
-    assert groups["all"] >= groups["exposed"] > groups["global_control"] > 0
+    assert set(sizes) == {"all", "global_control", "rest"}
+    assert sizes["all"] >= sizes["rest"] > sizes["global_control"] > 0
+    curves = w.con.execute("SELECT * FROM experiments.ltv_curves").df()
+    assert set(curves.group) == {"all", "global_control", "rest"}
+    for _, curve in curves.groupby("group"):
+        assert curve.cumulative_revenue_per_customer.is_monotonic_increasing
+        assert (curve.ci_low <= curve.cumulative_revenue_per_customer).all()
 
 
 def test_dagster_asset_materialises_the_analysis(tmp_path):
@@ -174,8 +185,6 @@ def test_dagster_asset_materialises_the_analysis(tmp_path):
                   "AS order_id, TIMESTAMP '2026-06-12 10:00:00' AS ordered_at, 30.0 AS "
                   "net_revenue, 'completed' AS order_status FROM marts.dim_customers "
                   "WHERE customer_id < 'C050'")  # fmt: skip
-    w.con.execute("CREATE TABLE marts.fct_order_lines (customer_id VARCHAR, product_id VARCHAR, "
-                  "ordered_at TIMESTAMP, is_cancelled INTEGER)")  # fmt: skip
     w.con.close()
     result = dg.materialize(
         [campaign_results],
@@ -198,6 +207,8 @@ def test_dagster_asset_materialises_the_analysis(tmp_path):
     assert mat.metadata["sample_ratio_mismatch"].value == []
     assert mat.metadata["guardrail_flags"].value == []  # one campaign: no norm to be worse than
     assert mat.metadata["variant_winners"].value == {}  # one variant
+    # the asset measures with the repository's program (5% global control)
+    assert isinstance(mat.metadata["program_incremental_revenue"].value, float)
 
 
 def test_each_analysis_date_is_kept_and_a_rerun_replaces_its_own(tmp_path):
@@ -257,3 +268,22 @@ def test_variants_head_to_head_and_the_winner_rule():
     tied = campaign_results(_variant_units(4000, {"v1": 0.1, "v2": 0.2, "v3": 0.2}, seed=3),
                             {"promo": 0.1}, utc("2026-06-20T00:00:00Z"))  # fmt: skip
     assert variant_winners(tied) == {"promo": None}
+
+
+def test_the_cli_table_shows_the_always_valid_interval_beside_the_fixed_one():
+    from rich.console import Console
+
+    from experiments.analysis import campaign_results
+    from orchestration.cli.experiments import _results_table
+
+    units = _variant_units(3000, {"v1": 0.10}, seed=4)
+    units.loc[units.index % 2 == 0, ["arm", "variant"]] = ["holdout", None]
+    results = campaign_results(units, {"promo": 0.5}, utc("2026-06-20T00:00:00Z"))
+    conv = results[(results.comparison == "vs_holdout") & (results.segment == "all")
+                   & (results.metric == "conversion")].iloc[0]  # fmt: skip
+    console = Console(record=True, width=250)
+    console.print(_results_table(results, utc("2026-06-20T00:00:00Z"), len(units), 1.0))
+    text = console.export_text()
+    assert "always-valid CI (daily looks)" in text
+    assert f"[{conv.seq_abs_ci_low:+.1%}, {conv.seq_abs_ci_high:+.1%}]" in text
+    assert conv.seq_abs_ci_high - conv.seq_abs_ci_low > conv.abs_ci_high - conv.abs_ci_low

@@ -47,8 +47,13 @@ def annoying(i: int) -> str:
 
 @pytest.fixture(scope="module")
 def guardrails(tmp_path_factory):
-    w = MiniWarehouse(tmp_path_factory.mktemp("guardrails") / "w.duckdb")
-    con = w.con
+    con = _three_campaigns(tmp_path_factory.mktemp("guardrails") / "w.duckdb")
+    return measure_guardrails(con, AS_OF).set_index("campaign_id"), con
+
+
+def _three_campaigns(path):
+    """gentle, annoying and fresh: their messages, receipts and opt-outs."""
+    con = MiniWarehouse(path).con
     ensure_schema(con)
     for i in range(400):
         _message(con, "gentle", i, gentle(i), GENTLE_AT, "rejected" if i >= 396 else "delivered")
@@ -74,7 +79,7 @@ def guardrails(tmp_path_factory):
     for i in (102, 103):
         _reply_stop(con, gentle(i), GENTLE_AT + timedelta(days=3))
     _reply_stop(con, "+12128000000", FRESH_AT + timedelta(hours=1))  # fresh: too soon to count
-    return measure_guardrails(con, AS_OF).set_index("campaign_id"), con
+    return con
 
 
 def test_counts_and_rates_by_hand(guardrails):
@@ -115,3 +120,15 @@ def test_a_campaign_alone_is_never_flagged(tmp_path):
     row = measure_guardrails(w.con, AS_OF).iloc[0]
     assert row.opt_out_rate_24h == 1.0 and not row.opt_out_rate_24h_flag
     assert row.opt_out_rate_24h_norm != row.opt_out_rate_24h_norm  # NaN: no other campaign
+
+
+def test_retentext_experiments_names_the_flagged_guardrails(tmp_path, capsys):
+    from orchestration.cli import main
+
+    _three_campaigns(tmp_path / "w.duckdb").close()
+    assert main(["experiments", "--as-of", "2026-06-20T12:00:00Z",
+                 "--warehouse", str(tmp_path / "w.duckdb")]) == 0  # fmt: skip
+    err = " ".join(capsys.readouterr().err.split())
+    assert "guardrail worse than the program's norm: annoying: opt_out_rate_24h 15.00% " \
+           "(program 0.50%)" in err  # fmt: skip
+    assert "gentle:" not in err

@@ -11,7 +11,9 @@ import duckdb
 import pytest
 from mini_warehouse import campaign, program, utc
 
-from experiments.analysis import analyse, build_cohorts
+from experiments.analysis import analyse
+from experiments.cohorts import build_cohorts
+from experiments.program import measure_program
 from experiments.reports import cohorts_html, incrementality_html, write_reports
 from send_jobs.decide import decide
 from send_jobs.deliver import deliver
@@ -56,7 +58,8 @@ def reports(tmp_path_factory):
     deliver(con, prog, DECIDED, OutboxGateway(root / "outbox"))
     respond(con, {"promo": 0.3}, baseline_rate=0.2, seed=3)
     analyse(con, DECIDED + timedelta(days=8), {"promo": 0.3})
-    build_cohorts(con)
+    measure_program(con, DECIDED + timedelta(days=8), prog)
+    build_cohorts(con, DECIDED + timedelta(days=8))
     paths = write_reports(con, root / "reports", "2026-06-18 00:00 UTC")
     yield con, paths
 
@@ -113,18 +116,16 @@ def test_cohorts_report_draws_and_matches_the_table(reports):
     dom = dump_dom(paths["cohorts"])
     assert not re.search(r"<html[^>]*data-script-errors", dom)
     assert int(re.search(r'data-charts-drawn="(\d+)"', dom).group(1)) >= 2
-    cohorts = con.execute("SELECT * FROM experiments.ltv_cohorts").df()
+    curves = con.execute("SELECT * FROM experiments.ltv_curves").df()
     parser = Cells()
     parser.feed(dom)
     shown = {(a["data-group"], int(a["data-month"])): t for a, t in parser.cells}
     for (group, month), text in shown.items():
-        part = cohorts[(cohorts["group"] == group)
-                       & (cohorts.months_since_first_order == month)]  # fmt: skip
-        value = (part.cumulative_revenue_per_customer * part.cohort_size).sum() / (
-            part.cohort_size.sum()
-        )
+        row = curves[(curves["group"] == group) & (curves.months_since_first_order == month)]
+        [value] = row.cumulative_revenue_per_customer
         assert text == format(value, ",.2f")
-    assert {g for g, _ in shown} == {"all", "exposed", "global_control"}
+    assert len(shown) == len(curves)
+    assert {g for g, _ in shown} == {"all", "global_control", "rest"}
 
 
 def test_hostile_values_stay_text_and_empty_data_says_so():
@@ -146,4 +147,4 @@ def test_hostile_values_stay_text_and_empty_data_says_so():
     assert evil not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "no units in the control arm" in text
     assert "No campaign has customers" in incrementality_html(pd.DataFrame(), "now")
-    assert "No orders yet" in cohorts_html(pd.DataFrame())
+    assert "No orders yet" in cohorts_html(pd.DataFrame(), pd.DataFrame())

@@ -50,8 +50,9 @@ def measure_and_print(settings: Settings, as_of: datetime, window_days: int = 7)
 
 def _results_table(results, as_of: datetime, units: int, seconds: float) -> Table:
     table = Table(
-        "campaign", "treated", "held out", "conversion lift (95% CI)", "revenue/recipient lift",
-        "RPR treated", "SRM", title=f"incrementality vs the campaign holdout as of "
+        "campaign", "treated", "held out", "conversion lift (95% CI)",
+        "always-valid CI (daily looks)", "revenue/recipient lift", "RPR treated", "SRM",
+        title=f"incrementality vs the campaign holdout as of "
         f"{as_of:%Y-%m-%d %H:%M}Z ({units:,} units, {seconds:.1f}s)",
     )  # fmt: skip
     top = results[(results.comparison == "vs_holdout") & (results.segment == "all")]
@@ -64,6 +65,8 @@ def _results_table(results, as_of: datetime, units: int, seconds: float) -> Tabl
             f"{conv.n_control:,}",
             f"{conv.abs_lift:+.2%} {_ci(conv.abs_ci_low, conv.abs_ci_high, pct=True)}"
             if not math.isnan(conv.abs_lift) else conv.note,
+            _ci(conv.seq_abs_ci_low, conv.seq_abs_ci_high, pct=True)
+            if not math.isnan(conv.abs_lift) else "",
             f"{rev.abs_lift:+.2f} {_ci(rev.abs_ci_low, rev.abs_ci_high)}"
             if not math.isnan(rev.abs_lift) else rev.note,
             f"{rev.treatment_mean:.2f}",

@@ -27,9 +27,9 @@ AFTER_FEATURES = (
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
     automation_condition=AFTER_FEATURES,
-    description="experiments.units, experiments.campaign_results (each date kept in "
-    "campaign_results_history), experiments.campaign_guardrails and experiments.ltv_cohorts as "
-    "of the end of the partition's day.",
+    description="experiments.units, experiments.campaign_results, "
+    "experiments.campaign_guardrails and experiments.program_results (each date also kept in "
+    "their *_history tables) and experiments.ltv_cohorts as of the end of the partition's day.",
 )
 def campaign_results(
     context: dg.AssetExecutionContext, warehouse: DuckDBResource, settings: SettingsResource
@@ -52,6 +52,11 @@ def campaign_results(
             "sample_ratio_mismatch": dg.MetadataValue.json(measured.sample_ratio_mismatch),
             "guardrail_flags": dg.MetadataValue.json(measured.guardrail_flags),
             "variant_winners": dg.MetadataValue.json(measured.variant_winners),
+            "program_incremental_revenue": (
+                float(measured.program.incremental_revenue.iloc[0])
+                if len(measured.program)
+                else None
+            ),
             "incrementality_report": dg.MetadataValue.path(str(reports["incrementality"])),
             "cohorts_report": dg.MetadataValue.path(str(reports["cohorts"])),
         }
