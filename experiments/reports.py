@@ -1,5 +1,6 @@
-"""Self-contained HTML reports for retention leads: ``incrementality.html`` and
-``cohorts.html``, rendered from the Jinja2 templates in ``templates/`` (autoescaped: every
+"""Self-contained HTML reports: the retention lead's overview (``index.html``) and a page per
+campaign (``experiments.pages``), the analysts' ``incrementality.html`` and ``cohorts.html``,
+rendered from the Jinja2 templates in ``templates/`` (autoescaped: every
 value that comes from data is HTML-escaped). plotly.js is embedded once per file (no CDN,
 opens offline). Each number shown carries ``data-*`` attributes naming its table row, so
 tests (and anyone) can check it against the warehouse tables.
@@ -14,6 +15,10 @@ import jinja2
 import pandas as pd
 import plotly.graph_objects as go
 from markupsafe import Markup
+
+from experiments.analysis import WINNER_RULE, variant_winners
+from experiments.pages import campaign_lines, lift_over_time, program_totals
+from experiments.stats import SEQUENTIAL_TUNING
 
 METRIC_NAMES = {
     "conversion": "Conversion (any order)",
@@ -174,22 +179,62 @@ def _table(con, name: str, tables: set[str]) -> pd.DataFrame:
     )
 
 
-def write_reports(con, folder: Path, as_of) -> dict[str, Path]:
-    """Both reports from the warehouse's experiments tables, each replaced whole."""
+def overview_html(lines: list[dict], program: pd.DataFrame, guardrails: pd.DataFrame,
+                  as_of) -> str:  # fmt: skip
+    return TEMPLATES.get_template("overview.html.j2").render(
+        title="SMS program overview", as_of=as_of, campaigns=lines,
+        program=program.iloc[0] if len(program) else None, totals=program_totals(guardrails),
+    )  # fmt: skip
+
+
+def campaign_html(line: dict, results: pd.DataFrame, guardrails: pd.DataFrame,
+                  history: pd.DataFrame) -> str:  # fmt: skip
+    """One campaign's page (``line`` from ``pages.campaign_lines``)."""
+    mine = results[(results.campaign_id == line["id"]) & (results.metric == "conversion")]
+    held = mine[mine.comparison == "vs_holdout"]
+    variants = mine[mine.comparison == "variant_vs_variant"].sort_values("segment")
+    g = guardrails[guardrails.campaign_id == line["id"]] if len(guardrails) else guardrails
+    chart = _Charts().html(lift_over_time(history, line["id"]), "chart-lift-over-time")
+    page = {
+        **line, "chart": chart, "srm": bool(line["row"].srm_flag),
+        "guardrails": g.iloc[0] if len(g) else None,
+        "segments": list(held[held.segment != "all"].sort_values("segment").itertuples()),
+        "variants": list(variants.itertuples()),
+        "winner": variant_winners(results).get(line["id"]),
+    }  # fmt: skip
+    return TEMPLATES.get_template("campaign.html.j2").render(
+        title=str(line["id"]), c=page, winner_rule=WINNER_RULE
+    )
+
+
+def write_reports(con, folder: Path, as_of,
+                  planned_units: float = SEQUENTIAL_TUNING) -> dict[str, Path]:  # fmt: skip
+    """The overview (``index.html``), a page per campaign, ``incrementality.html`` and
+    ``cohorts.html`` from the warehouse's experiments tables, each file replaced whole."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tables = {r[0] for r in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'experiments'"
     ).fetchall()}  # fmt: skip
+    results = _table(con, "campaign_results", tables)
+    guardrails = _table(con, "campaign_guardrails", tables)
+    history = _table(con, "campaign_results_history", tables)
+    lines = campaign_lines(results, guardrails, planned_units)
     pages = {
-        "incrementality": incrementality_html(_table(con, "campaign_results", tables), as_of),
-        "cohorts": cohorts_html(
-            _table(con, "ltv_cohorts", tables), _table(con, "ltv_curves", tables)
-        ),
-    }
+        "overview": ("index.html", overview_html(
+            lines, _table(con, "program_results", tables), guardrails, as_of)),
+        "incrementality": ("incrementality.html", incrementality_html(results, as_of)),
+        "cohorts": ("cohorts.html", cohorts_html(_table(con, "ltv_cohorts", tables),
+                                                 _table(con, "ltv_curves", tables))),
+    }  # fmt: skip
+    for line in lines:
+        pages[f"campaign:{line['id']}"] = (
+            line["page"],
+            campaign_html(line, results, guardrails, history),
+        )
     out = {}
-    for name, text in pages.items():
-        out[name] = folder / f"{name}.html"
+    for name, (file_name, text) in pages.items():
+        out[name] = folder / file_name
         tmp = out[name].with_suffix(".tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(out[name])

@@ -70,5 +70,7 @@ def measure(con, as_of: datetime, window_days: int = 7) -> Measurement:
 
 
 def report(con, folder: Path, as_of: datetime) -> dict[str, Path]:
-    """incrementality.html and cohorts.html under ``folder``."""
-    return write_reports(con, folder, f"{as_of:%Y-%m-%d %H:%M} UTC")
+    """The overview, the campaign pages, incrementality.html and cohorts.html under
+    ``folder``."""
+    planned = load_program().sequential_tuning
+    return write_reports(con, folder, f"{as_of:%Y-%m-%d %H:%M} UTC", planned)

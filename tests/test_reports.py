@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from datetime import timedelta
 from html.parser import HTMLParser
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -13,6 +14,7 @@ from mini_warehouse import campaign, program, utc
 
 from experiments.analysis import analyse
 from experiments.cohorts import build_cohorts
+from experiments.guardrails import measure_guardrails
 from experiments.program import measure_program
 from experiments.reports import cohorts_html, incrementality_html, write_reports
 from send_jobs.decide import decide
@@ -23,6 +25,7 @@ from simulator.send_world import build_send_world
 
 DECIDED = utc("2026-06-10T15:00:00Z")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "data" / "screenshots"  # git-ignored
 
 
 class Cells(HTMLParser):
@@ -46,21 +49,42 @@ class Cells(HTMLParser):
             self.cells.append(tuple(self._open))
             self._open = None
 
+    @classmethod
+    def data_cells(cls, dom: str) -> list[tuple[dict, str]]:
+        """The cells that name the warehouse table they show."""
+        parser = cls()
+        parser.feed(dom)
+        return [(a, t) for a, t in parser.cells if "data-table" in a]
+
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
+    """Two campaigns, one with a true +50% effect and one with none, analysed on two days."""
     root = tmp_path_factory.mktemp("reports")
     con = duckdb.connect(str(root / "w.duckdb"))
-    build_send_world(con, 2000)
+    build_send_world(con, 4000)
     prog = program(global_control_share=0.05)
-    promo = campaign(prog, id="promo", holdout_share=0.3)
-    decide(con, prog, [promo], DECIDED)
+    promo = campaign(
+        prog,
+        id="promo",
+        holdout_share=0.3,
+        audience=[{"field": "loyalty_tier", "op": "in", "value": ["bronze", "silver"]}],
+    )
+    quiet = campaign(
+        prog,
+        id="quiet",
+        holdout_share=0.3,
+        audience=[{"field": "loyalty_tier", "op": "in", "value": ["gold", "platinum"]}],
+    )
+    decide(con, prog, [promo, quiet], DECIDED)
     deliver(con, prog, DECIDED, OutboxGateway(root / "outbox"))
-    respond(con, {"promo": 0.3}, baseline_rate=0.2, seed=3)
-    analyse(con, DECIDED + timedelta(days=8), {"promo": 0.3})
-    measure_program(con, DECIDED + timedelta(days=8), prog)
-    build_cohorts(con, DECIDED + timedelta(days=8))
-    paths = write_reports(con, root / "reports", "2026-06-18 00:00 UTC")
+    respond(con, {"promo": 0.5, "quiet": 0.0}, baseline_rate=0.2, seed=3)
+    for day in (8, 9):
+        analyse(con, DECIDED + timedelta(days=day), {"promo": 0.3, "quiet": 0.3})
+    measure_guardrails(con, DECIDED + timedelta(days=9))
+    measure_program(con, DECIDED + timedelta(days=9), prog)
+    build_cohorts(con, DECIDED + timedelta(days=9))
+    paths = write_reports(con, root / "reports", "2026-06-19 00:00 UTC", planned_units=5000)
     yield con, paths
 
 
@@ -100,15 +124,19 @@ def test_incrementality_report_draws_and_matches_the_table(reports):
         checked += 1
     assert checked == len(results)
     summary = {
-        (a["data-metric"], a["data-field"]): t
+        (a["data-campaign"], a["data-metric"], a["data-field"]): t
         for a, t in parser.cells
-        if "data-segment" not in a and "data-field" in a
+        if "data-segment" not in a and "data-field" in a and "data-table" not in a
     }
-    top = results[(results.segment == "all")].set_index("metric")
-    assert summary[("conversion", "n_treatment")] == format(top.loc["conversion"].n_treatment, ",")
-    assert summary[("revenue", "incremental_revenue")] == format(
-        top.loc["revenue"].incremental_revenue, ",.2f"
-    )
+    for campaign_id in ("promo", "quiet"):
+        top = results[(results.segment == "all") & (results.campaign_id == campaign_id)]
+        top = top.set_index("metric")
+        assert summary[(campaign_id, "conversion", "n_treatment")] == format(
+            top.loc["conversion"].n_treatment, ","
+        )
+        assert summary[(campaign_id, "revenue", "incremental_revenue")] == format(
+            top.loc["revenue"].incremental_revenue, ",.2f"
+        )
 
 
 def test_cohorts_report_draws_and_matches_the_table(reports):
@@ -148,3 +176,62 @@ def test_hostile_values_stay_text_and_empty_data_says_so():
     assert "no units in the control arm" in text
     assert "No campaign has customers" in incrementality_html(pd.DataFrame(), "now")
     assert "No orders yet" in cohorts_html(pd.DataFrame(), pd.DataFrame())
+
+
+def screenshot(path, name: str) -> Path:
+    """A PNG of the page as headless Chromium draws it, kept under data/screenshots."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    out = SCREENSHOTS / name
+    out.unlink(missing_ok=True)
+    done = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--disable-background-networking", "--virtual-time-budget=10000",
+         "--window-size=1280,1600", f"--screenshot={out}", path.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0 and out.stat().st_size > 10_000, done.stderr[-2000:]
+    return out
+
+
+def numbers_match_their_tables(con, dom: str) -> int:
+    """Every cell naming a warehouse table shows that table's value in its format."""
+    checked = 0
+    for attrs, text in Cells.data_cells(dom):
+        table = con.execute(f"SELECT * FROM experiments.{attrs['data-table']}").df()
+        keys = {"campaign": "campaign_id", "comparison": "comparison", "segment": "segment",
+                "metric": "metric"}  # fmt: skip
+        for attr, column in keys.items():
+            if f"data-{attr}" in attrs:
+                table = table[table[column] == attrs[f"data-{attr}"]]
+        [value] = table[attrs["data-field"]]
+        shown = "n/a" if value != value else format(value, attrs["data-format"])
+        assert text == shown, (attrs, text, shown)
+        checked += 1
+    return checked
+
+
+def test_overview_gives_a_verdict_per_campaign_and_matches_the_tables(reports):
+    con, paths = reports
+    dom = dump_dom(paths["overview"])
+    assert not re.search(r"<html[^>]*data-script-errors", dom)
+    verdicts = dict(re.findall(r'<tr data-line="([^"]+)">.*?data-verdict="([^"]+)"', dom, re.S))
+    assert verdicts == {"promo": "works", "quiet": "too_early"}  # 1,300 units < the planned 5,000
+    program_row = con.execute("SELECT * FROM experiments.program_results").df().iloc[0]
+    assert program_row.n_global_control > 0
+    assert numbers_match_their_tables(con, dom) == 8 + 2 * 5  # program, 5 per campaign
+    assert 'href="campaign-1.html"' in dom and 'href="campaign-2.html"' in dom
+    screenshot(paths["overview"], "overview.png")
+
+
+def test_a_campaign_page_draws_its_lift_over_time_and_matches_the_tables(reports):
+    con, paths = reports
+    page = paths["campaign:promo"]
+    assert page.name == "campaign-1.html"
+    dom = dump_dom(page)
+    assert not re.search(r"<html[^>]*data-script-errors", dom)
+    assert int(re.search(r'data-charts-drawn="(\d+)"', dom).group(1)) >= 1
+    history = con.execute("SELECT DISTINCT as_of FROM experiments.campaign_results_history").df()
+    assert len(history) == 2  # the chart's two analysis dates
+    assert 'data-verdict="works"' in dom
+    assert numbers_match_their_tables(con, dom) >= 5 + 3 * 4  # guardrails, segments
+    screenshot(page, "campaign-promo.png")
