@@ -20,6 +20,8 @@ import duckdb
 from benchmarks.sends import AS_OF, campaign
 from experiments.analysis import analyse
 from experiments.cohorts import build_cohorts
+from experiments.guardrails import measure_guardrails
+from experiments.program import measure_program
 from send_jobs.campaign_specs import load_program
 from send_jobs.decide import decide
 from send_jobs.deliver import deliver
@@ -43,23 +45,33 @@ def main(argv: list[str] | None = None) -> int:
     decide(con, program, [campaign(program)], AS_OF)
     deliver(con, program, AS_OF, OutboxGateway(work / "outbox"))
     respond(con, {"bench": 0.2}, baseline_rate=0.15, seed=1)
-    started = time.perf_counter()
-    results = analyse(con, AS_OF + timedelta(days=8), {"bench": 0.10})
-    analysis_s = time.perf_counter() - started
+    at = AS_OF + timedelta(days=8)
+    seconds = {}
+    for name, step in (
+        ("analysis", lambda: analyse(con, at, {"bench": 0.10})),
+        ("guardrails", lambda: measure_guardrails(con, at)),
+        ("program", lambda: measure_program(con, at, program)),
+        ("cohorts", lambda: build_cohorts(con, at)),
+    ):  # fmt: skip
+        started = time.perf_counter()
+        value = step()
+        seconds[name] = round(time.perf_counter() - started, 2)
+        if name == "analysis":
+            results = value
+        elif name == "cohorts":
+            cohort_rows = value
     units = con.execute("SELECT count(*) FROM experiments.units").fetchone()[0]
-    started = time.perf_counter()
-    cohort_rows = build_cohorts(con, AS_OF + timedelta(days=8))
-    cohorts_s = time.perf_counter() - started
     figures = {
         "units": units,
         "result_rows": len(results),
-        "analysis_seconds": round(analysis_s, 2),
-        "cohorts_seconds": round(cohorts_s, 2),
+        **{f"{name}_seconds": s for name, s in seconds.items()},
         "cohort_rows": cohort_rows,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
-    print(f"analysis of {units:,} assigned units: {analysis_s:.1f}s ({len(results)} result rows);"
-          f" LTV cohorts {cohorts_s:.1f}s; peak RSS {figures['peak_rss_mb']} MB")  # fmt: skip
+    print(f"analysis of {units:,} assigned units: {seconds['analysis']:.1f}s ({len(results)} "
+          f"result rows); guardrails {seconds['guardrails']:.1f}s; program "
+          f"{seconds['program']:.1f}s; LTV cohorts and curves {seconds['cohorts']:.1f}s; "
+          f"peak RSS {figures['peak_rss_mb']} MB")  # fmt: skip
     out = Path(__file__).parent / "results" / f"experiments-{args.units}.json"
     out.write_text(json.dumps(figures, indent=1) + "\n")
     print(f"wrote {out}")

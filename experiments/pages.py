@@ -11,7 +11,8 @@ so that a daily look never misleads):
   harmful               the interval is below zero
   no effect detected    it spans zero and the test has reached its planned size (the
                         sequential tuning size, ``measurement.sequential_tuning``)
-  too early to tell     it spans zero below the planned size, or an arm is empty
+  too early to tell     it spans zero below the planned size, or no one was texted yet
+  not measured          nobody was held out (a service message keeps no holdout)
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ VERDICTS = {
     "harmful": "harmful: texting lowered conversion",
     "no_effect": "no effect detected",
     "too_early": "too early to tell",
+    "no_holdout": "not measured: nobody was held out",
 }
 
 
 def verdict(row, planned_units: float) -> str:
     """The verdict key of a campaign's vs_holdout / all / conversion row."""
     low, high = row.seq_abs_ci_low, row.seq_abs_ci_high
+    if row.n_control == 0:
+        return "no_holdout"
     if math.isnan(low) or math.isnan(high):
         return "too_early"
     if low > 0:

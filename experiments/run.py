@@ -53,13 +53,14 @@ class Measurement:
         return sorted(set(self.results.loc[self.results.srm_flag, "campaign_id"]))
 
 
-def measure(con, as_of: datetime, window_days: int = 7) -> Measurement:
+def measure(con, as_of: datetime, window_days: int = 7,
+            campaigns_dir: Path | None = None) -> Measurement:  # fmt: skip
     """Analyse every campaign's holdout and the LTV cohorts as of ``as_of``. A shop that has
     not sent anything yet has the ledger's tables empty: no units, not an error."""
     started = time.perf_counter()
     ensure_schema(con)
     program = load_program()
-    shares = {c.id: c.holdout_share for c in load_campaigns(program=program)}
+    shares = {c.id: c.holdout_share for c in load_campaigns(campaigns_dir, program=program)}
     results = analyse(con, as_of, shares, window_days, program.sequential_tuning)
     guardrails = measure_guardrails(con, as_of)
     whole = measure_program(con, as_of, program, program.sequential_tuning)

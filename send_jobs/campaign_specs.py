@@ -159,9 +159,11 @@ def load_program(rules_dir: Path = RULES_DIR) -> Program:
 
 
 def load_campaigns(
-    campaigns_dir: Path = CAMPAIGNS_DIR, program: Program | None = None
+    campaigns_dir: Path | None = None, program: Program | None = None
 ) -> list[Campaign]:
-    """Every ``*.yaml`` campaign in the folder, validated, sorted by priority."""
+    """Every ``*.yaml`` campaign in the folder (default: the ones shipped here), validated,
+    sorted by priority."""
+    campaigns_dir = campaigns_dir or CAMPAIGNS_DIR
     program = program or load_program()
     problems: list[tuple[str, str, str]] = []
     campaigns: list[Campaign] = []

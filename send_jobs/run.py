@@ -48,7 +48,7 @@ def send_run(
 ) -> SendRun:
     """Decide and deliver one run; ``on_decided`` sees the decisions before any hand-over."""
     program = load_program()
-    campaigns = load_campaigns(program=program)
+    campaigns = load_campaigns(settings.campaigns, program=program)
     chosen = None if dry_run else make_gateway(gateway, settings, program.sender)
     loaded = receipts.ingest(con, settings.gateway_landing)
     run = decide(con, program, campaigns, as_of, dry_run=dry_run)

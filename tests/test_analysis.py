@@ -202,6 +202,7 @@ def test_dagster_asset_materialises_the_analysis(tmp_path):
         tmp_path / "reports" / "incrementality.html"
     )
     assert (tmp_path / "reports" / "cohorts.html").exists()
+    assert mat.metadata["overview_report"].value == str(tmp_path / "reports" / "index.html")
     assert mat.metadata["units"].value == 200
     assert mat.metadata["campaigns"].value == 1
     assert mat.metadata["sample_ratio_mismatch"].value == []

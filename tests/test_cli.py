@@ -157,3 +157,33 @@ def test_values_that_look_like_rich_markup_are_printed_as_they_are(capsys):
     for shown in ("SKU[/x]", "[/b] header", "c[bold]", "[/]", "[red]c", "run[/i]",
                   "orders/[/b].csv"):  # fmt: skip
         assert shown in err
+
+
+def test_the_demos_campaigns_and_its_truth_table(tmp_path):
+    import pandas as pd
+    from rich.console import Console
+
+    from orchestration.cli.demo import DEMO_HOLDOUT, demo_campaigns, truth_table
+    from send_jobs.campaign_specs import load_campaigns
+
+    shipped = {c.id: c for c in load_campaigns()}
+    copies = {c.id: c for c in load_campaigns(demo_campaigns(tmp_path / "campaigns"))}
+    assert set(copies) == set(shipped)
+    for campaign_id, c in copies.items():  # a service message keeps no holdout
+        expected = DEMO_HOLDOUT if shipped[campaign_id].holdout_share else 0.0
+        assert c.holdout_share == expected, campaign_id
+        assert c.variants == shipped[campaign_id].variants
+    row = {"comparison": "vs_holdout", "segment": "all", "metric": "conversion",
+           "n_treatment": 1475, "n_control": 1473, "rel_lift": 0.143, "rel_ci_low": 0.032,
+           "rel_ci_high": 0.254, "seq_rel_ci_low": -0.031, "seq_rel_ci_high": 0.316}  # fmt: skip
+    results = pd.DataFrame([{**row, "campaign_id": "replenishment_reminder"},
+                            {**row, "campaign_id": "quiet", "rel_ci_high": -0.01}])  # fmt: skip
+    console = Console(record=True, width=250)
+    console.print(truth_table(results, {"replenishment_reminder": 0.25}))
+    lines = console.export_text().splitlines()
+    [replenishment] = [line for line in lines if "replenishment_reminder" in line]
+    cells = [cell.strip() for cell in replenishment.split("│")]
+    assert cells[2:6] == ["+25%", "1,475", "1,473", "+14.3%"] and cells[-2] == "yes"
+    [quiet] = [line for line in lines if "quiet" in line]
+    cells = [cell.strip() for cell in quiet.split("│")]
+    assert cells[2] == "+0%" and cells[-2] == "no"  # its interval misses the truth

@@ -235,3 +235,19 @@ def test_a_campaign_page_draws_its_lift_over_time_and_matches_the_tables(reports
     assert 'data-verdict="works"' in dom
     assert numbers_match_their_tables(con, dom) >= 5 + 3 * 4  # guardrails, segments
     screenshot(page, "campaign-promo.png")
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "n_control", "n_treatment", "expected"),
+    [(0.01, 0.05, 900, 900, "works"), (-0.05, -0.01, 900, 900, "harmful"),
+     (-0.01, 0.05, 2600, 2600, "no_effect"), (-0.01, 0.05, 900, 900, "too_early"),
+     (float("nan"), float("nan"), 0, 900, "no_holdout")],
+)  # fmt: skip
+def test_verdicts_read_the_always_valid_interval(low, high, n_control, n_treatment, expected):
+    from types import SimpleNamespace
+
+    from experiments.pages import verdict
+
+    row = SimpleNamespace(seq_abs_ci_low=low, seq_abs_ci_high=high, n_control=n_control,
+                          n_treatment=n_treatment)  # fmt: skip
+    assert verdict(row, planned_units=5000) == expected

@@ -150,3 +150,17 @@ def test_an_interrupted_outbox_batch_is_written_once(warehouse, tmp_path):
         "waiting_for_window": 0,
         "handed_over": 0,
     }
+
+
+def test_the_shops_own_campaign_folder_is_used(warehouse, tmp_path, monkeypatch):
+    from send_jobs.campaign_specs import CAMPAIGNS_DIR
+
+    mine = tmp_path / "campaigns"
+    mine.mkdir()
+    text = (CAMPAIGNS_DIR / "winback.yaml").read_text()
+    (mine / "lapsed.yaml").write_text(text.replace("id: winback", "id: lapsed_shop"))
+    monkeypatch.setenv("RETENTEXT_CAMPAIGNS", str(mine))
+    assert main(["send", "--as-of", AS_OF, "--warehouse", str(warehouse), "--dry-run"]) == 0
+    con = duckdb.connect(str(warehouse), read_only=True)
+    assert {r[0] for r in con.execute("SELECT DISTINCT campaign_id FROM sends.decisions")
+            .fetchall()} == {"lapsed_shop"}  # fmt: skip

@@ -16,6 +16,7 @@ GATEWAY_ENV = "RETENTEXT_GATEWAY"
 SENSOR_INTERVAL_ENV = "RETENTEXT_SENSOR_INTERVAL_SECONDS"
 MARTS_MAX_LAG_ENV = "RETENTEXT_MARTS_MAX_LAG_HOURS"
 ALERT_WEBHOOK_ENV = "RETENTEXT_ALERT_WEBHOOK"
+CAMPAIGNS_ENV = "RETENTEXT_CAMPAIGNS"
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Settings:
     quarantine_warn_rate: float = 0.02  # a load quarantining more of its rows warns
     alerts_log: Path = Path("data/alerts.log")  # one line per failed run
     alert_webhook: str = ""  # Slack-compatible incoming webhook for failed runs
+    campaigns: Path | None = None  # the shop's campaign files; None: send_jobs/campaigns
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -63,6 +65,7 @@ class Settings:
             quarantine_warn_rate=_number(env, "RETENTEXT_QUARANTINE_WARN_RATE", "0.02", float),
             alerts_log=Path(get("RETENTEXT_ALERTS_LOG", "data/alerts.log")).resolve(),
             alert_webhook=get(ALERT_WEBHOOK_ENV, ""),
+            campaigns=Path(env[CAMPAIGNS_ENV]).resolve() if env.get(CAMPAIGNS_ENV) else None,
         )
 
     def as_env(self) -> dict[str, str]:
@@ -79,6 +82,7 @@ class Settings:
             "RETENTEXT_LANDING_DEADLINE_CRON": self.landing_deadline_cron,
             "RETENTEXT_QUARANTINE_WARN_RATE": self.quarantine_warn_rate,
             "RETENTEXT_ALERTS_LOG": self.alerts_log, ALERT_WEBHOOK_ENV: self.alert_webhook,
+            CAMPAIGNS_ENV: self.campaigns or "",
         }  # fmt: skip
         return {name: str(value) for name, value in values.items()}
 

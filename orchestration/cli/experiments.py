@@ -30,7 +30,7 @@ def measure_and_print(settings: Settings, as_of: datetime, window_days: int = 7)
 
     con = open_warehouse(settings)
     try:
-        measured = measure(con, as_of, window_days)
+        measured = measure(con, as_of, window_days, settings.campaigns)
     finally:
         con.close()
     results, units, seconds = measured.results, measured.units, measured.seconds
@@ -100,7 +100,7 @@ def register(sub) -> None:
     e.add_argument("--warehouse", help=f"DuckDB file (default: ${WAREHOUSE_ENV})")
     e.add_argument("--window-days", type=int, default=7, help="attribution window")
     e.set_defaults(func=experiments)
-    r = sub.add_parser("report", help="write incrementality.html and cohorts.html")
+    r = sub.add_parser("report", help="write the overview, campaign pages and detail reports")
     r.add_argument("--as-of", type=as_of_type, required=True)
     r.add_argument("--warehouse", help=f"DuckDB file (default: ${WAREHOUSE_ENV})")
     r.add_argument("--out", help="folder (default: $RETENTEXT_REPORTS or data/reports)")

@@ -40,7 +40,7 @@ def campaign_results(
 
     as_of = context.partition_time_window.end.astimezone(UTC)
     with warehouse.get_connection() as con:
-        measured = measure(con, as_of)
+        measured = measure(con, as_of, campaigns_dir=settings.get().campaigns)
         reports = report(con, settings.get().reports, as_of)
     results = measured.results
     return dg.MaterializeResult(
@@ -57,6 +57,7 @@ def campaign_results(
                 if len(measured.program)
                 else None
             ),
+            "overview_report": dg.MetadataValue.path(str(reports["overview"])),
             "incrementality_report": dg.MetadataValue.path(str(reports["incrementality"])),
             "cohorts_report": dg.MetadataValue.path(str(reports["cohorts"])),
         }
