@@ -18,7 +18,7 @@ plain estimate). Nothing measured after the message defines a segment: a lapsed 
 a win-back made buy again stays in the lapsed segment.
 
 Comparisons: ``vs_holdout`` (treatment vs the campaign holdout), ``vs_global_control``
-(treatment vs the global control group; marketing campaigns only) and
+(treatment vs the global control group; marketing campaigns with global-control units) and
 ``variant_vs_variant`` (head to head among the treated, segment ``variant=B vs variant=A``:
 B against A; ``variant_winners`` applies ``WINNER_RULE`` to them). Segments: ``all``,
 ``lifecycle_stage=...``, ``loyalty_tier=...``, ``rfm_segment=...``, ``variant=...`` with
@@ -173,7 +173,7 @@ def _comparisons(u: pd.DataFrame):
     """(comparison, segment, control units, treatment units) of one campaign: treatment
     against each control arm per segment, then each variant against each other variant."""
     arms = [("vs_holdout", "holdout")]
-    if (u["category"] == "marketing").any():
+    if (u["category"] == "marketing").any() and (u["arm"] == "global_control").any():
         arms.append(("vs_global_control", "global_control"))
     for comparison, control_arm in arms:
         for segment, part in _segments(u):

@@ -42,6 +42,7 @@ pre-period give NaN for what cannot be computed and a plain-words ``note``.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -85,6 +86,12 @@ class Lift:
     @property
     def note(self) -> str:
         return "; ".join(self.notes)
+
+
+@functools.cache
+def _z(alpha: float) -> float:
+    """The two-sided normal quantile z_(1 - alpha/2)."""
+    return float(stats.norm.ppf(1 - alpha / 2))
 
 
 def _clean(values, name: str) -> np.ndarray:
@@ -136,7 +143,7 @@ def _diff_and_ratio(yc, yt, metric: str, alpha: float,
     d = mu_t - mu_c
     a_c, a_t = v_c / n_c, v_t / n_t
     se = math.sqrt(a_c + a_t) if not (math.isnan(a_c) or math.isnan(a_t)) else NAN
-    z = stats.norm.ppf(1 - alpha / 2)
+    z = _z(alpha)
     if math.isnan(se):
         lo = hi = p = NAN
     elif se == 0:

@@ -18,6 +18,8 @@ from send_jobs.gateways import OutboxGateway
 START = utc("2026-06-10T15:00:00Z")
 AS_OF = utc("2026-07-10T00:00:00Z")
 SALT = "program-test"
+# one worker builds the module's shared world once
+pytestmark = pytest.mark.xdist_group("program")
 
 CUSTOMERS = """INSERT INTO marts.dim_customers
 SELECT printf('C%05d', i), printf('+1212%07d', i), 'US', 'NY', 'America/New_York', 'Ada',

@@ -26,6 +26,8 @@ from simulator.send_world import build_send_world
 DECIDED = utc("2026-06-10T15:00:00Z")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "data" / "screenshots"  # git-ignored
+# one worker builds the module's shared world once
+pytestmark = pytest.mark.xdist_group("reports")
 
 
 class Cells(HTMLParser):
