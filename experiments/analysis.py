@@ -28,6 +28,7 @@ Benjamini-Hochberg adjusted p-values within each campaign, comparison and metric
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime
 
 import numpy as np
@@ -197,14 +198,17 @@ def campaign_results(
     units: pd.DataFrame,
     holdout_shares: dict[str, float],
     as_of: datetime,
-    tuning: float = SEQUENTIAL_TUNING,
+    tuning: float | Mapping[str, float] = SEQUENTIAL_TUNING,
 ) -> pd.DataFrame:
-    """Estimates per campaign, comparison, segment and metric (see the module docstring)."""
+    """Estimates per campaign, comparison, segment and metric (see the module docstring);
+    ``tuning`` is the always-valid intervals' tuning size, or one per campaign."""
     rows = []
     for campaign_id, u in units.groupby("campaign_id"):
         srm = _srm(u, holdout_shares.get(campaign_id))
+        n_tuning = (tuning.get(campaign_id, SEQUENTIAL_TUNING) if isinstance(tuning, Mapping)
+                    else tuning)  # fmt: skip
         for comparison, segment, c, t in _comparisons(u):
-            for row in _estimates(c, t, tuning):
+            for row in _estimates(c, t, n_tuning):
                 rows.append({"campaign_id": campaign_id, "comparison": comparison,
                              "segment": segment, **row, "srm_p_value": srm,
                              "srm_flag": bool(srm < SRM_ALPHA) if not math.isnan(srm) else False,
@@ -239,7 +243,7 @@ def variant_winners(results: pd.DataFrame, metric: str = "conversion") -> dict[s
 
 
 def analyse(con, as_of: datetime, holdout_shares: dict[str, float], window_days: int = 7,
-            tuning: float = SEQUENTIAL_TUNING) -> pd.DataFrame:  # fmt: skip
+            tuning: float | Mapping[str, float] = SEQUENTIAL_TUNING) -> pd.DataFrame:  # fmt: skip
     """Build units, estimate, and write experiments.campaign_results; returns the results."""
     build_units(con, as_of, window_days)
     units = con.execute("SELECT * FROM experiments.units").df()

@@ -5,22 +5,26 @@ lift over time with its always-valid band, guardrails, segments, variants head t
 Every number shown is a cell ``data-table``/``data-field`` (plus the row's keys) with its
 ``data-format``, so a test, or anyone, can check it against the warehouse table it came from.
 
-Verdicts (conversion, the campaign against its holdout, read on the always-valid interval
-so that a daily look never misleads):
+Verdicts (conversion, the campaign against its holdout). Before the test reaches its
+planned size (the campaign's ``planned_units``, else ``measurement.sequential_tuning``) they
+read the always-valid interval, so that a daily look never misleads; from the planned size
+on, the fixed-horizon 95% interval:
   works                 the interval is above zero
   harmful               the interval is below zero
-  no effect detected    it spans zero and the test has reached its planned size (the
-                        sequential tuning size, ``measurement.sequential_tuning``)
-  too early to tell     it spans zero below the planned size, or no one was texted yet
+  no effect detected    it spans zero at or past the planned size
+  too early to tell     it spans zero before the planned size, or no one was texted yet
   not measured          nobody was held out (a service message keeps no holdout)
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import pandas as pd
 import plotly.graph_objects as go
+
+from experiments.stats import SEQUENTIAL_TUNING
 
 VERDICTS = {
     "works": "works: texting raised conversion",
@@ -33,16 +37,18 @@ VERDICTS = {
 
 def verdict(row, planned_units: float) -> str:
     """The verdict key of a campaign's vs_holdout / all / conversion row."""
-    low, high = row.seq_abs_ci_low, row.seq_abs_ci_high
     if row.n_control == 0:
         return "no_holdout"
+    at_horizon = row.n_control + row.n_treatment >= planned_units
+    low, high = ((row.abs_ci_low, row.abs_ci_high) if at_horizon
+                 else (row.seq_abs_ci_low, row.seq_abs_ci_high))  # fmt: skip
     if math.isnan(low) or math.isnan(high):
         return "too_early"
     if low > 0:
         return "works"
     if high < 0:
         return "harmful"
-    return "no_effect" if row.n_control + row.n_treatment >= planned_units else "too_early"
+    return "no_effect" if at_horizon else "too_early"
 
 
 def _top(results: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -61,14 +67,15 @@ def _flags(guardrails: pd.DataFrame, campaign_id: str) -> list[str]:
 
 
 def campaign_lines(results: pd.DataFrame, guardrails: pd.DataFrame,
-                   planned_units: float) -> list[dict]:  # fmt: skip
-    """One line per campaign for the overview, in campaign id order; ``page`` is its file."""
+                   planned_units: Mapping[str, float]) -> list[dict]:  # fmt: skip
+    """One line per campaign for the overview, in campaign id order; ``page`` is its file.
+    A campaign missing from ``planned_units`` is planned at ``SEQUENTIAL_TUNING``."""
     if results.empty:
         return []
     conv, revenue = _top(results, "conversion"), _top(results, "revenue")
     lines = []
     for n, (campaign_id, row) in enumerate(conv.sort_index().iterrows(), start=1):
-        key = verdict(row, planned_units)
+        key = verdict(row, planned_units.get(campaign_id, SEQUENTIAL_TUNING))
         lines.append({
             "id": campaign_id, "page": f"campaign-{n}.html", "row": row,
             "revenue": revenue.loc[campaign_id], "verdict": key,

@@ -9,6 +9,7 @@ tests (and anyone) can check it against the warehouse tables.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import jinja2
@@ -18,7 +19,6 @@ from markupsafe import Markup
 
 from experiments.analysis import WINNER_RULE, variant_winners
 from experiments.pages import campaign_lines, lift_over_time, program_totals
-from experiments.stats import SEQUENTIAL_TUNING
 
 METRIC_NAMES = {
     "conversion": "Conversion (any order)",
@@ -208,9 +208,10 @@ def campaign_html(line: dict, results: pd.DataFrame, guardrails: pd.DataFrame,
 
 
 def write_reports(con, folder: Path, as_of,
-                  planned_units: float = SEQUENTIAL_TUNING) -> dict[str, Path]:  # fmt: skip
+                  planned_units: Mapping[str, float] | None = None) -> dict[str, Path]:  # fmt: skip
     """The overview (``index.html``), a page per campaign, ``incrementality.html`` and
-    ``cohorts.html`` from the warehouse's experiments tables, each file replaced whole."""
+    ``cohorts.html`` from the warehouse's experiments tables, each file replaced whole;
+    ``planned_units`` per campaign set the verdicts' horizon (``experiments.pages``)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tables = {r[0] for r in con.execute(
@@ -219,7 +220,7 @@ def write_reports(con, folder: Path, as_of,
     results = _table(con, "campaign_results", tables)
     guardrails = _table(con, "campaign_guardrails", tables)
     history = _table(con, "campaign_results_history", tables)
-    lines = campaign_lines(results, guardrails, planned_units)
+    lines = campaign_lines(results, guardrails, planned_units or {})
     pages = {
         "overview": ("index.html", overview_html(
             lines, _table(con, "program_results", tables), guardrails, as_of)),

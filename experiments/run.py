@@ -16,7 +16,7 @@ from experiments.cohorts import build_cohorts
 from experiments.guardrails import RATES, measure_guardrails
 from experiments.program import measure_program
 from experiments.reports import write_reports
-from send_jobs.campaign_specs import load_campaigns, load_program
+from send_jobs.campaign_specs import Campaign, Program, load_campaigns, load_program
 from send_jobs.ledger import ensure_schema
 
 
@@ -60,8 +60,9 @@ def measure(con, as_of: datetime, window_days: int = 7,
     started = time.perf_counter()
     ensure_schema(con)
     program = load_program()
-    shares = {c.id: c.holdout_share for c in load_campaigns(campaigns_dir, program=program)}
-    results = analyse(con, as_of, shares, window_days, program.sequential_tuning)
+    campaigns = load_campaigns(campaigns_dir, program=program)
+    shares = {c.id: c.holdout_share for c in campaigns}
+    results = analyse(con, as_of, shares, window_days, planned_units(campaigns, program))
     guardrails = measure_guardrails(con, as_of)
     whole = measure_program(con, as_of, program, program.sequential_tuning)
     units = con.execute("SELECT count(*) FROM experiments.units").fetchone()[0]
@@ -70,8 +71,16 @@ def measure(con, as_of: datetime, window_days: int = 7,
     return Measurement(results, guardrails, whole, units, cohort_rows, seconds)
 
 
-def report(con, folder: Path, as_of: datetime) -> dict[str, Path]:
+def planned_units(campaigns: list[Campaign], program: Program) -> dict[str, int]:
+    """Each campaign's planned size: its own ``planned_units``, else the program's
+    ``measurement.sequential_tuning``."""
+    return {c.id: c.planned_units or program.sequential_tuning for c in campaigns}
+
+
+def report(con, folder: Path, as_of: datetime,
+           campaigns_dir: Path | None = None) -> dict[str, Path]:  # fmt: skip
     """The overview, the campaign pages, incrementality.html and cohorts.html under
     ``folder``."""
-    planned = load_program().sequential_tuning
+    program = load_program()
+    planned = planned_units(load_campaigns(campaigns_dir, program=program), program)
     return write_reports(con, folder, f"{as_of:%Y-%m-%d %H:%M} UTC", planned)

@@ -94,6 +94,9 @@ class Campaign:
     variants: tuple[Variant, ...]
     cost_per_segment: dict[str, float]
     file: str = ""
+    # the units (texted + held out) at which the test is read: the always-valid intervals are
+    # tightest there, and from there on the fixed-horizon interval gives the verdict
+    planned_units: int | None = None
 
     def is_active(self, day: date) -> bool:
         return (self.active_from is None or self.active_from <= day) and (
@@ -193,6 +196,7 @@ def parse_campaign(raw: Any, program: Program, file: str = "<campaign>") -> Camp
     known = {
         "id", "name", "category", "priority", "trigger", "audience", "holdout_share", "active",
         "cooldown_days", "max_segments", "uses_tracked_fields", "variants", "cost_per_segment",
+        "planned_units",
     }  # fmt: skip
     for key in raw:
         if key not in known:
@@ -252,6 +256,9 @@ def parse_campaign(raw: Any, program: Program, file: str = "<campaign>") -> Camp
     max_segments = raw.get("max_segments", program.default_max_segments)
     if not isinstance(max_segments, int) or not 1 <= max_segments <= 10:
         bad("max_segments", "must be an integer from 1 to 10")
+    planned = raw.get("planned_units")
+    if planned is not None and (not isinstance(planned, int) or planned < 2):
+        bad("planned_units", "must be a whole number of units >= 2, or left out")
     tracked = raw.get("uses_tracked_fields", []) or []
     if not isinstance(tracked, list) or not all(isinstance(t, str) for t in tracked):
         bad("uses_tracked_fields", "must be a list of field names")
@@ -291,6 +298,7 @@ def parse_campaign(raw: Any, program: Program, file: str = "<campaign>") -> Camp
         variants=tuple(variants),
         cost_per_segment=cost,
         file=file,
+        planned_units=planned,
     )
 
 

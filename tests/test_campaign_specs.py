@@ -119,6 +119,8 @@ def test_tracked_browsing_field_is_refused_unless_declared():
             "variants.v1.offer",
             "transactional message carries no offer",
         ),  # fmt: skip
+        ({"planned_units": 1}, "planned_units", "whole number of units >= 2"),
+        ({"planned_units": "lots"}, "planned_units", "whole number of units >= 2"),
     ],
 )
 def test_invalid_campaigns_name_the_field_and_why(changes, field, why):

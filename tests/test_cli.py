@@ -163,15 +163,21 @@ def test_the_demos_campaigns_and_its_truth_table(tmp_path):
     import pandas as pd
     from rich.console import Console
 
-    from orchestration.cli.demo import DEMO_HOLDOUT, demo_campaigns, truth_table
+    from orchestration.cli.demo import (
+        DEMO_HOLDOUT,
+        DEMO_PLANNED_UNITS,
+        demo_campaigns,
+        truth_table,
+    )
     from send_jobs.campaign_specs import load_campaigns
 
     shipped = {c.id: c for c in load_campaigns()}
     copies = {c.id: c for c in load_campaigns(demo_campaigns(tmp_path / "campaigns"))}
     assert set(copies) == set(shipped)
     for campaign_id, c in copies.items():  # a service message keeps no holdout
-        expected = DEMO_HOLDOUT if shipped[campaign_id].holdout_share else 0.0
-        assert c.holdout_share == expected, campaign_id
+        held = bool(shipped[campaign_id].holdout_share)
+        assert c.holdout_share == (DEMO_HOLDOUT if held else 0.0), campaign_id
+        assert c.planned_units == (DEMO_PLANNED_UNITS if held else None), campaign_id
         assert c.variants == shipped[campaign_id].variants
     row = {"comparison": "vs_holdout", "segment": "all", "metric": "conversion",
            "n_treatment": 1475, "n_control": 1473, "rel_lift": 0.143, "rel_ci_low": 0.032,

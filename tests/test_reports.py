@@ -86,7 +86,8 @@ def reports(tmp_path_factory):
     measure_guardrails(con, DECIDED + timedelta(days=9))
     measure_program(con, DECIDED + timedelta(days=9), prog)
     build_cohorts(con, DECIDED + timedelta(days=9))
-    paths = write_reports(con, root / "reports", "2026-06-19 00:00 UTC", planned_units=5000)
+    # quiet's test is planned at 1,000 units (it has about 1,900): read at its horizon
+    paths = write_reports(con, root / "reports", "2026-06-19 00:00 UTC", {"quiet": 1000})
     yield con, paths
 
 
@@ -217,7 +218,9 @@ def test_overview_gives_a_verdict_per_campaign_and_matches_the_tables(reports):
     dom = dump_dom(paths["overview"])
     assert not re.search(r"<html[^>]*data-script-errors", dom)
     verdicts = dict(re.findall(r'<tr data-line="([^"]+)">.*?data-verdict="([^"]+)"', dom, re.S))
-    assert verdicts == {"promo": "works", "quiet": "too_early"}  # 1,300 units < the planned 5,000
+    # promo: below the default 5,000 units, read on the always-valid interval; quiet: at its
+    # planned 1,000, on the fixed-horizon one, which spans zero
+    assert verdicts == {"promo": "works", "quiet": "no_effect"}
     program_row = con.execute("SELECT * FROM experiments.program_results").df().iloc[0]
     assert program_row.n_global_control > 0
     assert numbers_match_their_tables(con, dom) == 8 + 2 * 5  # program, 5 per campaign
@@ -240,16 +243,23 @@ def test_a_campaign_page_draws_its_lift_over_time_and_matches_the_tables(reports
 
 
 @pytest.mark.parametrize(
-    ("low", "high", "n_control", "n_treatment", "expected"),
-    [(0.01, 0.05, 900, 900, "works"), (-0.05, -0.01, 900, 900, "harmful"),
-     (-0.01, 0.05, 2600, 2600, "no_effect"), (-0.01, 0.05, 900, 900, "too_early"),
-     (float("nan"), float("nan"), 0, 900, "no_holdout")],
+    ("fixed", "always_valid", "units", "expected"),
+    [((0.01, 0.05), (0.01, 0.05), 1800, "works"),  # before the horizon: always-valid
+     ((0.01, 0.05), (-0.01, 0.07), 1800, "too_early"),
+     ((-0.05, -0.01), (-0.07, -0.001), 1800, "harmful"),
+     ((0.01, 0.05), (-0.01, 0.07), 5200, "works"),  # at the horizon: fixed-horizon
+     ((-0.01, 0.03), (-0.03, 0.05), 5200, "no_effect"),
+     ((-0.05, -0.01), (-0.07, 0.01), 5200, "harmful"),
+     ((float("nan"),) * 2, (float("nan"),) * 2, 0, "no_holdout")],
 )  # fmt: skip
-def test_verdicts_read_the_always_valid_interval(low, high, n_control, n_treatment, expected):
+def test_verdicts_read_the_always_valid_interval_until_the_planned_size(
+    fixed, always_valid, units, expected
+):
     from types import SimpleNamespace
 
     from experiments.pages import verdict
 
-    row = SimpleNamespace(seq_abs_ci_low=low, seq_abs_ci_high=high, n_control=n_control,
-                          n_treatment=n_treatment)  # fmt: skip
+    row = SimpleNamespace(abs_ci_low=fixed[0], abs_ci_high=fixed[1],
+                          seq_abs_ci_low=always_valid[0], seq_abs_ci_high=always_valid[1],
+                          n_control=units // 2, n_treatment=units - units // 2)  # fmt: skip
     assert verdict(row, planned_units=5000) == expected

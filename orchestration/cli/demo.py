@@ -8,9 +8,10 @@ campaign against its holdout, writes the reports, and prints each campaign's tru
 beside its estimate.
 
 The demo runs the shipped campaigns from its own copies (``<out>/campaigns``) with their
-holdouts raised to ``DEMO_HOLDOUT``: a small shop over a few days has too few customers for a
-10% holdout to show a +25% effect, and a demo that shows only noise teaches the wrong
-lesson. A real program keeps holdouts small and runs longer.
+holdouts raised to ``DEMO_HOLDOUT`` and their tests planned at ``DEMO_PLANNED_UNITS``: a
+shop over a few days has too few customers for a 10% holdout to show a +25% effect, and a
+demo that shows only noise teaches the wrong lesson. A real program keeps holdouts small
+and runs longer.
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ from warehouse.settings import Settings
 DEFAULT_EFFECTS = {"replenishment_reminder": 0.25, "winback": 0.15, "welcome": 0.10}
 SEND_HOURS = (15, 19)
 DEMO_HOLDOUT = 0.5  # of every campaign that holds customers out at all
+DEMO_PLANNED_UNITS = 2000  # read at the end of the demo: the fixed-horizon interval's verdict
 
 
 def demo_campaigns(folder: Path) -> Path:
-    """Copies of the shipped campaigns with their holdouts at ``DEMO_HOLDOUT``."""
+    """Copies of the shipped campaigns with their holdouts at ``DEMO_HOLDOUT`` and their
+    tests planned at ``DEMO_PLANNED_UNITS``."""
     import yaml
 
     from send_jobs.campaign_specs import CAMPAIGNS_DIR
@@ -46,6 +49,7 @@ def demo_campaigns(folder: Path) -> Path:
         spec = yaml.safe_load(path.read_text())
         if spec.get("holdout_share"):
             spec["holdout_share"] = DEMO_HOLDOUT
+            spec["planned_units"] = DEMO_PLANNED_UNITS
         (folder / path.name).write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
     return folder
 

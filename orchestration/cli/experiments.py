@@ -86,7 +86,7 @@ def report_and_print(settings: Settings, as_of: datetime) -> int:
 
     con = open_warehouse(settings)
     try:
-        paths = write_report(con, settings.reports, as_of)
+        paths = write_report(con, settings.reports, as_of, settings.campaigns)
     finally:
         con.close()
     for name, path in paths.items():

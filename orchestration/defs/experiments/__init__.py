@@ -40,8 +40,9 @@ def campaign_results(
 
     as_of = context.partition_time_window.end.astimezone(UTC)
     with warehouse.get_connection() as con:
-        measured = measure(con, as_of, campaigns_dir=settings.get().campaigns)
-        reports = report(con, settings.get().reports, as_of)
+        campaigns = settings.get().campaigns
+        measured = measure(con, as_of, campaigns_dir=campaigns)
+        reports = report(con, settings.get().reports, as_of, campaigns)
     results = measured.results
     return dg.MaterializeResult(
         metadata={
