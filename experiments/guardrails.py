@@ -90,6 +90,12 @@ def worse_than_norm_p(hits: int, n: int, norm_hits: int, norm_n: int, worse: str
     return float(stats.norm.sf(z))
 
 
+def flagged_rates(row) -> list[tuple[str, float, float]]:
+    """(rate, the campaign's value, the program's norm) of each flagged rate of a row of
+    ``experiments.campaign_guardrails``."""
+    return [(rate, row[rate], row[f"{rate}_norm"]) for rate in RATES if bool(row[f"{rate}_flag"])]
+
+
 def campaign_guardrails(counts: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
     """Rates, norms and flags from the per-campaign counts of ``COUNTS_SQL``."""
     out = counts.copy()

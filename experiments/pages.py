@@ -24,7 +24,11 @@ from collections.abc import Mapping
 import pandas as pd
 import plotly.graph_objects as go
 
+from experiments.guardrails import flagged_rates
 from experiments.stats import SEQUENTIAL_TUNING
+
+RATE_NAMES = {"delivery_rate": "delivery rate", "opt_out_rate_24h": "opt-outs within 24 h",
+              "opt_out_rate_7d": "opt-outs within 7 days"}  # fmt: skip
 
 VERDICTS = {
     "works": "works: texting raised conversion",
@@ -60,10 +64,8 @@ def _flags(guardrails: pd.DataFrame, campaign_id: str) -> list[str]:
     if guardrails.empty or campaign_id not in set(guardrails.campaign_id):
         return []
     row = guardrails[guardrails.campaign_id == campaign_id].iloc[0]
-    names = {"delivery_rate": "delivery rate", "opt_out_rate_24h": "opt-outs within 24 h",
-             "opt_out_rate_7d": "opt-outs within 7 days"}  # fmt: skip
-    return [f"{label} {row[rate]:.2%} vs {row[f'{rate}_norm']:.2%} for the program"
-            for rate, label in names.items() if bool(row[f"{rate}_flag"])]  # fmt: skip
+    return [f"{RATE_NAMES[rate]} {value:.2%} vs {norm:.2%} for the program"
+            for rate, value, norm in flagged_rates(row)]  # fmt: skip
 
 
 def campaign_lines(results: pd.DataFrame, guardrails: pd.DataFrame,

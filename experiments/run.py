@@ -13,7 +13,7 @@ import pandas as pd
 
 from experiments.analysis import analyse, variant_winners
 from experiments.cohorts import build_cohorts
-from experiments.guardrails import RATES, measure_guardrails
+from experiments.guardrails import flagged_rates, measure_guardrails
 from experiments.program import measure_program
 from experiments.reports import write_reports
 from send_jobs.campaign_specs import Campaign, Program, load_campaigns, load_program
@@ -37,13 +37,9 @@ class Measurement:
     @property
     def guardrail_flags(self) -> list[str]:
         """``campaign: rate`` for each guardrail worse than the program's norm."""
-        flags = []
-        for row in self.guardrails.itertuples():
-            for rate in RATES:
-                if getattr(row, f"{rate}_flag"):
-                    flags.append(f"{row.campaign_id}: {rate} {getattr(row, rate):.2%} "
-                                 f"(program {getattr(row, f'{rate}_norm'):.2%})")  # fmt: skip
-        return flags
+        return [f"{row.campaign_id}: {rate} {value:.2%} (program {norm:.2%})"
+                for _, row in self.guardrails.iterrows()
+                for rate, value, norm in flagged_rates(row)]  # fmt: skip
 
     @property
     def sample_ratio_mismatch(self) -> list[str]:
