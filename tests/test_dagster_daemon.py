@@ -202,12 +202,22 @@ def test_writers_launched_at_once_run_one_after_another(tmp_path, send_warehouse
         ["-j", "features_job", "--config-json",
          '{"ops": {"features": {"config": {"as_of": "2025-06-01T00:00:00Z"}}}}'],
     ]  # fmt: skip
-    for args in launches:  # queued before the daemon starts: all three wait together
-        done = subprocess.run(
+    # queued before the daemon starts, so all three wait together; launched side by side,
+    # as three users would
+    launching = [
+        subprocess.Popen(
             [BIN / "dagster", "job", "launch", "-m", "orchestration.definitions", *args],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )  # fmt: skip
-        assert done.returncode == 0, done.stdout + done.stderr
+        for args in launches
+    ]
+    for launch in launching:
+        output, _ = launch.communicate(timeout=180)
+        assert launch.returncode == 0, output
     instance = instance_at(home)
     assert len(instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]))) == 3
     log = tmp_path / "daemon.log"
