@@ -238,9 +238,18 @@ CATALOG: dict[str, tuple[int | None, float, list[tuple[str, float]]]] = {
     ),
     "accessories": (None, 0.05, [("Leather Wallet", 59.0), ("Canvas Tote", 25.0)]),
 }
-# A category that launches part-way through the window (for the category launch campaign).
-LAUNCH_CATEGORY = ("fragrance", 90, 0.06, [("Eau de Parfum 50ml", 78.0), ("Body Mist 100ml", 24.0)])
+# A category whose range grows part-way through the window (for the category launch
+# campaign): its established products sell from the start, the new ones from the launch on,
+# so the launch has an audience (earlier buyers of the category who have not bought it yet).
+LAUNCH_CATEGORY = "fragrance"
+LAUNCH_CYCLE_DAYS, LAUNCH_WEIGHT = 90, 0.06
+ESTABLISHED_PRODUCTS = [("Eau de Toilette 100ml", 58.0)]
+LAUNCHED_PRODUCTS = [("Eau de Parfum 50ml", 78.0), ("Body Mist 100ml", 24.0)]
 LAUNCH_AT_SHARE = 0.7  # launches at 70% of the simulated window
+
+# Customers who buy often enough to reach the upper loyalty tiers (gold at 1,500 points a
+# year): a small share, ordering about 24 times a year instead of about 5.
+BIG_SPENDER_SHARE = 0.03
 
 # The exact text shown at each opt-in point; v2 replaced v1 part-way through (consent proof
 # must keep the text that was actually shown).

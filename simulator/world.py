@@ -58,7 +58,11 @@ def build_catalog(spec: WorldSpec) -> dict[str, np.ndarray | list]:
     """Products with category, replenishment cycle (None for durables), price and launch time."""
     launch_ts = spec.start_ts + int(spec.days * ref.LAUNCH_AT_SHARE) * DAY
     names, cats, cycles, prices, weights, launched = [], [], [], [], [], []
-    categories = list(ref.CATALOG.items()) + [(ref.LAUNCH_CATEGORY[0], ref.LAUNCH_CATEGORY[1:])]
+    launch_products = ref.ESTABLISHED_PRODUCTS + ref.LAUNCHED_PRODUCTS
+    categories = [
+        *ref.CATALOG.items(),
+        (ref.LAUNCH_CATEGORY, (ref.LAUNCH_CYCLE_DAYS, ref.LAUNCH_WEIGHT, launch_products)),
+    ]
     for category, (cycle, weight, products) in categories:
         for name, price in products:
             names.append(name)
@@ -66,7 +70,8 @@ def build_catalog(spec: WorldSpec) -> dict[str, np.ndarray | list]:
             cycles.append(cycle)
             prices.append(price)
             weights.append(weight / len(products))
-            launched.append(launch_ts if category == ref.LAUNCH_CATEGORY[0] else spec.start_ts)
+            new = (name, price) in ref.LAUNCHED_PRODUCTS
+            launched.append(launch_ts if new else spec.start_ts)
     w = np.array(weights)
     return {
         "name": names,
@@ -134,7 +139,9 @@ def build_customers(rng: np.random.Generator, spec: WorldSpec) -> dict[str, np.n
         spec.start_ts - rng.integers(1, 730 * DAY, n),
         spec.start_ts + rng.integers(0, spec.days * DAY, n),
     )
-    kind = rng.choice(3, size=n, p=[0.40, 0.35, 0.25])  # 0 replenisher, 1 occasional, 2 prospect
+    # 0 replenisher, 1 occasional, 2 prospect, 3 big spender
+    big = ref.BIG_SPENDER_SHARE
+    kind = rng.choice(4, size=n, p=[0.40, 0.35 - big, 0.25, big])
     offsets = np.array([_utc_offset_seconds(r[2]) for r in regions])[region_idx]
     return {
         "id": np.arange(1, n + 1, dtype=np.int64),
@@ -179,13 +186,14 @@ def _replenisher_orders(rng, spec, cust, catalog, members):
     return members[rows], times[valid].astype(np.int64), home[rows]
 
 
-def _occasional_orders(rng, spec, cust, members):
-    """Orders of customers who buy at random (Poisson) until they churn."""
+def _occasional_orders(rng, spec, cust, members, orders_a_year: float):
+    """Orders of customers who buy at random (Poisson, about ``orders_a_year`` on average)
+    until they churn."""
     created = cust["created"][members]
     begin = np.maximum(created, spec.start_ts)
     finish = np.minimum(spec.end_ts, begin + rng.exponential(600.0, members.size) * DAY)
     span = np.maximum(finish - begin, 0) / DAY
-    rate = rng.gamma(2.0, 2.5, members.size) / 365.0
+    rate = rng.gamma(2.0, orders_a_year / 2.0, members.size) / 365.0
     counts = rng.poisson(rate * span)
     who = np.repeat(np.arange(members.size), counts)
     times = begin[who] + rng.random(who.size) * (finish[who] - begin[who])
@@ -204,10 +212,11 @@ def _random_products(rng, catalog, n, at_ts):
 def build_orders(rng, spec, cust, catalog) -> dict[str, np.ndarray]:
     kind = cust["kind"]
     rc, rt, rh = _replenisher_orders(rng, spec, cust, catalog, np.flatnonzero(kind == 0))
-    oc, ot, oh = _occasional_orders(rng, spec, cust, np.flatnonzero(kind == 1))
-    customer = np.concatenate([rc, oc])  # 0-based index into customers
-    t = np.concatenate([rt, ot])
-    home = np.concatenate([rh, oh])
+    oc, ot, oh = _occasional_orders(rng, spec, cust, np.flatnonzero(kind == 1), 5.0)
+    bc, bt, bh = _occasional_orders(rng, spec, cust, np.flatnonzero(kind == 3), 24.0)
+    customer = np.concatenate([rc, oc, bc])  # 0-based index into customers
+    t = np.concatenate([rt, ot, bt])
+    home = np.concatenate([rh, oh, bh])
     t = _local_daytime(rng, t, cust["utc_offset"][customer])
     t = np.maximum(t, cust["created"][customer] + 60)  # never before the account exists
     keep = (t >= spec.start_ts) & (t < spec.end_ts)
