@@ -51,7 +51,7 @@ GRACE_S = 5.0  # unanswered submissions wait this long for a receipt before a re
 
 
 def _config(state: Path, base: int) -> KannelConfig:
-    return KannelConfig.from_env().on_ports(
+    return KannelConfig.from_env({}).on_ports(
         state, base, admin_password="trial-admin", sendsms_password="trial-send",
         receiver_secret="trial-receiver", rate_per_s=1500, max_attempts=2, timeout_s=5,
     )  # fmt: skip

@@ -224,7 +224,7 @@ def bench_kannel(work: Path, n: int, program, rounds: int) -> dict:
     shutil.rmtree(state, ignore_errors=True)
     for old in work.glob("*landing-*"):
         shutil.rmtree(old)
-    cfg = KannelConfig.from_env().on_ports(
+    cfg = KannelConfig.from_env({}).on_ports(
         state, kannel_box.free_base_port(31000), admin_password="bench-admin",
         sendsms_password="bench-send", receiver_secret="bench-receiver", rate_per_s=0,
     )  # fmt: skip

@@ -1,4 +1,5 @@
-"""Kannel gateway and receiver settings from environment variables, with safe defaults.
+"""Kannel gateway and receiver settings from environment variables (the mapping the entry
+point read, ``Settings.gateway_env``), with safe defaults.
 
 Secrets (Kannel passwords, the receiver's shared secret) come from env vars; when unset, they
 are generated once into ``<kannel state>/secrets.json`` (mode 0600, git-ignored) so a local
@@ -12,12 +13,11 @@ import fcntl
 import json
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name) or default
+from warehouse.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,18 @@ class KannelConfig:
         )  # fmt: skip
 
     @classmethod
-    def from_env(cls, state: Path | None = None) -> KannelConfig:
-        """Settings from the environment; ``state`` overrides RETENTEXT_KANNEL_STATE."""
+    def from_settings(cls, settings: Settings) -> KannelConfig:
+        """The gateway of the pipeline's settings (its variables and state folder)."""
+        return cls.from_env(dict(settings.gateway_env), settings.kannel_state)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], state: Path | None = None) -> KannelConfig:
+        """Settings from ``env`` (the variables an entry point read); ``state`` overrides
+        RETENTEXT_KANNEL_STATE."""
+
+        def _env(name: str, default: str) -> str:
+            return env.get(name) or default
+
         state = (state or Path(_env("RETENTEXT_KANNEL_STATE", "data/kannel"))).resolve()
         base = int(_env("RETENTEXT_KANNEL_BASE_PORT", "13000"))
         stored = _stored_secrets(state)

@@ -29,7 +29,7 @@ class SendRun:
 
 def make_gateway(name: str, settings: Settings, sender: str) -> KannelGateway | OutboxGateway:
     if name == "kannel":
-        return KannelGateway(KannelConfig.from_env(settings.kannel_state), sender)
+        return KannelGateway(KannelConfig.from_settings(settings), sender)
     if name == "outbox":
         return OutboxGateway(settings.outbox)
     raise ValueError(f"gateway must be one of {', '.join(GATEWAYS)}, not {name!r}")

@@ -22,7 +22,7 @@ def start_kannel(state: Path, port_base: int = 21000, **changes):
     """Kannel and a receiver on their own ports; returns (cfg, receiver server)."""
     if not shutil.which("bearerbox"):
         pytest.fail("Kannel is not installed: run `make kannel` (Debian kannel, kannel-extras)")
-    cfg = KannelConfig.from_env().on_ports(
+    cfg = KannelConfig.from_env({}).on_ports(
         state,
         kannel_box.free_base_port(port_range_start(port_base)),
         **{"admin_password": "admin-test", "sendsms_password": "send-test",

@@ -1,7 +1,8 @@
 """The layer rules of docs/architecture.md, checked on the source: plain packages never import
 Dagster or the CLI, no two modules import each other (directly or round a longer cycle), and
 only the one isolated module writes environment variables (plus a script's own
-``if __name__ == "__main__"`` block)."""
+``if __name__ == "__main__"`` block), and the plain packages read settings from the
+environment in one place only (``Settings.from_env``, called by the entry points)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ PLAIN = ("ingest", "warehouse", "send_jobs", "experiments", "simulator")
 OURS = (*PLAIN, "orchestration", "benchmarks")
 ENV_WRITER = "warehouse/tool_env.py"  # dbt's profile, Dagster's and GX's switches
 FORBIDDEN_IN_PLAIN = ("dagster", "dagster_dbt", "dagster_duckdb", "orchestration")
+# the plain modules that may read os.environ: the settings (read once, at an entry point),
+# the isolated writer, and the one that starts dbt (a child inherits the environment)
+ENV_READERS = ("warehouse/settings.py", ENV_WRITER, "warehouse/engines.py")
 ENV_METHODS = ("setdefault", "update", "pop", "clear", "popitem", "__setitem__", "__delitem__")
 
 
@@ -133,6 +137,19 @@ def env_writes(root: Path, packages=OURS) -> list[str]:
     return sorted(found)
 
 
+def env_reads(root: Path, packages=PLAIN) -> list[str]:
+    """Every use of ``os.environ`` or ``os.getenv`` in a plain module other than the readers."""
+    found = []
+    for name, path in modules(root, packages).items():
+        if path.relative_to(root).as_posix() in ENV_READERS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            getenv = isinstance(node, ast.Attribute) and node.attr == "getenv"
+            if _is_environ(node) or getenv:
+                found.append(f"{name}:{node.lineno}")
+    return sorted(found)
+
+
 def test_plain_packages_import_neither_dagster_nor_the_cli():
     assert plain_package_violations(ROOT) == []
 
@@ -145,8 +162,12 @@ def test_only_the_isolated_module_writes_the_environment():
     assert env_writes(ROOT) == []
 
 
+def test_plain_packages_read_the_environment_only_through_the_settings():
+    assert env_reads(ROOT) == []
+
+
 def test_the_checks_catch_each_kind_of_breach(tmp_path):
-    """The three checks above on a small tree that breaks each rule once."""
+    """The checks above on a small tree that breaks each rule once."""
     (tmp_path / "send_jobs").mkdir()
     (tmp_path / "orchestration").mkdir()
     (tmp_path / "send_jobs" / "__init__.py").write_text("")
@@ -155,7 +176,9 @@ def test_the_checks_catch_each_kind_of_breach(tmp_path):
         "import os\nfrom send_jobs import b\n\ndef f():\n    import dagster\n"
         "    os.environ['X'] = '1'\n"
     )
-    (tmp_path / "send_jobs" / "b.py").write_text("from . import a\n")
+    (tmp_path / "send_jobs" / "b.py").write_text(
+        "from . import a\nimport os\nPORT = os.getenv('P')\n"
+    )
     (tmp_path / "orchestration" / "c.py").write_text(
         "import os\nos.environ.setdefault('Y', '1')\n"
         "if __name__ == '__main__':\n    os.environ['Z'] = '1'\n"
@@ -167,3 +190,4 @@ def test_the_checks_catch_each_kind_of_breach(tmp_path):
     assert env_writes(tmp_path, ("send_jobs", "orchestration")) == [
         "orchestration.c:2", "send_jobs.a:6"
     ]  # fmt: skip
+    assert env_reads(tmp_path, ("send_jobs",)) == ["send_jobs.a:6", "send_jobs.b:3"]

@@ -90,7 +90,7 @@ def test_an_unreachable_gateway_leaves_every_message_queued_quickly(warehouse, t
     as_of = datetime.fromisoformat(SEND_AS_OF.replace("Z", "+00:00"))
     con = duckdb.connect(str(warehouse))
     run = decide(con, program, load_campaigns(program=program), as_of)
-    nobody = KannelConfig.from_env().on_ports(
+    nobody = KannelConfig.from_env({}).on_ports(
         tmp_path / "k", kannel_box.free_base_port(port_range_start(45000))
     )
     started = time.monotonic()
@@ -127,7 +127,7 @@ def test_a_receipt_lost_inside_the_gateway_ends_unconfirmed_not_pending(tmp_path
                 "channel VARCHAR, category VARCHAR, action VARCHAR, "
                 "occurred_at TIMESTAMP)")  # fmt: skip
     program = load_program()
-    cfg = KannelConfig.from_env().on_ports(tmp_path / "k", 45100)
+    cfg = KannelConfig.from_env({}).on_ports(tmp_path / "k", 45100)
     done = deliver(con, program, datetime.fromisoformat("2026-01-05T15:00:00+00:00"),
                    KannelGateway(cfg, program.sender))  # fmt: skip
     assert done.counts["unconfirmed"] == 1

@@ -12,12 +12,13 @@ from kannel_helpers import start_kannel, stop_kannel
 
 from send_jobs import kannel_box
 from send_jobs.config import KannelConfig
+from warehouse.settings import Settings
 
 SECRETS = ("admin_password", "sendsms_password", "receiver_secret")
 
 
 def test_a_config_repr_shows_no_secret(tmp_path):
-    cfg = KannelConfig.from_env(tmp_path / "state")
+    cfg = KannelConfig.from_env({}, tmp_path / "state")
     shown = repr(cfg) + str(cfg)
     assert all(getattr(cfg, name) not in shown for name in SECRETS)
     assert "sendsms_port" in shown
@@ -30,7 +31,7 @@ def test_racing_first_runs_generate_the_secrets_once(tmp_path):
         "import sys, time, pathlib\n"
         "from send_jobs.config import KannelConfig\n"
         "while not pathlib.Path(sys.argv[2]).exists(): time.sleep(0.001)\n"
-        "c = KannelConfig.from_env(pathlib.Path(sys.argv[1]))\n"
+        "c = KannelConfig.from_env({}, pathlib.Path(sys.argv[1]))\n"
         "print(c.admin_password, c.sendsms_password, c.receiver_secret)\n"
     )
     procs = [subprocess.Popen([sys.executable, "-c", script, str(state), str(go)],
@@ -38,7 +39,7 @@ def test_racing_first_runs_generate_the_secrets_once(tmp_path):
     go.touch()
     seen = {p.communicate(timeout=60)[0].strip() for p in procs}
     assert len(seen) == 1 and all(p.returncode == 0 for p in procs)
-    stored = KannelConfig.from_env(state)
+    stored = KannelConfig.from_env({}, state)
     assert seen == {f"{stored.admin_password} {stored.sendsms_password} {stored.receiver_secret}"}
     assert stat.S_IMODE(os.stat(state / "secrets.json").st_mode) == 0o600
 
@@ -70,3 +71,20 @@ def test_two_processes_never_get_the_same_port_range():
                             check=True, timeout=60).stdout.strip()  # fmt: skip
     assert int(theirs) != ours
     assert kannel_box.free_base_port(29000, 30000) == ours  # still ours to reuse
+
+
+def test_the_gateway_reads_its_variables_from_the_settings_not_the_process(tmp_path, monkeypatch):
+    """Settings read once at the entry point carry the gateway's variables; the process's
+    environment changing later does not reach the gateway."""
+    env = {"RETENTEXT_KANNEL_STATE": str(tmp_path / "k"), "RETENTEXT_KANNEL_BASE_PORT": "15000",
+           "RETENTEXT_KANNEL_PASSWORD": "from-settings", "RETENTEXT_SMSC_COUNTRIES": "uk=gb",
+           "RETENTEXT_WAREHOUSE": str(tmp_path / "w.duckdb")}  # fmt: skip
+    settings = Settings.from_env(env)
+    monkeypatch.setenv("RETENTEXT_KANNEL_BASE_PORT", "17000")
+    cfg = KannelConfig.from_settings(settings)
+    assert (cfg.admin_port, cfg.sendsms_port, cfg.receiver_port) == (15000, 15013, 15080)
+    assert cfg.sendsms_password == "from-settings"
+    assert cfg.smsc_regions == (("uk", "GB"),)
+    assert cfg.state == (tmp_path / "k").resolve()
+    # the settings travel as an environment (Dagster's resource) and come back the same
+    assert Settings.from_env(settings.as_env()) == settings

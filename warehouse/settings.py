@@ -17,6 +17,9 @@ SENSOR_INTERVAL_ENV = "RETENTEXT_SENSOR_INTERVAL_SECONDS"
 MARTS_MAX_LAG_ENV = "RETENTEXT_MARTS_MAX_LAG_HOURS"
 ALERT_WEBHOOK_ENV = "RETENTEXT_ALERT_WEBHOOK"
 CAMPAIGNS_ENV = "RETENTEXT_CAMPAIGNS"
+# the SMS gateway's own variables (send_jobs.config.KannelConfig reads them from here)
+GATEWAY_ENV_PREFIXES = ("RETENTEXT_KANNEL_", "RETENTEXT_SMPP_", "RETENTEXT_RECEIVER_",
+                        "RETENTEXT_SMSC_", "RETENTEXT_SMS_")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class Settings:
     alerts_log: Path = Path("data/alerts.log")  # one line per failed run
     alert_webhook: str = ""  # Slack-compatible incoming webhook for failed runs
     campaigns: Path | None = None  # the shop's campaign files; None: send_jobs/campaigns
+    # the gateway's variables as (name, value) pairs, passed on to KannelConfig.from_env
+    gateway_env: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -66,6 +71,9 @@ class Settings:
             alerts_log=Path(get("RETENTEXT_ALERTS_LOG", "data/alerts.log")).resolve(),
             alert_webhook=get(ALERT_WEBHOOK_ENV, ""),
             campaigns=Path(env[CAMPAIGNS_ENV]).resolve() if env.get(CAMPAIGNS_ENV) else None,
+            gateway_env=tuple(
+                sorted((k, v) for k, v in env.items() if k.startswith(GATEWAY_ENV_PREFIXES) and v)
+            ),  # fmt: skip
         )
 
     def as_env(self) -> dict[str, str]:
@@ -83,6 +91,7 @@ class Settings:
             "RETENTEXT_QUARANTINE_WARN_RATE": self.quarantine_warn_rate,
             "RETENTEXT_ALERTS_LOG": self.alerts_log, ALERT_WEBHOOK_ENV: self.alert_webhook,
             CAMPAIGNS_ENV: self.campaigns or "",
+            **dict(self.gateway_env),
         }  # fmt: skip
         return {name: str(value) for name, value in values.items()}
 

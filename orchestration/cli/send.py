@@ -117,7 +117,7 @@ def receiver(args: argparse.Namespace, settings: Settings) -> int:
     from send_jobs.receiver import make_server
 
     settings = settings.with_paths(kannel_state=args.kannel_state, landing=args.landing)
-    cfg = config.KannelConfig.from_env(settings.kannel_state)
+    cfg = config.KannelConfig.from_settings(settings)
     port = args.port or cfg.receiver_port
     root = settings.gateway_landing
     server = make_server(
@@ -152,7 +152,7 @@ def receipts_cmd(args: argparse.Namespace, settings: Settings) -> int:
 def gateway(args: argparse.Namespace, settings: Settings) -> int:
     from send_jobs import config, kannel_box
 
-    cfg = config.KannelConfig.from_env(settings.kannel_state)
+    cfg = config.KannelConfig.from_settings(settings)
     if args.action == "up":
         pids = kannel_box.up(cfg)
         if args.receiver and not kannel_box.pid_of(cfg, "receiver"):
