@@ -9,8 +9,9 @@ no effect. So the true intent-to-treat effect of a campaign whose messages all w
 lifecycle stage the decision saw (``{"winback": {"lapsed": 0.5, "active": 0.0}}``).
 
 ``respond`` (small worlds, the coverage test) also draws pre-period spend independent of the
-arm, and writes straight to ``marts.fct_orders`` as the nightly build would publish it; like
-that build it makes every customer who ordered ``active`` in ``marts.dim_customers``, so a
+arm, and writes straight to ``marts.fct_orders`` as the nightly build would publish it (a
+stand-in for that build: two hundred dbt builds per test would take an hour); like that
+build it makes every customer who ordered ``active`` in ``marts.dim_customers``, so a
 treatment moves customers between segments after the decision. The pre-period orders land
 after the decisions (late history the decisions did not see).
 ``respond_to_run`` (the closed-loop demo) writes the orders as landing files
@@ -23,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from warehouse.contract import create_marts_sql
 
 # campaign -> true relative effect, or lifecycle stage at decision -> effect
 Effects = dict[str, float | dict[str, float]]
@@ -65,10 +68,7 @@ def respond(
     )  # fmt: skip
     orders["order_status"] = "completed"
     con.register("_buyers", units[buys][["customer_id"]])
-    con.execute("""CREATE TABLE IF NOT EXISTS marts.fct_orders (order_id VARCHAR,
-        customer_id VARCHAR, ordered_at TIMESTAMP, net_revenue DOUBLE, order_status VARCHAR)""")
-    con.execute("""CREATE TABLE IF NOT EXISTS marts.fct_order_lines (customer_id VARCHAR,
-        product_id VARCHAR, ordered_at TIMESTAMP, is_cancelled INTEGER)""")
+    con.execute(create_marts_sql())  # the marts as the contract types them, if missing
     con.register("_orders", orders)
     con.execute("""INSERT INTO marts.fct_orders (order_id, customer_id, ordered_at,
         net_revenue, order_status) SELECT order_id, customer_id, ordered_at, net_revenue,

@@ -8,9 +8,11 @@ the full simulator would be slower than what is measured.
 
 from __future__ import annotations
 
+from warehouse.contract import create_marts_sql
+
 SQL = """
-CREATE SCHEMA marts; CREATE SCHEMA raw;
-CREATE TABLE marts.dim_customers AS
+CREATE SCHEMA raw;
+INSERT INTO marts.dim_customers BY NAME
 SELECT printf('C%08d', i) AS customer_id, printf('+1212%07d', i) AS phone_e164,
     'US' AS country, 'NY' AS region, 'America/New_York' AS time_zone,
     ['Emma', 'Noah', 'Zoë', 'Łukasz', NULL, 'Mia 🌸', 'Jürgen', 'D''Arcy'][1 + i % 8]
@@ -28,10 +30,11 @@ SELECT printf('K%09d', i) AS consent_event_id, printf('C%08d', i) AS customer_id
 FROM range(1, {n} + 1) AS t(i);
 CREATE TABLE raw.orders (customer_id VARCHAR, product_id VARCHAR, status VARCHAR,
     ordered_at TIMESTAMP);
-CREATE TABLE marts.fct_orders (order_id VARCHAR, customer_id VARCHAR, ordered_at TIMESTAMP,
-    net_revenue DOUBLE, order_status VARCHAR);
 """
 
 
 def build_send_world(con, n: int) -> None:
+    """The world in ``con``: the marts as dbt's contract types them (empty but
+    ``dim_customers``), and the raw tables the send jobs read."""
+    con.execute(create_marts_sql())
     con.execute(SQL.format(n=int(n)))

@@ -9,35 +9,20 @@ from datetime import datetime, timedelta
 import duckdb
 
 from send_jobs.campaign_specs import load_program, parse_campaign
+from warehouse.contract import create_marts_sql
 
-SCHEMA = """
-CREATE SCHEMA marts; CREATE SCHEMA raw;
-CREATE TABLE marts.dim_customers (customer_id VARCHAR, phone_e164 VARCHAR, country VARCHAR,
-    region VARCHAR, time_zone VARCHAR, first_name VARCHAR, loyalty_tier VARCHAR,
-    loyalty_points BIGINT, top_category VARCHAR, lifecycle_stage VARCHAR, rfm_segment VARCHAR,
-    orders_count BIGINT, lifetime_revenue DOUBLE, language VARCHAR);
-CREATE TABLE marts.customer_replenishment (customer_id VARCHAR, product_id VARCHAR,
-    next_due_at TIMESTAMP, window_opens_at TIMESTAMP, window_closes_at TIMESTAMP,
-    last_purchased_at TIMESTAMP);
-CREATE TABLE marts.dim_products (product_id VARCHAR, product_name VARCHAR, category VARCHAR,
-    launched_at TIMESTAMP);
-CREATE TABLE marts.customer_time_zones (customer_id VARCHAR, time_zone VARCHAR,
-    time_zone_source VARCHAR);
-CREATE TABLE marts.customer_consent (customer_id VARCHAR, channel VARCHAR, category VARCHAR,
-    status VARCHAR, since TIMESTAMP);
-CREATE TABLE marts.customer_category_affinity (customer_id VARCHAR, category VARCHAR,
-    purchases BIGINT);
-CREATE TABLE marts.fct_events (event_id VARCHAR, customer_id VARCHAR, event_type VARCHAR,
-    occurred_at TIMESTAMP, product_id VARCHAR, properties VARCHAR);
-CREATE TABLE marts.fct_orders (order_id VARCHAR, customer_id VARCHAR, ordered_at TIMESTAMP,
-    net_revenue DOUBLE, order_status VARCHAR);
-CREATE TABLE marts.fct_order_lines (customer_id VARCHAR, product_id VARCHAR,
-    ordered_at TIMESTAMP, is_cancelled INTEGER);
+# the marts exactly as dbt's contract types them; raw.* only the columns the send jobs read
+RAW = """
+CREATE SCHEMA raw;
 CREATE TABLE raw.consent (consent_event_id VARCHAR, customer_id VARCHAR, phone_e164 VARCHAR,
     channel VARCHAR, category VARCHAR, action VARCHAR, occurred_at TIMESTAMP);
 CREATE TABLE raw.orders (customer_id VARCHAR, product_id VARCHAR, status VARCHAR,
     ordered_at TIMESTAMP);
 """
+
+# an order as the analysis reads it (marts.fct_orders' other columns left empty)
+INSERT_ORDER = """INSERT INTO marts.fct_orders (order_id, customer_id, ordered_at, net_revenue,
+    order_status) VALUES (?, ?, ?, ?, ?)"""
 
 NY = {"country": "US", "region": "NY", "time_zone": "America/New_York"}
 FL = {"country": "US", "region": "FL", "time_zone": "America/New_York"}
@@ -52,7 +37,8 @@ def utc(text: str) -> datetime:
 class MiniWarehouse:
     def __init__(self, path) -> None:
         self.con = duckdb.connect(str(path))
-        self.con.execute(SCHEMA)
+        self.con.execute(create_marts_sql())
+        self.con.execute(RAW)
         self._n = 0
 
     def customer(
@@ -72,8 +58,10 @@ class MiniWarehouse:
         self._n += 1
         phone = phone or f"+1212555{self._n:04d}"
         self.con.execute(
-            "INSERT INTO marts.dim_customers VALUES (?, ?, ?, ?, ?, ?, ?, 120, 'coffee', ?, "
-            "'loyal', ?, 300.0, 'en')",
+            "INSERT INTO marts.dim_customers (customer_id, phone_e164, country, region, "
+            "time_zone, first_name, loyalty_tier, loyalty_points, top_category, "
+            "lifecycle_stage, rfm_segment, orders_count, lifetime_revenue, language) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 120, 'coffee', ?, 'loyal', ?, 300.0, 'en')",
             [customer_id, phone, where["country"], where["region"], where["time_zone"],
              first_name, loyalty_tier, lifecycle_stage, orders_count],
         )  # fmt: skip
@@ -90,7 +78,8 @@ class MiniWarehouse:
         """The zones a customer may be in (marts.customer_time_zones), e.g. from the number."""
         for zone in zones:
             self.con.execute(
-                "INSERT INTO marts.customer_time_zones VALUES (?, ?, ?)",
+                "INSERT INTO marts.customer_time_zones (customer_id, time_zone, time_zone_source) "
+                "VALUES (?, ?, ?)",
                 [customer_id, zone, source],
             )
 
@@ -124,12 +113,14 @@ class MiniWarehouse:
     def due(self, customer_id: str, product_id: str, name: str, as_of: str) -> None:
         at = utc(as_of).replace(tzinfo=None)
         self.con.execute(
-            "INSERT INTO marts.dim_products SELECT ?, ?, 'coffee', TIMESTAMP '2024-01-01' "
+            "INSERT INTO marts.dim_products (product_id, product_name, category, launched_at) "
+            "SELECT ?, ?, 'coffee', TIMESTAMP '2024-01-01' "
             "WHERE ? NOT IN (SELECT product_id FROM marts.dim_products)",
             [product_id, name, product_id],
         )
         self.con.execute(
-            "INSERT INTO marts.customer_replenishment VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO marts.customer_replenishment (customer_id, product_id, next_due_at, "
+            "window_opens_at, window_closes_at, last_purchased_at) VALUES (?, ?, ?, ?, ?, ?)",
             [customer_id, product_id, at, at - timedelta(days=3), at + timedelta(days=5),
              at - timedelta(days=30)],
         )  # fmt: skip

@@ -6,7 +6,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from mini_warehouse import MiniWarehouse, campaign, program, utc
+from mini_warehouse import INSERT_ORDER, MiniWarehouse, campaign, program, utc
 
 from experiments.analysis import analyse
 from experiments.stats import lift
@@ -30,7 +30,7 @@ def world(tmp_path_factory):
     # pre-period spend, unrelated to the arm, in the warehouse when the decision is made
     orders = [(f"P{n}", f"C{n:05d}", at - timedelta(days=10), 25.0, "completed")
               for n in range(4000) if rng.random() < 0.5]  # fmt: skip
-    w.con.executemany("INSERT INTO marts.fct_orders VALUES (?, ?, ?, ?, ?)", orders)
+    w.con.executemany(INSERT_ORDER, orders)
     prog = program(global_control_share=0.10)
     promo = campaign(prog, holdout_share=0.3)
     run = decide(w.con, prog, [promo], utc(DECIDED))
@@ -52,7 +52,7 @@ def world(tmp_path_factory):
             after.append((f"O{n}", cid, at + timedelta(days=2), 40.0, "completed"))
     after.append(("LATE", "C00000", at + timedelta(days=9), 99.0, "completed"))  # outside
     after.append(("X", "C00001", at + timedelta(days=1), 99.0, "cancelled"))  # cancelled
-    w.con.executemany("INSERT INTO marts.fct_orders VALUES (?, ?, ?, ?, ?)", after)
+    w.con.executemany(INSERT_ORDER, after)
     orders += after
     results = analyse(w.con, utc("2026-06-20T00:00:00Z"), {"promo": 0.3})
     return w, arms, orders, results

@@ -1,9 +1,10 @@
-"""The public marts and their keys come from dbt's manifest (the marts YAML), not from a list
-typed again in Python."""
+"""The public marts, their keys and their column types come from dbt's manifest (the marts
+YAML, enforced at every build), not from a list typed again in Python."""
 
+import duckdb
 import pytest
 
-from warehouse.contract import marts_in, public_marts
+from warehouse.contract import create_marts_sql, marts_in, public_marts
 
 # the keys as the marts' SQL builds them, written out by hand
 EXPECTED_KEYS = {
@@ -26,8 +27,10 @@ def test_the_public_marts_and_their_keys_come_from_the_manifest():
     assert all(m.description.strip() for m in marts)
 
 
-def _manifest(tests: list[tuple[str, str]]) -> dict:
-    model = {"resource_type": "model", "name": "dim_x", "config": {"schema": "marts"}}
+def _manifest(tests: list[tuple[str, str]], x_type: str = "string") -> dict:
+    columns = {"x_id": {"name": "x_id", "data_type": x_type}}
+    model = {"resource_type": "model", "name": "dim_x", "config": {"schema": "marts"},
+             "columns": columns}  # fmt: skip
     nodes = {"model.r.dim_x": model}
     for i, (name, column) in enumerate(tests):
         nodes[f"test.r.t{i}"] = {
@@ -42,3 +45,40 @@ def test_a_mart_without_a_tested_key_is_an_error():
         marts_in(_manifest([("unique", "x_id")]))  # not_null missing
     [mart] = marts_in(_manifest([("unique", "x_id"), ("not_null", "x_id"), ("not_null", "y")]))
     assert mart.key == "x_id"
+
+
+def test_every_public_mart_enforces_its_contract_and_types_every_column():
+    import json
+
+    from warehouse.dbt_build import DBT_DIR, ensure_manifest
+
+    nodes = json.loads(ensure_manifest(DBT_DIR).read_text())["nodes"]
+    marts = {m.name for m in public_marts()}
+    models = [n for n in nodes.values() if n["resource_type"] == "model"]
+    enforced = {n["name"] for n in models if n["config"]["contract"]["enforced"]}
+    assert enforced == marts
+    assert all(data_type for m in public_marts() for _, data_type in m.columns)
+
+
+def test_a_mart_column_without_a_type_is_an_error():
+    keyed = [("unique", "x_id"), ("not_null", "x_id")]
+    with pytest.raises(ValueError, match=r"dim_x columns without a data_type: \['x_id'\]"):
+        marts_in(_manifest(keyed, x_type=""))
+
+
+def test_the_contract_makes_empty_marts_duckdb_types_as_dbt_builds_them():
+    """The types written by hand here are what dbt builds on DuckDB (a dbt build of the real
+    marts is compared with the same DDL in tests/test_features.py)."""
+    con = duckdb.connect()
+    con.execute(create_marts_sql())
+    types = dict(con.execute(
+        "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = 'marts'").fetchall())  # fmt: skip
+    assert types["dim_customers.customer_id"] == "VARCHAR"
+    assert types["dim_customers.lifetime_revenue"] == "DECIMAL(38,12)"
+    assert types["dim_customers.rfm_recency_score"] == "BIGINT"
+    assert types["fct_orders.items"] == "BIGINT"
+    assert types["fct_events.occurred_at"] == "TIMESTAMP"
+    assert types["customer_category_affinity.share"] == "DOUBLE"
+    assert {t.split(".")[0] for t in types} == {m.name for m in public_marts()}
+    con.execute(create_marts_sql())  # again: nothing to do (IF NOT EXISTS)

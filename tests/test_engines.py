@@ -10,6 +10,7 @@ import pytest
 
 from orchestration.cli import main
 from simulator.writer import simulate
+from warehouse.contract import create_marts_sql, public_marts
 from warehouse.engines import compare_marts
 
 pytest.importorskip("pyspark", reason="needs the spark extra: pip install -e '.[spark]'")
@@ -52,6 +53,21 @@ def test_every_mart_identical_on_duckdb_and_spark(compared):
     # every Spark file stayed under the spark folder
     assert (root / "spark" / "metastore").is_dir()
     assert (root / "spark" / "warehouse" / "marts.db" / "dim_customers").is_dir()
+    # and both engines built every column with the type the contract gives it
+    con = duckdb.connect()
+    con.execute(create_marts_sql())
+    for mart in public_marts():
+        contract = con.execute(f"DESCRIBE marts.{mart.name}").fetchall()
+        files = root / "spark" / "warehouse" / "marts.db" / mart.name / "**" / "*.parquet"
+        spark = con.execute(
+            f"DESCRIBE SELECT * FROM read_parquet('{files}', hive_partitioning = true)"
+        ).fetchall()
+        duck = duckdb.connect(str(root / "work" / "warehouse.duckdb"), read_only=True)
+        built = duck.execute(f"DESCRIBE marts.{mart.name}").fetchall()
+        duck.close()
+        expected = {r[0]: r[1] for r in contract}
+        assert {r[0]: r[1] for r in built} == expected, mart.name
+        assert {r[0]: r[1] for r in spark} == expected, mart.name
 
 
 def test_comparison_sees_a_changed_value(compared):

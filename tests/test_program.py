@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from mini_warehouse import MiniWarehouse, campaign, program, utc
+from mini_warehouse import INSERT_ORDER, MiniWarehouse, campaign, program, utc
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from experiments.program import measure_program
@@ -21,7 +21,9 @@ SALT = "program-test"
 # one worker builds the module's shared world once
 pytestmark = pytest.mark.xdist_group("program")
 
-CUSTOMERS = """INSERT INTO marts.dim_customers
+CUSTOMERS = """INSERT INTO marts.dim_customers (customer_id, phone_e164, country, region,
+    time_zone, first_name, loyalty_tier, loyalty_points, top_category, lifecycle_stage,
+    rfm_segment, orders_count, lifetime_revenue, language)
 SELECT printf('C%05d', i), printf('+1212%07d', i), 'US', 'NY', 'America/New_York', 'Ada',
     'bronze', 0, 'coffee', 'active', 'loyal', 1, 10.0, 'en'
 FROM range(0, 3400) AS t(i)"""
@@ -59,7 +61,7 @@ def world(tmp_path_factory):
         if rng.random() < 0.5:
             orders.append((f"P{i}", cid, start - timedelta(days=12), float(rng.gamma(2, 15))))
         orders.append((f"Q{i}", cid, start - timedelta(days=90), 500.0))  # before the pre-period
-    w.con.executemany("INSERT INTO marts.fct_orders VALUES (?, ?, ?, ?, 'completed')", orders)
+    w.con.executemany(INSERT_ORDER, [(*o, "completed") for o in orders])
     decide(w.con, prog, [promo], START)
     deliver(w.con, prog, START, OutboxGateway(root / "outbox"))
     after = []
@@ -69,9 +71,8 @@ def world(tmp_path_factory):
         if rng.random() < rate:
             after.append((f"A{i}", cid, start + timedelta(days=3), float(rng.gamma(2, 20))))
     after.append(("LATE", "C00001", AS_OF.replace(tzinfo=None) + timedelta(days=1), 999.0))
-    w.con.executemany("INSERT INTO marts.fct_orders VALUES (?, ?, ?, ?, 'completed')", after)
-    w.con.execute("INSERT INTO marts.fct_orders VALUES ('X', 'C00002', ?, 999.0, 'cancelled')",
-                  [start + timedelta(days=1)])  # fmt: skip
+    w.con.executemany(INSERT_ORDER, [(*o, "completed") for o in after])
+    w.con.execute(INSERT_ORDER, ["X", "C00002", start + timedelta(days=1), 999.0, "cancelled"])
     w.reply("+12120000003", "opt_out", "2026-06-11T10:00:00Z")  # a STOP after the text
     row = measure_program(w.con, AS_OF, prog).iloc[0]
     return w, prog, orders + after, row

@@ -1,6 +1,8 @@
 """The public mart contract, read from dbt's manifest rather than typed again in Python: the
 models of the ``marts`` schema, each with its key (the column its YAML tests ``unique``, or
-``unique_for_rows_built`` on the large facts, and ``not_null``)."""
+``unique_for_rows_built`` on the large facts, and ``not_null``) and its columns with the types
+dbt enforces at every build (``contract: {enforced: true}``). ``create_marts_sql`` makes
+empty marts of exactly that shape for the worlds tests and the simulator write by hand."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ class Mart:
     name: str
     key: str
     description: str
+    columns: tuple[tuple[str, str], ...]  # (name, contract data type), in the YAML's order
 
 
 def marts_in(manifest: dict) -> list[Mart]:
@@ -43,7 +46,11 @@ def marts_in(manifest: dict) -> list[Mart]:
         if len(keys) != 1:
             raise ValueError(f"mart {node['name']} needs one column tested unique and "
                              f"not_null (found {keys or 'none'})")  # fmt: skip
-        marts.append(Mart(node["name"], keys[0], node.get("description", "")))
+        columns = tuple((c["name"], c.get("data_type") or "") for c in node["columns"].values())
+        untyped = [name for name, data_type in columns if not data_type]
+        if untyped:
+            raise ValueError(f"mart {node['name']} columns without a data_type: {untyped}")
+        marts.append(Mart(node["name"], keys[0], node.get("description", ""), columns))
     return sorted(marts, key=lambda m: m.name)
 
 
@@ -51,3 +58,13 @@ def marts_in(manifest: dict) -> list[Mart]:
 def public_marts(dbt_dir: Path = DBT_DIR) -> tuple[Mart, ...]:
     """The public marts of the dbt project (its manifest parsed again when stale)."""
     return tuple(marts_in(json.loads(ensure_manifest(dbt_dir).read_text())))
+
+
+def create_marts_sql(marts: tuple[Mart, ...] | None = None) -> str:
+    """``CREATE TABLE IF NOT EXISTS marts.<mart> (...)`` for every public mart, typed as the
+    contract types it (DuckDB reads the contract's type names)."""
+    statements = ["CREATE SCHEMA IF NOT EXISTS marts"]
+    for mart in public_marts() if marts is None else marts:
+        columns = ", ".join(f'"{name}" {data_type}' for name, data_type in mart.columns)
+        statements.append(f"CREATE TABLE IF NOT EXISTS marts.{mart.name} ({columns})")
+    return ";\n".join(statements) + ";"

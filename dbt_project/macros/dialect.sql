@@ -32,3 +32,10 @@
 {% macro spark__median(expr) -%}
     percentile({{ expr }}, 0.5)
 {%- endmacro %}
+
+{#- An amount in the reporting currency, typed the same on every engine: DuckDB multiplies a
+    decimal(18,4) price by a decimal(18,8) rate into decimal(38,12), Spark's decimal arithmetic
+    narrows the same product to decimal(38,6). The marts' contracts name this type. -#}
+{% macro money(expr) -%}
+    cast({{ expr }} as decimal(38, 12))
+{%- endmacro %}

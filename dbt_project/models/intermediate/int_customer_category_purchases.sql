@@ -37,14 +37,14 @@ select
     b.category,
     b.purchases,
     b.revenue,
-    case
+    cast(case
         when sum(b.revenue) over (partition by b.customer_id) > 0
             then b.revenue / sum(b.revenue) over (partition by b.customer_id)
         else 0
-    end as share,
-    row_number() over (
+    end as double) as share,
+    cast(row_number() over (
         partition by b.customer_id order by b.revenue desc, b.purchases desc, b.category
-    ) as category_rank,
+    ) as bigint) as category_rank,
     f.source_rows,
     f.source_loaded_at,
     f.catalog_loaded_at

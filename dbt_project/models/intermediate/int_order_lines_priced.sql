@@ -61,6 +61,6 @@ converted as (
 
 select
     *,
-    local_net_revenue * exchange_rate as net_revenue,
+    {{ money('local_net_revenue * exchange_rate') }} as net_revenue,
     '{{ reporting }}' as reporting_currency
 from converted

@@ -74,9 +74,12 @@ scored as (
     -- quintiles among customers with orders; ties broken by id so every engine agrees
     select
         customer_id,
-        ntile(5) over (order by days_since_last_order desc, customer_id) as rfm_recency_score,
-        ntile(5) over (order by orders_count, customer_id) as rfm_frequency_score,
-        ntile(5) over (order by lifetime_revenue, customer_id) as rfm_monetary_score
+        cast(ntile(5) over (order by days_since_last_order desc, customer_id) as bigint)
+            as rfm_recency_score,
+        cast(ntile(5) over (order by orders_count, customer_id) as bigint)
+            as rfm_frequency_score,
+        cast(ntile(5) over (order by lifetime_revenue, customer_id) as bigint)
+            as rfm_monetary_score
     from staged
     where orders_count > 0
 ),

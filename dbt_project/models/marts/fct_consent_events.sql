@@ -2,7 +2,7 @@
 -- (macros/incremental_by_day.sql); Spark builds the whole table.
 {{ config(
     materialized=('table' if target.type == 'spark' else 'incremental'),
-    on_schema_change='sync_all_columns',
+    on_schema_change='append_new_columns',
     incremental_strategy='delete+insert',
     unique_key='partition_date',
     pre_hook="{{ delete_after_as_of('occurred_at') }}",

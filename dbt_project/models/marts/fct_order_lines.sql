@@ -3,7 +3,7 @@
 -- builds the whole table, as its parquet tables take no DELETE.
 {{ config(
     materialized=('table' if target.type == 'spark' else 'incremental'),
-    on_schema_change='sync_all_columns',
+    on_schema_change='append_new_columns',
     incremental_strategy='delete+insert',
     unique_key='partition_date',
     pre_hook="{{ delete_after_as_of('ordered_at') }}",

@@ -3,7 +3,7 @@
 -- newest line's load) are the fingerprint. Spark builds the whole table.
 {{ config(
     materialized=('table' if target.type == 'spark' else 'incremental'),
-    on_schema_change='sync_all_columns',
+    on_schema_change='append_new_columns',
     incremental_strategy='append',
     pre_hook="{{ delete_stale(fingerprints_of(ref('fct_order_lines'), 'order_id'), 'order_id',
                               {'lines_count': 'source_rows', 'loaded_at': 'source_loaded_at'}) }}",
@@ -14,7 +14,7 @@ select
     min(ordered_at) as ordered_at,
     min(channel) as channel,
     count(*) as lines_count,
-    sum(case when status = 'completed' then quantity else 0 end) as items,
+    cast(sum(case when status = 'completed' then quantity else 0 end) as bigint) as items,
     sum(quantity * unit_price) as gross_amount,
     sum(net_revenue) as net_revenue,
     case
