@@ -190,7 +190,7 @@ def _file_entry(src: Source, idx: int, f: LandingFile) -> tuple[dict, pa.Table |
 
 def _blank(text: pa.LargeStringArray) -> np.ndarray:
     """Which lines are empty text (not the null of a line that is not UTF-8), read from the
-    array's offsets: Arrow compute over every line took 0.24 s per 3.15M events, this 0.01 s."""
+    array's offsets, far cheaper than Arrow compute over every line."""
     offsets = np.frombuffer(text.buffers()[1], np.int64)[text.offset : text.offset + len(text) + 1]
     empty = np.diff(offsets) == 0
     if text.null_count:
@@ -457,7 +457,7 @@ def _load_chunk(
                     "loaded_at": loaded_at,
                 }
             )
-        # one insert for the chunk's files: executemany took 0.8 s per 729 rows
+        # one insert for the chunk's files (executemany inserts row by row)
         con.register("file_log", pa.Table.from_pylist(log, schema=FILE_LOG))
         con.execute(f"INSERT INTO {staging['files']} BY NAME FROM file_log")
     finally:

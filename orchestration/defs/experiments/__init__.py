@@ -34,8 +34,8 @@ AFTER_FEATURES = (
 def campaign_results(
     context: dg.AssetExecutionContext, warehouse: DuckDBResource, settings: SettingsResource
 ) -> dg.MaterializeResult:
-    # imported here: scipy and statsmodels add about 1.3 s to the start of every run of the
-    # code location, and only this asset needs them
+    # imported here: only this asset needs scipy and statsmodels, which would otherwise
+    # slow the start of every run of the code location
     from experiments.run import measure, report
 
     as_of = context.partition_time_window.end.astimezone(UTC)
