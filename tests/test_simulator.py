@@ -202,3 +202,28 @@ def test_orders_and_events_belong_to_existing_customers_after_signup(con):
                    count(*) FILTER (WHERE x.{ts}::TIMESTAMP < c.created_at::TIMESTAMP)
             FROM {table} x LEFT JOIN customers c USING (customer_id)""").fetchone()
         assert (orphans, early) == (0, 0), table
+
+
+def test_a_launch_has_earlier_buyers_and_big_spenders_reach_the_upper_tiers(tmp_path):
+    """What the demo's campaigns need from the world: the launch category sold before its
+    launch (so a launch has customers to tell), and a year's spend that reaches gold
+    (1,500 in the loyalty seed) for more than a handful of customers."""
+    out = tmp_path / "year"
+    simulate(out, customers=5000, start=date(2025, 1, 1), days=365, seed=3)
+    c = duckdb.connect()
+    products = c.execute(f"""SELECT product_id, launched_at::TIMESTAMP FROM
+        read_csv('{out}/products/*.csv', all_varchar=true) WHERE category = 'fragrance'""")
+    launched = dict(products.fetchall())
+    first = min(launched.values())
+    later = {p for p, at in launched.items() if at > first}
+    assert later and set(launched) - later  # established products and newer ones
+    earlier_buyers = c.execute(f"""SELECT count(DISTINCT customer_id) FROM
+        read_csv('{out}/orders/*.csv', all_varchar=true)
+        WHERE product_id IN ? AND ordered_at::TIMESTAMP < ?""",
+        [sorted(set(launched) - later), min(launched[p] for p in later)]).fetchone()[0]  # fmt: skip
+    assert earlier_buyers >= 20
+    gold = c.execute(f"""SELECT count(*) FROM (SELECT customer_id FROM
+        read_csv('{out}/orders/*.csv', all_varchar=true) WHERE status = 'completed'
+        GROUP BY 1 HAVING sum(quantity::INT * unit_price::DECIMAL(18,4)
+                              - discount_amount::DECIMAL(18,4)) >= 1500)""").fetchone()[0]
+    assert gold >= 10  # 0.2% of customers; a world without big spenders has about 0.03%
