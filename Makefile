@@ -73,11 +73,11 @@ gateway-up: $(STAMP) kannel
 gateway-down: $(STAMP)
 	$(BIN)/retentext gateway down
 
-# Four workers on two cores: much of the suite waits (Kannel, Chromium, the Dagster daemon,
-# dbt and Spark start-up, delivery grace periods), so extra workers fill the gaps. The
+# Three workers on two cores: much of the suite waits (Kannel, Chromium, the Dagster daemon,
+# dbt and Spark start-up, delivery grace periods), so a third worker fills the gaps. The
 # slowest tests are printed at the end.
 pytest: $(STAMP) java kannel chromium postgres
-	$(BIN)/pytest -n 4 --dist loadgroup --durations=15
+	$(BIN)/pytest -n 3 --dist loadgroup --durations=15
 
 test: lint dbt-parse pytest
 
