@@ -198,15 +198,14 @@ def campaign_results(
     units: pd.DataFrame,
     holdout_shares: dict[str, float],
     as_of: datetime,
-    tuning: float | Mapping[str, float] = SEQUENTIAL_TUNING,
+    tuning: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """Estimates per campaign, comparison, segment and metric (see the module docstring);
-    ``tuning`` is the always-valid intervals' tuning size, or one per campaign."""
+    ``tuning`` is each campaign's always-valid tuning size (default ``SEQUENTIAL_TUNING``)."""
     rows = []
     for campaign_id, u in units.groupby("campaign_id"):
         srm = _srm(u, holdout_shares.get(campaign_id))
-        n_tuning = (tuning.get(campaign_id, SEQUENTIAL_TUNING) if isinstance(tuning, Mapping)
-                    else tuning)  # fmt: skip
+        n_tuning = (tuning or {}).get(campaign_id, SEQUENTIAL_TUNING)
         for comparison, segment, c, t in _comparisons(u):
             for row in _estimates(c, t, n_tuning):
                 rows.append({"campaign_id": campaign_id, "comparison": comparison,
@@ -243,7 +242,7 @@ def variant_winners(results: pd.DataFrame, metric: str = "conversion") -> dict[s
 
 
 def analyse(con, as_of: datetime, holdout_shares: dict[str, float], window_days: int = 7,
-            tuning: float | Mapping[str, float] = SEQUENTIAL_TUNING) -> pd.DataFrame:  # fmt: skip
+            tuning: Mapping[str, float] | None = None) -> pd.DataFrame:  # fmt: skip
     """Build units, estimate, and write experiments.campaign_results; returns the results."""
     build_units(con, as_of, window_days)
     units = con.execute("SELECT * FROM experiments.units").df()

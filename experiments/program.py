@@ -111,10 +111,10 @@ def program_result(units: pd.DataFrame, messages: int, cost: float, start, as_of
     }  # fmt: skip
 
 
-def measure_program(con, as_of: datetime, program: Program,
-                    tuning: float = SEQUENTIAL_TUNING) -> pd.DataFrame:  # fmt: skip
-    """Write ``experiments.program_results`` as of ``as_of``; an empty frame (and no table
-    change) while no marketing decision has been made."""
+def measure_program(con, as_of: datetime, program: Program) -> pd.DataFrame:
+    """Write ``experiments.program_results`` as of ``as_of`` (always-valid intervals tuned
+    at the program's ``sequential_tuning``); an empty frame (and no table change) while no
+    marketing decision has been made."""
     params = {"as_of": as_of.replace(tzinfo=None)}
     start = con.execute(START_SQL, params).fetchone()[0]
     if start is None:
@@ -125,7 +125,9 @@ def measure_program(con, as_of: datetime, program: Program,
     con.execute("CREATE OR REPLACE TABLE experiments.program_units AS SELECT * FROM _units")
     con.unregister("_units")
     [(messages, cost)] = con.execute(COST_SQL, params).fetchall()
-    row = pd.DataFrame([program_result(units, int(messages), float(cost), start, as_of, tuning)])
+    row = pd.DataFrame(
+        [program_result(units, int(messages), float(cost), start, as_of, program.sequential_tuning)]
+    )
     con.register("_program", row)
     con.execute("CREATE OR REPLACE TABLE experiments.program_results AS SELECT * FROM _program")
     con.unregister("_program")
