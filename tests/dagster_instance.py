@@ -68,16 +68,48 @@ def instance_at(home: Path) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(home))
 
 
-def wait_until(what: str, predicate: Callable[[], object], timeout: float, log: Path):
-    """``predicate``'s first truthy value, polled; on timeout the daemon's log tail says why."""
+def wait_until(
+    what: str,
+    predicate: Callable[[], object],
+    timeout: float,
+    log: Path,
+    instance: dg.DagsterInstance | None = None,
+):
+    """``predicate``'s first truthy value, polled; on timeout the instance's runs and the
+    daemon's log tail say why."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(1.0)
+    runs = run_timeline(instance) if instance else ""
     tail = log.read_text(errors="replace")[-4000:] if log.exists() else ""
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{tail}")
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{runs}\n{tail}")
+
+
+def run_timeline(instance: dg.DagsterInstance) -> str:
+    """One line per run, oldest first: job, status, trigger, queued/start/end times."""
+
+    def clock(ts: float | None) -> str:
+        return time.strftime("%H:%M:%S", time.gmtime(ts)) if ts else "-"
+
+    lines = []
+    for record in reversed(instance.get_run_records(limit=200)):
+        tags = record.dagster_run.tags
+        trigger = (
+            tags.get("dagster/sensor_name")
+            or tags.get("dagster/schedule_name")
+            or ("automation" if tags.get("dagster/auto_materialize") else "manual")
+        )
+        assets = sorted("/".join(k.path) for k in record.dagster_run.asset_selection or ())
+        shown = f"{assets[0]} and {len(assets) - 1} more" if len(assets) > 1 else "".join(assets)
+        lines.append(
+            f"{record.dagster_run.job_name} ({shown}) {record.dagster_run.status.value} {trigger} "
+            f"created {clock(record.create_timestamp.timestamp())} "
+            f"start {clock(record.start_time)} end {clock(record.end_time)}"
+        )
+    return "runs:\n" + "\n".join(lines)
 
 
 def materializations(instance: dg.DagsterInstance, *key: str) -> list[dg.EventLogRecord]:

@@ -141,14 +141,15 @@ def test_a_new_landing_day_flows_through_the_whole_chain_with_no_manual_launch(t
         # stale, so no send runs from them (the skip itself: test_send_dagster)
         wait_until("the history's features", lambda: any(
             as_of_of(r) == (midnight - timedelta(days=1)).isoformat()
-            for r in materializations(instance, "marts", "dim_customers")), 240, log)  # fmt: skip
+            for r in materializations(instance, "marts", "dim_customers")),
+            240, log, instance)  # fmt: skip
         assert not materializations(instance, "sends", "run")
 
         shutil.copytree(new_day, landing, dirs_exist_ok=True)  # the new day lands
 
         built = wait_until("the features as of the new day", lambda: [
             r for r in materializations(instance, "marts", "dim_customers")
-            if as_of_of(r) == midnight.isoformat()], 240, log)[0]  # fmt: skip
+            if as_of_of(r) == midnight.isoformat()], 240, log, instance)[0]  # fmt: skip
         sent = wait_until("a send run", lambda: materializations(instance, "sends", "run"),
                           150, log)[0]  # fmt: skip
         handed_over = metadata(sent)["delivery_handed_over"]
@@ -156,12 +157,12 @@ def test_a_new_landing_day_flows_through_the_whole_chain_with_no_manual_launch(t
         # the receiver appends the DLRs; the receipts sensor launches a load after the send
         wait_until("a receipts load after the send", lambda: [
             r for r in materializations(instance, "sends", "receipts")
-            if r.storage_id > sent.storage_id], 120, log)  # fmt: skip
+            if r.storage_id > sent.storage_id], 120, log, instance)  # fmt: skip
         wait_until("every message's receipt loaded", lambda: delivered_messages(
-            tmp_path / "warehouse.duckdb") == handed_over, 120, log)  # fmt: skip
+            tmp_path / "warehouse.duckdb") == handed_over, 120, log, instance)  # fmt: skip
         refreshed = wait_until("the experiments after the features", lambda: [
             r for r in materializations(instance, "experiments", "campaign_results")
-            if r.storage_id > built.storage_id], 120, log)[0]  # fmt: skip
+            if r.storage_id > built.storage_id], 120, log, instance)[0]  # fmt: skip
 
     yesterday = (today - timedelta(days=1)).date().isoformat()
     loads = [r for r in instance.get_runs(dg.RunsFilter(job_name="ingest_job"))
@@ -225,7 +226,7 @@ def test_writers_launched_at_once_run_one_after_another(tmp_path, send_warehouse
         finished = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE}
         wait_until("the three runs", lambda: all(
             r.status in finished for r in instance.get_runs()
-            if r.job_name != "__ASSET_JOB"), 300, log)  # fmt: skip
+            if r.job_name != "__ASSET_JOB"), 300, log, instance)  # fmt: skip
     writers = ("send_job", "receipts_job", "features_job")
     runs = [r for r in instance.get_runs() if r.job_name in writers]  # not the freshness checks
     assert {r.job_name: r.status for r in runs} == {

@@ -93,6 +93,22 @@ def test_landing_sensor_waits_while_the_warehouse_is_written(tmp_path):
         holder.wait()
 
 
+def test_landing_sensor_waits_for_a_load_in_flight(tmp_path):
+    """A load queued or running: its days look half-loaded until it ends, so the sensor asks
+    for nothing until then (asking would load them twice and rebuild the features twice)."""
+    settings = _settings(tmp_path)
+    write(settings.landing, "orders/2025-01-02.csv", f"{ORDERS_HEADER}\n{GOOD}\n")
+    with dg.instance_for_test() as instance:
+        running = dg.DagsterRunStatus.STARTED
+        run = instance.add_run(dg.DagsterRun("ingest_job", run_id="a-load", status=running))
+        skip = _landing_tick(instance, settings)
+        assert isinstance(skip, dg.SkipReason)
+        assert skip.skip_message == "load a-load is queued or running; looking again after it"
+        instance.report_run_failed(run)  # over (failed): the days are asked for again
+        [request] = _landing_tick(instance, settings)
+        assert request.tags["dagster/asset_partition_range_start"] == "2025-01-02"
+
+
 class _Webhook(BaseHTTPRequestHandler):
     received: list = []
 

@@ -11,6 +11,13 @@ from orchestration.defs.common import SETTINGS, SettingsResource
 from orchestration.defs.ingest.assets import ingest_job
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 
 @dg.sensor(
@@ -27,6 +34,13 @@ def landing_sensor(context: dg.SensorEvaluationContext, settings: SettingsResour
     if strays:
         shown = "; ".join(str(stray) for stray in strays[:20])
         context.log.warning(f"{len(strays)} landing file(s) not loaded: {shown}")
+    loading = context.instance.get_run_ids(
+        dg.RunsFilter(job_name=ingest_job.name, statuses=IN_FLIGHT), limit=1
+    )
+    if loading:
+        # a load commits source by source: its days look half-loaded until it ends, and
+        # requesting them again would load them twice and rebuild the features twice
+        return dg.SkipReason(f"load {loading[0]} is queued or running; looking again after it")
     try:
         ranges = ranges_to_load(s.landing, s.warehouse, now, s.partitions_start)
     except duckdb.IOException:
