@@ -1,6 +1,8 @@
 """The public marts, their keys and their column types come from dbt's manifest (the marts
 YAML, enforced at every build), not from a list typed again in Python."""
 
+import re
+
 import duckdb
 import pytest
 
@@ -25,6 +27,15 @@ def test_the_public_marts_and_their_keys_come_from_the_manifest():
     marts = public_marts()
     assert {m.name: m.key for m in marts} == EXPECTED_KEYS
     assert all(m.description.strip() for m in marts)
+
+
+def test_a_mart_knows_where_its_rows_are_stored():
+    """The facts kept by landing day are views of their intermediate store; the rest are
+    tables of their own (Spark's engine comparison reads the stored files)."""
+    stored = {m.name: m.stored_in for m in public_marts()}
+    assert stored["fct_order_lines"] == ("intermediate", "int_order_lines_accumulated")
+    assert stored["fct_consent_events"] == ("intermediate", "int_consent_events_accumulated")
+    assert stored["dim_customers"] == ("marts", "dim_customers")
 
 
 def _manifest(tests: list[tuple[str, str]], x_type: str = "string") -> dict:
@@ -82,3 +93,41 @@ def test_the_contract_makes_empty_marts_duckdb_types_as_dbt_builds_them():
     assert types["customer_category_affinity.share"] == "DOUBLE"
     assert {t.split(".")[0] for t in types} == {m.name for m in public_marts()}
     con.execute(create_marts_sql())  # again: nothing to do (IF NOT EXISTS)
+
+
+def _models() -> dict[str, dict]:
+    import json
+
+    from warehouse.dbt_build import DBT_DIR, ensure_manifest
+
+    nodes = json.loads(ensure_manifest(DBT_DIR).read_text())["nodes"]
+    return {k: n for k, n in nodes.items() if n["resource_type"] == "model"}
+
+
+def test_the_layers_read_downward_only():
+    """staging reads sources and seeds, intermediate reads staging and intermediate: no
+    intermediate model reads a mart (stg -> int -> marts)."""
+    models = _models()
+    layer = {k: n["config"]["schema"] for k, n in models.items()}
+    allowed = {"staging": {"staging"}, "intermediate": {"staging", "intermediate"},
+               "marts": {"staging", "intermediate", "marts"}}  # fmt: skip
+    upward = [
+        (n["name"], models[parent]["name"])
+        for key, n in models.items()
+        for parent in n["depends_on"]["nodes"]
+        if parent in models and layer[parent] not in allowed[layer[key]]
+    ]
+    assert upward == []
+    assert {n["config"]["schema"] for n in models.values()} == set(allowed)
+
+
+def test_staging_and_intermediate_keep_their_folders_materialisation():
+    """How a model is stored is its folder's default (dbt_project.yml), never set again in
+    the model's own config()."""
+    overridden = [
+        n["name"]
+        for n in _models().values()
+        if n["config"]["schema"] in ("staging", "intermediate")
+        and re.search(r"config\([^)]*materialized", n["raw_code"])
+    ]
+    assert overridden == []

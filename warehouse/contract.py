@@ -22,6 +22,18 @@ class Mart:
     key: str
     description: str
     columns: tuple[tuple[str, str], ...]  # (name, contract data type), in the YAML's order
+    stored_in: tuple[str, str]  # (schema, table) holding the rows
+
+
+def _stored_in(node: dict, nodes: dict) -> tuple[str, str]:
+    """Where a mart's rows are stored: its own table, or for a view of one model that
+    model's (the facts kept by landing day are views of their intermediate store)."""
+    if node["config"].get("materialized") != "view":
+        return ("marts", node["name"])
+    parents = [nodes[uid] for uid in node["depends_on"]["nodes"] if uid in nodes]
+    if len(parents) != 1:
+        raise ValueError(f"mart {node['name']} is a view of {len(parents)} models, not one")
+    return (parents[0]["config"]["schema"], parents[0]["name"])
 
 
 def marts_in(manifest: dict) -> list[Mart]:
@@ -50,7 +62,8 @@ def marts_in(manifest: dict) -> list[Mart]:
         untyped = [name for name, data_type in columns if not data_type]
         if untyped:
             raise ValueError(f"mart {node['name']} columns without a data_type: {untyped}")
-        marts.append(Mart(node["name"], keys[0], node.get("description", ""), columns))
+        stored_in = _stored_in(node, manifest["nodes"])
+        marts.append(Mart(node["name"], keys[0], node.get("description", ""), columns, stored_in))
     return sorted(marts, key=lambda m: m.name)
 
 

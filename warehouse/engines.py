@@ -110,7 +110,8 @@ def compare_marts(warehouse: Path, spark_dir: Path) -> list[MartDiff]:
         for contract in public_marts():
             mart, key = contract.name, contract.key
             ours = f"wh.marts.{mart}"
-            theirs = f"read_parquet('{spark_dir / 'warehouse' / 'marts.db' / mart}/*.parquet')"
+            schema, table = contract.stored_in  # Spark's views have no files of their own
+            theirs = f"read_parquet('{spark_dir / 'warehouse' / f'{schema}.db' / table}/*.parquet')"
             a_cols, b_cols = _normalised(con, ours), _normalised(con, theirs)
             common = [c for c in a_cols if c in b_cols and c not in PER_BUILD]
             only = {

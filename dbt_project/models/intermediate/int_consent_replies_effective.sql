@@ -26,7 +26,7 @@ warehouse_before as (
                 e.consent_event_id desc
         ) as recency_rank
     from replies as r
-    inner join {{ ref('fct_consent_events') }} as e
+    inner join {{ ref('int_consent_events_accumulated') }} as e
         on r.customer_id = e.customer_id
         and r.category = e.category
         and e.channel = 'sms'

@@ -13,7 +13,7 @@ trailing_window as (
     select customer_id, sum(net_revenue) as trailing_revenue
     from (
         select customer_id, order_id, sum(net_revenue) as net_revenue
-        from {{ ref('fct_order_lines') }}
+        from {{ ref('int_order_lines_accumulated') }}
         where status = 'completed'
         group by customer_id, order_id
         having min(ordered_at) > {{ window_start }}

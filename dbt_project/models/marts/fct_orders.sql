@@ -5,7 +5,7 @@
     materialized=('table' if target.type == 'spark' else 'incremental'),
     on_schema_change='append_new_columns',
     incremental_strategy='append',
-    pre_hook="{{ delete_stale(fingerprints_of(ref('fct_order_lines'), 'order_id'), 'order_id',
+    pre_hook="{{ delete_stale(fingerprints_of(ref('int_order_lines_accumulated'), 'order_id'), 'order_id',
                               {'lines_count': 'source_rows', 'loaded_at': 'source_loaded_at'}) }}",
 ) }}
 select
@@ -24,7 +24,7 @@ select
         else 'completed'
     end as order_status,
     max(loaded_at) as loaded_at
-from {{ ref('fct_order_lines') }}
+from {{ ref('int_order_lines_accumulated') }}
 where true
 {{ missing_from_this('order_id') }}
 group by order_id

@@ -5,16 +5,13 @@
 -- customer (macros/incremental_by_key.sql): a nightly build ranks again only the
 -- customers whose consent history changed.
 {{ config(
-    materialized=('table' if target.type == 'spark' else 'incremental'),
-    on_schema_change='sync_all_columns',
-    incremental_strategy='append',
-    pre_hook="{{ delete_stale(fingerprints_of(ref('fct_consent_events'), 'customer_id'), 'customer_id',
+    pre_hook="{{ delete_stale(fingerprints_of(ref('int_consent_events_accumulated'), 'customer_id'), 'customer_id',
                               {'source_rows': 'source_rows', 'source_loaded_at': 'source_loaded_at'}) }}",
 ) }}
 
 with history as (
     select *
-    from {{ ref('fct_consent_events') }}
+    from {{ ref('int_consent_events_accumulated') }}
     where true
     {{ missing_from_this('customer_id') }}
 ),

@@ -3,9 +3,6 @@
 -- build recomputes only the customers whose lines changed, and every customer when the
 -- catalog (the categories) was reloaded.
 {{ config(
-    materialized=('table' if target.type == 'spark' else 'incremental'),
-    on_schema_change='sync_all_columns',
-    incremental_strategy='append',
     pre_hook="{{ delete_stale(ref('int_customer_line_fingerprints'), 'customer_id',
                               {'source_rows': 'source_rows', 'source_loaded_at': 'source_loaded_at',
                                'catalog_loaded_at': 'catalog_loaded_at'}) }}",
@@ -13,7 +10,7 @@
 
 with lines as (
     select *
-    from {{ ref('fct_order_lines') }}
+    from {{ ref('int_order_lines_accumulated') }}
     where true
     {{ missing_from_this('customer_id') }}
 ),

@@ -3,16 +3,13 @@
 -- (macros/incremental_by_key.sql): a nightly build recomputes only the customers whose
 -- lines changed. customer_replenishment lays the reminder windows on top, as of the run.
 {{ config(
-    materialized=('table' if target.type == 'spark' else 'incremental'),
-    on_schema_change='sync_all_columns',
-    incremental_strategy='append',
     pre_hook="{{ delete_stale(ref('int_customer_line_fingerprints'), 'customer_id',
                               {'source_rows': 'source_rows', 'source_loaded_at': 'source_loaded_at'}) }}",
 ) }}
 
 with lines as (
     select *
-    from {{ ref('fct_order_lines') }}
+    from {{ ref('int_order_lines_accumulated') }}
     where true
     {{ missing_from_this('customer_id') }}
 ),
