@@ -76,6 +76,12 @@ AFTER_INGEST = (
 ).with_label("after ingest")
 
 
+# dbt's unit tests check the SQL against fixed rows, not the data: they belong to development
+# and CI (`make test` runs them on DuckDB and on Spark), not to every nightly build, as dbt
+# recommends. The data tests run in every build.
+PRODUCTION_BUILD = ("--exclude-resource-type", "unit_test")
+
+
 class FeaturesConfig(dg.Config):
     # ISO 8601 with a zone, e.g. 2026-01-01T00:00:00Z; empty: the end of the newest loaded
     # landing day, which is what automation-launched runs use
@@ -109,7 +115,9 @@ def features(
     context.log.info(f"building {len(context.selected_asset_keys)} dbt nodes as of {iso}")
     with dbt_env(warehouse.database, iso):  # the subprocess starts in dbt.cli
         invocation = dbt.cli(
-            ["build", "--threads", threads], context=context, target_path=build_target
+            ["build", "--threads", threads, *PRODUCTION_BUILD],
+            context=context,
+            target_path=build_target,
         )
     # as of: the data time the freshness checks and the send schedule judge the marts by
     data_time = {"as_of": iso, LAST_UPDATED: dg.MetadataValue.timestamp(as_of)} if as_of else {}
