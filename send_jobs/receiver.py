@@ -29,6 +29,7 @@ import os
 import re
 import threading
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -103,134 +104,163 @@ class Journal:
         return path
 
 
-def make_handler(
-    secret: str, keywords: ReplyClassifier, region: str = "US", smsc_regions: dict | None = None
-):
-    smsc_regions = smsc_regions or {}
+@dataclass(frozen=True)
+class Callbacks:
+    """What the handler needs to judge a callback: the shared secret, how replies are read,
+    and the country a national-format sender is read in (overall and per Kannel SMSC id)."""
 
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "retentext-receiver"
-        protocol_version = "HTTP/1.1"
+    secret: str
+    keywords: ReplyClassifier
+    region: str = "US"
+    smsc_regions: dict[str, str] = field(default_factory=dict)
 
-        def log_message(self, format, *args):  # noqa: A002 - quiet; the journal is the log
-            pass
 
-        def _answer(self, code: int, body: str = "") -> None:
-            data = body.encode("utf-8")
-            self.send_response(code)
-            self.send_header("Content-Type", "text/plain; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+class CallbackHandler(BaseHTTPRequestHandler):
+    """One connection from Kannel: ``/dlr`` and ``/mo`` callbacks (GET or form POST) and
+    ``/health``. Its server carries ``callbacks`` (Callbacks) and ``journal`` (Journal)."""
 
-        def do_GET(self):  # noqa: N802 - http.server's naming
-            self._handle(urlsplit(self.path).query)
+    server_version = "retentext-receiver"
+    protocol_version = "HTTP/1.1"
 
-        def do_POST(self):  # noqa: N802
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                length = -1
-            if length < 0:
-                self.close_connection = True
-                return self._answer(400, "bad Content-Length\n")
-            if length > MAX_BODY:
-                self.close_connection = True
-                return self._answer(413, f"body over {MAX_BODY} bytes\n")
-            body = self.rfile.read(length).decode("utf-8", errors="replace")
+    def log_message(self, format, *args):  # noqa: A002 - quiet; the journal is the log
+        pass
+
+    def setup(self) -> None:
+        self.timeout = self.server.idle_timeout_s  # a silent connection is closed after it
+        super().setup()
+
+    def handle(self) -> None:
+        # a sender that hangs up mid-request or before its answer ends its connection only;
+        # what it sent before is journaled or not, and Kannel retries what was not answered
+        with contextlib.suppress(ConnectionError):
+            super().handle()
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        self._handle(urlsplit(self.path).query)
+
+    def do_POST(self):  # noqa: N802
+        body = self._body()
+        if body is not None:
             query = urlsplit(self.path).query
             self._handle(query + ("&" if query and body else "") + body)
 
-        def _handle(self, query: str) -> None:
-            try:
-                path = urlsplit(self.path).path
-                try:
-                    params = {
-                        k: v[0][:MAX_FIELD]
-                        for k, v in parse_qs(query, keep_blank_values=True, errors="strict").items()
-                    }
-                except (UnicodeDecodeError, ValueError):
-                    return self._answer(400, "query is not valid UTF-8 form data\n")
-                if path == "/health":
-                    return self._answer(200, "ok\n")
-                if path not in ("/dlr", "/mo"):
-                    return self._answer(404, "unknown path\n")
-                given = params.get("k", "")
-                if not given:
-                    return self._answer(401, "missing shared secret\n")
-                if not hmac.compare_digest(given.encode(), secret.encode()):
-                    return self._answer(403, "wrong shared secret\n")
-                received_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-                if path == "/dlr":
-                    return self._dlr(params, received_at)
-                return self._mo(params, received_at)
-            except Unavailable as exc:
-                return self._answer(503, f"{exc}; retry later\n")
-            except Exception as exc:  # never crash the server on one request
-                return self._answer(500, f"internal error: {type(exc).__name__}\n")
+    def _body(self) -> str | None:
+        """The form body, read up to its declared and bounded length; None when refused."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY:
+            self.close_connection = True
+            if length < 0:
+                self._answer(400, "bad Content-Length\n")
+            else:
+                self._answer(413, f"body over {MAX_BODY} bytes\n")
+            return None
+        return self.rfile.read(length).decode("utf-8", errors="replace")
 
-        def _dlr(self, p: dict, received_at: str) -> None:
-            mid, dlr = p.get("id", ""), p.get("type", "")
-            if not MESSAGE_ID.match(mid):
-                return self._answer(400, "id must be a 16-character message id\n")
-            if not dlr.isdigit() or int(dlr) not in DLR_STATUS:
-                return self._answer(400, f"type must be one of {sorted(DLR_STATUS)}\n")
-            self._journal(
-                "receipts",
-                {
-                    "id": mid,
-                    "dlr": int(dlr),
-                    "at": p.get("at"),
-                    "smsc": p.get("smsc"),
-                    "reply": p.get("reply"),
-                    "received_at": received_at,
-                },
-            )
-            self._answer(200, "ok\n")
+    def _answer(self, code: int, body: str = "") -> None:
+        data = body.encode("utf-8")
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
-        def _journal(self, kind: str, record: dict) -> None:
-            """Journal the record, or answer 503 so Kannel retries it later."""
-            try:
-                self.server.journal.append(kind, record)
-            except OSError as exc:
-                raise Unavailable(f"journal unavailable: {exc.strerror or exc}") from exc
+    def _handle(self, query: str) -> None:
+        try:
+            self._route(urlsplit(self.path).path, query)
+        except Unavailable as exc:
+            self._answer(503, f"{exc}; retry later\n")
+        except ConnectionError:
+            raise  # the sender is gone: nobody to answer
+        except Exception as exc:  # never crash the server on one request
+            self._answer(500, f"internal error: {type(exc).__name__}\n")
 
-        def _mo(self, p: dict, received_at: str) -> None:
-            """Every reply is kept: an unreadable sender is journaled with its problem (the
-            loader quarantines it for review) and still answered 200, so Kannel drops
-            nothing."""
-            sender, text = p.get("from", ""), p.get("text", "")
-            phone = sender_e164(sender, smsc_regions.get(p.get("smsc") or "", region))
-            reading = keywords.read(text)
-            kannel_id = p.get("id", "")
-            # a retried callback carries Kannel's own message id: same id, loaded once. Without
-            # it nothing is deduplicated (a later STOP is never mistaken for a replay).
-            inbound_id = (
-                uuid.uuid5(uuid.NAMESPACE_URL, f"kannel:{kannel_id.lower()}").hex
-                if KANNEL_ID.match(kannel_id)
-                else uuid.uuid4().hex
-            )
-            self._journal(
-                "replies",
-                {
-                    "inbound_id": inbound_id,
-                    "from": phone,
-                    "sender_raw": sender,
-                    "to": p.get("to"),
-                    "text": text,
-                    "at": p.get("at") or "",
-                    "smsc": p.get("smsc"),
-                    "intent": reading.intent,
-                    "action": reading.action,
-                    "flagged": reading.flagged,
-                    "rule": reading.rule,
-                    "problem": None if phone else "sender is not a phone number",
-                    "received_at": received_at,
-                },
-            )
-            self._answer(200, keywords.reply(reading.intent))
+    def _route(self, path: str, query: str) -> None:
+        if path == "/health":
+            return self._answer(200, "ok\n")
+        if path not in ("/dlr", "/mo"):
+            return self._answer(404, "unknown path\n")
+        try:
+            params = {
+                k: v[0][:MAX_FIELD]
+                for k, v in parse_qs(query, keep_blank_values=True, errors="strict").items()
+            }
+        except (UnicodeDecodeError, ValueError):
+            return self._answer(400, "query is not valid UTF-8 form data\n")
+        refusal = self._refusal(params.get("k", ""))
+        if refusal:
+            return self._answer(*refusal)
+        received_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if path == "/dlr":
+            return self._dlr(params, received_at)
+        return self._mo(params, received_at)
 
-    return Handler
+    def _refusal(self, given: str) -> tuple[int, str] | None:
+        """401 without the shared secret, 403 with a wrong one, None when it matches."""
+        if not given:
+            return 401, "missing shared secret\n"
+        if not hmac.compare_digest(given.encode(), self.server.callbacks.secret.encode()):
+            return 403, "wrong shared secret\n"
+        return None
+
+    def _dlr(self, p: dict, received_at: str) -> None:
+        mid, dlr = p.get("id", ""), p.get("type", "")
+        if not MESSAGE_ID.match(mid):
+            return self._answer(400, "id must be a 16-character message id\n")
+        if not dlr.isdigit() or int(dlr) not in DLR_STATUS:
+            return self._answer(400, f"type must be one of {sorted(DLR_STATUS)}\n")
+        receipt = {"id": mid, "dlr": int(dlr), "at": p.get("at"), "smsc": p.get("smsc"),
+                   "reply": p.get("reply"), "received_at": received_at}  # fmt: skip
+        self._journal("receipts", receipt)
+        self._answer(200, "ok\n")
+
+    def _mo(self, p: dict, received_at: str) -> None:
+        """Every reply is kept: an unreadable sender is journaled with its problem (the
+        loader quarantines it for review) and still answered 200, so Kannel drops
+        nothing."""
+        callbacks = self.server.callbacks
+        reading = callbacks.keywords.read(p.get("text", ""))
+        region = callbacks.smsc_regions.get(p.get("smsc") or "", callbacks.region)
+        self._journal("replies", reply_record(p, reading, region, received_at))
+        self._answer(200, callbacks.keywords.reply(reading.intent))
+
+    def _journal(self, kind: str, record: dict) -> None:
+        """Journal the record, or answer 503 so Kannel retries it later."""
+        try:
+            self.server.journal.append(kind, record)
+        except OSError as exc:
+            raise Unavailable(f"journal unavailable: {exc.strerror or exc}") from exc
+
+
+def reply_record(p: dict, reading, region: str, received_at: str) -> dict:
+    """The journal line of a reply (MO) callback's parameters ``p``, as read by ``reading``."""
+    sender = p.get("from", "")
+    phone = sender_e164(sender, region)
+    kannel_id = p.get("id", "")
+    # a retried callback carries Kannel's own message id: same id, loaded once. Without it
+    # nothing is deduplicated (a later STOP is never mistaken for a replay).
+    inbound_id = (
+        uuid.uuid5(uuid.NAMESPACE_URL, f"kannel:{kannel_id.lower()}").hex
+        if KANNEL_ID.match(kannel_id)
+        else uuid.uuid4().hex
+    )
+    return {
+        "inbound_id": inbound_id,
+        "from": phone,
+        "sender_raw": sender,
+        "to": p.get("to"),
+        "text": p.get("text", ""),
+        "at": p.get("at") or "",
+        "smsc": p.get("smsc"),
+        "intent": reading.intent,
+        "action": reading.action,
+        "flagged": reading.flagged,
+        "rule": reading.rule,
+        "problem": None if phone else "sender is not a phone number",
+        "received_at": received_at,
+    }
 
 
 class Unavailable(Exception):
@@ -288,8 +318,8 @@ def make_server(
     requests) is closed."""
     if not secret:
         raise ValueError("the receiver needs a shared secret (RETENTEXT_RECEIVER_SECRET)")
-    handler = make_handler(secret, ReplyClassifier(brand=brand), region, smsc_regions)
-    handler.timeout = idle_timeout_s
-    server = Server((host, port), handler)
+    server = Server((host, port), CallbackHandler)
+    server.idle_timeout_s = idle_timeout_s
+    server.callbacks = Callbacks(secret, ReplyClassifier(brand=brand), region, smsc_regions or {})
     server.journal = Journal(root)
     return server

@@ -231,11 +231,15 @@ def build(world):
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(worlds())
 def test_send_runs_never_break_the_invariants(world):
+    with tempfile.TemporaryDirectory() as outbox:  # one per example, removed after it
+        _runs_keep_the_invariants(world, Path(outbox))
+
+
+def _runs_keep_the_invariants(world, outbox: Path) -> None:
     w, prog, camps = build(world)
     by_id = {c["id"]: c for c in world["customers"]}
     kinds = {k["id"]: k for k in world["campaigns"]}
     salt = prog.assignment_salt
-    outbox = Path(tempfile.mkdtemp())
     for t, delay in zip(world["runs"], world["delays"], strict=True):
         started = w.con.execute("SELECT now()::TIMESTAMP").fetchone()[0]
         run = decide(w.con, prog, camps, t.replace(tzinfo=ZoneInfo("UTC")))

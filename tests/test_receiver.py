@@ -14,7 +14,7 @@ import pytest
 
 from send_jobs import receipts
 from send_jobs.ledger import ensure_schema
-from send_jobs.receiver import make_server, sender_e164
+from send_jobs.receiver import CallbackHandler, make_server, sender_e164
 from send_jobs.replies import ReplyClassifier
 
 SECRET = "s3cret-for-tests"
@@ -230,6 +230,23 @@ def test_a_negative_content_length_is_refused_without_reading_the_body(receiver)
     started = time.monotonic()
     answer = raw_exchange(port, b"POST /dlr HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400") and time.monotonic() - started < 4
+
+
+def test_a_sender_that_hangs_up_before_its_answer_ends_only_its_connection(tmp_path):
+    """The callback is journaled; writing the answer to a sender already gone (EPIPE on a
+    socket pair, every time) ends that connection quietly instead of raising into the
+    server's error handler (which printed a traceback per hang-up)."""
+    server = make_server(0, SECRET, tmp_path / "gateway", "Northwind Goods")
+    ours, theirs = socket.socketpair()
+    try:
+        theirs.sendall(f"GET /dlr?k={SECRET}&id={'a' * 16}&type=1 HTTP/1.1\r\n\r\n".encode())
+        theirs.close()  # gone before the answer
+        CallbackHandler(ours, ("127.0.0.1", 0), server)  # serves the connection, then returns
+    finally:
+        ours.close()
+        server.server_close()
+    [line] = (tmp_path / "gateway" / "receipts").glob("*.jsonl")
+    assert json.loads(line.read_text())["id"] == "a" * 16
 
 
 def test_idle_connections_are_capped_and_closed(tmp_path):
