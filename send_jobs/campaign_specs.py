@@ -185,7 +185,16 @@ def load_campaigns(
     return sorted(campaigns, key=lambda c: (c.priority, c.id))
 
 
+KNOWN_FIELDS = frozenset({
+    "id", "name", "category", "priority", "trigger", "audience", "holdout_share", "active",
+    "cooldown_days", "max_segments", "uses_tracked_fields", "variants", "cost_per_segment",
+    "planned_units",
+})  # fmt: skip
+
+
 def parse_campaign(raw: Any, program: Program, file: str = "<campaign>") -> Campaign:
+    """A campaign from its YAML mapping; every problem found is raised together
+    (CampaignError), each with its file and field."""
     problems: list[tuple[str, str, str]] = []
 
     def bad(fld: str, why: str) -> None:
@@ -193,87 +202,17 @@ def parse_campaign(raw: Any, program: Program, file: str = "<campaign>") -> Camp
 
     if not isinstance(raw, dict):
         raise CampaignError([(file, "(file)", "must be a mapping of campaign fields")])
-    known = {
-        "id", "name", "category", "priority", "trigger", "audience", "holdout_share", "active",
-        "cooldown_days", "max_segments", "uses_tracked_fields", "variants", "cost_per_segment",
-        "planned_units",
-    }  # fmt: skip
     for key in raw:
-        if key not in known:
-            bad(str(key), f"unknown field; expected one of {', '.join(sorted(known))}")
-    cid = raw.get("id")
-    if not isinstance(cid, str) or not ID.match(cid):
-        bad("id", "required: lower-case letters, digits and _ (starting with a letter)")
-    name = raw.get("name")
-    if not isinstance(name, str) or not name.strip():
-        bad("name", "required text")
-    category = raw.get("category")
-    if category not in CATEGORIES:
-        bad("category", f"must be one of {', '.join(CATEGORIES)}, got {category!r}")
-    priority = raw.get("priority", 100)
-    if not isinstance(priority, int) or isinstance(priority, bool):
-        bad("priority", "must be an integer (lower goes first)")
-
-    trigger_raw = raw.get("trigger")
-    trigger, params = "", {}
-    if not isinstance(trigger_raw, dict) or trigger_raw.get("type") not in TRIGGERS:
-        bad("trigger.type", f"must be one of {', '.join(TRIGGERS)}")
-    else:
-        trigger = trigger_raw["type"]
-        spec = TRIGGERS[trigger]
-        for key in trigger_raw:
-            if key != "type" and key not in spec:
-                bad(f"trigger.{key}", f"not a parameter of {trigger}")
-        for key, (typ, default) in spec.items():
-            value = trigger_raw.get(key, default)
-            if value is REQUIRED:
-                bad(f"trigger.{key}", f"required for {trigger}")
-            elif not isinstance(value, typ) or isinstance(value, bool):
-                bad(f"trigger.{key}", f"must be {typ.__name__}")
-            else:
-                params[key] = value
-
+        if key not in KNOWN_FIELDS:
+            bad(str(key), f"unknown field; expected one of {', '.join(sorted(KNOWN_FIELDS))}")
+    cid, name, category, priority = _identity(raw, bad)
+    trigger, params = _trigger(raw.get("trigger"), bad)
     audience = _conditions(raw.get("audience", []), "audience", bad)
-
-    holdout = raw.get("holdout_share", 0.10)
-    try:
-        holdout = _share(holdout)
-    except ValueError as exc:
-        bad("holdout_share", str(exc))
-        holdout = 0.0
-    active = raw.get("active") or {}
-    active_from = active.get("from") if isinstance(active, dict) else None
-    active_until = active.get("until") if isinstance(active, dict) else None
-    for key, value in (("active.from", active_from), ("active.until", active_until)):
-        if value is not None and not isinstance(value, date):
-            bad(key, "must be a date YYYY-MM-DD")
-    dated = isinstance(active_from, date) and isinstance(active_until, date)
-    if dated and active_until < active_from:
-        bad("active.until", "is before active.from")
-    cooldown = raw.get("cooldown_days", 30)
-    if cooldown is not None and (not isinstance(cooldown, int) or cooldown < 0):
-        bad("cooldown_days", "must be a whole number of days >= 0, or null for once ever")
-    max_segments = raw.get("max_segments", program.default_max_segments)
-    if not isinstance(max_segments, int) or not 1 <= max_segments <= 10:
-        bad("max_segments", "must be an integer from 1 to 10")
-    planned = raw.get("planned_units")
-    if planned is not None and (not isinstance(planned, int) or planned < 2):
-        bad("planned_units", "must be a whole number of units >= 2, or left out")
-    tracked = raw.get("uses_tracked_fields", []) or []
-    if not isinstance(tracked, list) or not all(isinstance(t, str) for t in tracked):
-        bad("uses_tracked_fields", "must be a list of field names")
-        tracked = []
-    cost = dict(program.cost_per_segment)
-    cost_raw = raw.get("cost_per_segment", {}) or {}
-    if not isinstance(cost_raw, dict):
-        bad("cost_per_segment", "must map country codes (or default) to a price")
-    else:
-        for key, value in cost_raw.items():
-            if not isinstance(value, int | float) or value < 0:
-                bad(f"cost_per_segment.{key}", "must be a price >= 0")
-            else:
-                cost[str(key)] = float(value)
-
+    holdout = _holdout(raw.get("holdout_share", 0.10), bad)
+    active_from, active_until = _active(raw.get("active") or {}, bad)
+    cooldown, max_segments, planned = _limits(raw, program, bad)
+    tracked = _tracked(raw.get("uses_tracked_fields", []) or [], bad)
+    cost = _costs(raw.get("cost_per_segment", {}) or {}, program, bad)
     variants = _variants(raw.get("variants"), program, trigger, tracked, bad)
     if category == "transactional":
         for v in variants:
@@ -300,6 +239,100 @@ def parse_campaign(raw: Any, program: Program, file: str = "<campaign>") -> Camp
         file=file,
         planned_units=planned,
     )
+
+
+def _identity(raw: dict, bad) -> tuple[Any, Any, Any, Any]:
+    """id, name, category and priority as given (each checked)."""
+    cid = raw.get("id")
+    if not isinstance(cid, str) or not ID.match(cid):
+        bad("id", "required: lower-case letters, digits and _ (starting with a letter)")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        bad("name", "required text")
+    category = raw.get("category")
+    if category not in CATEGORIES:
+        bad("category", f"must be one of {', '.join(CATEGORIES)}, got {category!r}")
+    priority = raw.get("priority", 100)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        bad("priority", "must be an integer (lower goes first)")
+    return cid, name, category, priority
+
+
+def _trigger(raw: Any, bad) -> tuple[str, dict[str, Any]]:
+    """The trigger type and its parameters, defaults filled in ("" when unusable)."""
+    if not isinstance(raw, dict) or raw.get("type") not in TRIGGERS:
+        bad("trigger.type", f"must be one of {', '.join(TRIGGERS)}")
+        return "", {}
+    trigger, params = raw["type"], {}
+    spec = TRIGGERS[trigger]
+    for key in raw:
+        if key != "type" and key not in spec:
+            bad(f"trigger.{key}", f"not a parameter of {trigger}")
+    for key, (typ, default) in spec.items():
+        value = raw.get(key, default)
+        if value is REQUIRED:
+            bad(f"trigger.{key}", f"required for {trigger}")
+        elif not isinstance(value, typ) or isinstance(value, bool):
+            bad(f"trigger.{key}", f"must be {typ.__name__}")
+        else:
+            params[key] = value
+    return trigger, params
+
+
+def _holdout(raw: Any, bad) -> float:
+    try:
+        return _share(raw)
+    except ValueError as exc:
+        bad("holdout_share", str(exc))
+        return 0.0
+
+
+def _active(raw: Any, bad) -> tuple[Any, Any]:
+    """active.from and active.until (dates or None)."""
+    active_from = raw.get("from") if isinstance(raw, dict) else None
+    active_until = raw.get("until") if isinstance(raw, dict) else None
+    for key, value in (("active.from", active_from), ("active.until", active_until)):
+        if value is not None and not isinstance(value, date):
+            bad(key, "must be a date YYYY-MM-DD")
+    dated = isinstance(active_from, date) and isinstance(active_until, date)
+    if dated and active_until < active_from:
+        bad("active.until", "is before active.from")
+    return active_from, active_until
+
+
+def _limits(raw: dict, program: Program, bad) -> tuple[Any, Any, Any]:
+    """cooldown_days, max_segments and planned_units."""
+    cooldown = raw.get("cooldown_days", 30)
+    if cooldown is not None and (not isinstance(cooldown, int) or cooldown < 0):
+        bad("cooldown_days", "must be a whole number of days >= 0, or null for once ever")
+    max_segments = raw.get("max_segments", program.default_max_segments)
+    if not isinstance(max_segments, int) or not 1 <= max_segments <= 10:
+        bad("max_segments", "must be an integer from 1 to 10")
+    planned = raw.get("planned_units")
+    if planned is not None and (not isinstance(planned, int) or planned < 2):
+        bad("planned_units", "must be a whole number of units >= 2, or left out")
+    return cooldown, max_segments, planned
+
+
+def _tracked(raw: Any, bad) -> list[str]:
+    if not isinstance(raw, list) or not all(isinstance(t, str) for t in raw):
+        bad("uses_tracked_fields", "must be a list of field names")
+        return []
+    return raw
+
+
+def _costs(raw: Any, program: Program, bad) -> dict[str, float]:
+    """The program's price per segment by country, overridden where the campaign says."""
+    cost = dict(program.cost_per_segment)
+    if not isinstance(raw, dict):
+        bad("cost_per_segment", "must map country codes (or default) to a price")
+        return cost
+    for key, value in raw.items():
+        if not isinstance(value, int | float) or value < 0:
+            bad(f"cost_per_segment.{key}", "must be a price >= 0")
+        else:
+            cost[str(key)] = float(value)
+    return cost
 
 
 def _variants(raw, program: Program, trigger: str, tracked: list[str], bad) -> list[Variant]:

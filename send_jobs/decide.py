@@ -251,10 +251,18 @@ def _candidates(con, program: Program, active: list[Campaign], params) -> None:
 
 
 def _guardrails(con, program: Program, params, run_id: str) -> None:
-    window_cols, window_joins = window_check(con, "cand", params)
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE guarded AS
-        WITH consent AS ({consent_sql()}),
+    """Each candidate's reason not to be sent, if any (``ranked.reason_or_null``): what rules
+    it out for good (``guarded.blocked``), then the send window, caps and idempotency
+    (``screened``), then one message per customer and per number (``ranked``)."""
+    _block(con, program, params, run_id)
+    _screen(con, program)
+    _rank(con)
+
+
+def _history_ctes(program: Program, run_id: str) -> str:
+    """consent, suppressed numbers, earlier decisions and the caps' counts, as CTEs."""
+    return f"""
+        consent AS ({consent_sql()}),
         bad_numbers AS (
             SELECT phone_e164 FROM sends.messages WHERE {RECIPIENT_FAILURE_SQL}
             GROUP BY 1 HAVING count(*) >= {program.hard_failures_to_suppress}),
@@ -271,11 +279,13 @@ def _guardrails(con, program: Program, params, run_id: str) -> None:
                 count(*) AS n_7d
             FROM past WHERE category = 'marketing' AND as_of > $as_of - INTERVAL 7 DAY
               AND as_of < $as_of + INTERVAL 7 DAY
-            GROUP BY 1)
-        SELECT c.*, {window_cols},
-            c.campaign_id || '|' || c.customer_id || '|'
-                || CAST(CAST(timezone(c.time_zone, timezone('UTC', $as_of)) AS DATE) AS VARCHAR)
-                AS idempotency_key,
+            GROUP BY 1)"""
+
+
+def _blocked_case(program: Program) -> str:
+    """What rules a candidate out whatever the hour: consent, a suppressed number, a
+    purchase since the trigger, a cool-down."""
+    return f"""
             CASE
                 WHEN coalesce(k.action, 'never') <> 'opt_in' THEN
                     CASE WHEN k.action = 'opt_out' THEN 'no consent: opted out of ' || c.category
@@ -299,7 +309,19 @@ def _guardrails(con, program: Program, params, run_id: str) -> None:
                               WHEN c.cooldown_days = 0 THEN 'already received for this occasion'
                               ELSE 'cool-down: received within ' || c.cooldown_days || ' days'
                          END
-                ELSE NULL END AS blocked,
+                ELSE NULL END AS blocked"""
+
+
+def _block(con, program: Program, params, run_id: str) -> None:
+    window_cols, window_joins = window_check(con, "cand", params)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE guarded AS
+        WITH {_history_ctes(program, run_id)}
+        SELECT c.*, {window_cols},
+            c.campaign_id || '|' || c.customer_id || '|'
+                || CAST(CAST(timezone(c.time_zone, timezone('UTC', $as_of)) AS DATE) AS VARCHAR)
+                AS idempotency_key,
+            {_blocked_case(program)},
             coalesce(q.n_24h, 0) AS n_24h, coalesce(q.n_7d, 0) AS n_7d
         FROM cand AS c
         LEFT JOIN consent AS k ON k.customer_id = c.customer_id AND k.category = c.category
@@ -307,6 +329,9 @@ def _guardrails(con, program: Program, params, run_id: str) -> None:
         {window_joins}""",
         params,
     )
+
+
+def _screen(con, program: Program) -> None:
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE screened AS
         SELECT g.*,
@@ -323,6 +348,9 @@ def _guardrails(con, program: Program, params, run_id: str) -> None:
                 ELSE NULL END AS stop_reason
         FROM guarded AS g"""
     )
+
+
+def _rank(con) -> None:
     con.execute(
         """CREATE OR REPLACE TEMP TABLE ranked AS
         WITH first_per_customer AS (
