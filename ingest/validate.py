@@ -199,30 +199,21 @@ def column_checks(col: Column) -> list[tuple[str, str, str]]:
 
 
 def batch_sql(src: Source) -> str:
-    """The query that turns ``lines`` + ``files`` into typed rows with reasons."""
-    idx = ", ".join(f"f.idx_{c}" for c in src.names)
-    known = "[" + ", ".join(lit(c) for c in src.names) + "]"
-    json_fields = lit(json.dumps(dict.fromkeys(src.names, "VARCHAR")))
-    known_nulls = lit(json.dumps(dict.fromkeys(src.names)))
-    picked = ",\n        ".join(_picked(c) for c in src.columns)
-    values = ",\n        ".join(_value(c) for c in src.columns)
-    typed = ",\n        ".join(_typed(c) for c in src.columns)
-    phones = [c for c in src.columns if c.type == "phone"]
-    mobile = "".join(f",\n        {_is_mobile(c)}" for c in phones)
-    kept_raw = "".join(f"{ident('v_' + c.name)} AS {ident(c.name + '_raw')}, " for c in phones)
-    # a phone is judged against its country, so a bad country is reported first
-    ordered = sorted(src.columns, key=lambda c: c.type == "phone")
-    col_checks = [chk for c in ordered for chk in column_checks(c)]
-    rule_checks = [_check(r.when, r.reason, lit(r.detail or r.reason)) for r in src.rules]
-    checks = col_checks + rule_checks
-    # the first failing check is the reason; every failing one is in the detail
-    reason = "\n            ".join(f"WHEN {c} THEN {r}" for c, r, _ in checks)
-    detail = ",\n            ".join(f"CASE WHEN {c} THEN {d} END" for c, _, d in checks)
-    out_cols = ", ".join(ident(c) for c in src.names)
-    quotes = "length(line) - length(replace(line, '\"', ''))"
+    """The query that turns ``lines`` + ``files`` into typed rows with reasons: each line
+    decoded and split into fields (CSV) or values (JSON), judged for its structure, each
+    value picked, typed and checked; the first failing check is the row's reason."""
     return f"""
 WITH decoded AS (
-    SELECT l.file_idx, l.line_number, l.raw, f.fmt, f.ncols, f.partition_date,
+{_decoded_sql(src)}), split AS (
+{_split_sql(src)}), structural AS (
+{_structural_sql(src)}{_checked_sql(src)}
+"""
+
+
+def _decoded_sql(src: Source) -> str:
+    """Each line beside its file's facts and the contract's column positions."""
+    idx = ", ".join(f"f.idx_{c}" for c in src.names)
+    return f"""    SELECT l.file_idx, l.line_number, l.raw, f.fmt, f.ncols, f.partition_date,
            f.file_error, f.file_error_detail, f.extra_names, f.extra_idx, {idx},
            l.text AS line,
            -- a quoted line without "" escapes: cut at its quotes, then only the parts
@@ -230,8 +221,13 @@ WITH decoded AS (
            CASE WHEN f.fmt = 'csv' AND contains(l.text, '"') AND NOT contains(l.text, '""')
                 THEN string_split(l.text, '"') END AS quote_parts
     FROM lines l JOIN files f USING (file_idx)
-), split AS (
-    SELECT *,
+"""
+
+
+def _split_sql(src: Source) -> str:
+    """A CSV line's fields, a JSON line's values, and two cheap per-line tests."""
+    json_fields = lit(json.dumps(dict.fromkeys(src.names, "VARCHAR")))
+    return f"""    SELECT *,
         CASE WHEN line IS NULL OR fmt <> 'csv' THEN NULL
              WHEN NOT contains(line, '"') THEN string_split(line, ',')
              -- the comma beside each quote is the field's edge, not a field: a part outside
@@ -267,8 +263,14 @@ WITH decoded AS (
         -- ASCII, and no JSON escape that could decode to a wider space: see _trimmed
         strlen(line) = length(line) AND NOT (fmt = 'jsonl' AND contains(line, '\\u')) AS plain
     FROM decoded
-), structural AS (
-    SELECT *,
+"""
+
+
+def _structural_sql(src: Source) -> str:
+    """What is wrong with a line as a whole (file, encoding, quoting, column count, JSON)."""
+    known = "[" + ", ".join(lit(c) for c in src.names) + "]"
+    quotes = "length(line) - length(replace(line, '\"', ''))"
+    return f"""    SELECT *,
         json_values IS NOT NULL AS json_ok,
         CASE WHEN json_values IS NOT NULL THEN list_filter(json_keys(line),
                                            lambda k: NOT list_contains({known}, k))
@@ -290,7 +292,29 @@ WITH decoded AS (
                  {{'reason': 'invalid JSON', 'detail': 'line is not one JSON object'}}
         END AS broken
     FROM split
-), picked AS (
+"""
+
+
+def _checked_sql(src: Source) -> str:
+    """From the structural verdict on: values picked, typed and checked column by column
+    and by the source's rules; the first failing check is the reason."""
+    known_nulls = lit(json.dumps(dict.fromkeys(src.names)))
+    picked = ",\n        ".join(_picked(c) for c in src.columns)
+    values = ",\n        ".join(_value(c) for c in src.columns)
+    typed = ",\n        ".join(_typed(c) for c in src.columns)
+    phones = [c for c in src.columns if c.type == "phone"]
+    mobile = "".join(f",\n        {_is_mobile(c)}" for c in phones)
+    kept_raw = "".join(f"{ident('v_' + c.name)} AS {ident(c.name + '_raw')}, " for c in phones)
+    # a phone is judged against its country, so a bad country is reported first
+    ordered = sorted(src.columns, key=lambda c: c.type == "phone")
+    col_checks = [chk for c in ordered for chk in column_checks(c)]
+    rule_checks = [_check(r.when, r.reason, lit(r.detail or r.reason)) for r in src.rules]
+    checks = col_checks + rule_checks
+    # the first failing check is the reason; every failing one is in the detail
+    reason = "\n            ".join(f"WHEN {c} THEN {r}" for c, r, _ in checks)
+    detail = ",\n            ".join(f"CASE WHEN {c} THEN {d} END" for c, _, d in checks)
+    out_cols = ", ".join(ident(c) for c in src.names)
+    return f"""), picked AS (
     -- each value cut once: the checks below read it several times, and a list element
     -- is copied out at every read (a fifth of the orders' validation query)
     SELECT *,
@@ -332,5 +356,4 @@ SELECT file_idx, line_number, partition_date, {out_cols}, {kept_raw}extra,
        -- kept for quarantine only: a copy of every good line would double the batch
        CASE WHEN reason IS NOT NULL THEN coalesce(line, raw::VARCHAR) END AS raw_record,
        reason, detail
-FROM detailed
-"""
+FROM detailed"""
