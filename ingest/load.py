@@ -362,9 +362,16 @@ def _staging_tables(con: duckdb.DuckDBPyConnection, src: Source) -> dict[str, st
     return staging
 
 
+EMPTY_LINES = pa.schema([
+    ("file_idx", pa.int32()), ("line_number", pa.int64()),
+    ("text", pa.large_string()), ("raw", pa.large_binary()),
+])  # fmt: skip
+
+
 def _load_chunk(
     con, src: Source, chunk, loaded_at: datetime, start: date, end: date, staging: dict[str, str]
 ) -> list[FileReport]:
+    """Validate a chunk of files in one query and stage its rows, quarantine and file log."""
     entries, tables, reports = [], [], []
     for idx, f in chunk:
         entry, table, rep = _file_entry(src, idx, f)
@@ -372,96 +379,90 @@ def _load_chunk(
         reports.append(rep)
         if table is not None:
             tables.append(table)
-    lines = (
-        pa.concat_tables(tables)
-        if tables
-        else pa.table(
-            {
-                "file_idx": pa.array([], pa.int32()),
-                "line_number": pa.array([], pa.int64()),
-                "text": pa.array([], pa.large_string()),
-                "raw": pa.array([], pa.large_binary()),
-            }
-        )
-    )
-    con.register("lines", lines)
+    con.register("lines", pa.concat_tables(tables) if tables else EMPTY_LINES.empty_table())
     con.register("files", _files_table(src, entries))
-    bcols = ", ".join(f"b.{ident(c)}" for c in src.names + src.kept_raw)
     try:
         # the chunk's working set: Arrow tables, released when the chunk ends
         con.register("batch", con.sql(batch_sql(src)).to_arrow_table())
-        # an earlier chunk's rows are read only if it staged one of this chunk's keys: a
-        # probe of the staged key hashes instead of every staged row, chunk after chunk
-        key = ", ".join(ident(k) for k in src.version_key)
-        valid_keys = f"SELECT hash({key}) AS key_hash FROM batch WHERE reason IS NULL"
-        seen = con.execute(
-            f"SELECT count(*) FROM {staging['keys']} SEMI JOIN ({valid_keys}) USING (key_hash)"
-        ).fetchall()[0][0]
-        judge = _judge_sql(src, start, end, staging["data"] if seen else None)
-        con.register("judged", con.sql(judge).to_arrow_table())
-        con.execute(f"INSERT INTO {staging['keys']} {valid_keys}")
-        con.execute(
-            f"""INSERT INTO {staging["data"]}
-            SELECT {bcols}, b.extra, b.partition_date, f.file_name, b.line_number, $at
-            FROM batch b JOIN files f USING (file_idx)
-            ANTI JOIN (SELECT file_idx, line_number FROM judged WHERE _verdict <> 'accepted')
-                 USING (file_idx, line_number)
-            WHERE b.reason IS NULL""",
-            {"at": loaded_at},
-        )
-        con.execute(
-            f"""INSERT INTO {staging["quarantine"]}
-            SELECT $src, f.file_name, b.line_number, b.reason, b.detail, b.raw_record,
-                   b.partition_date, $at
-            FROM batch b JOIN files f USING (file_idx) WHERE b.reason IS NOT NULL
-            UNION ALL
-            SELECT $src, f.file_name, j.line_number, 'duplicate key with conflicting content',
-                   j._first_seen, coalesce(l.text, l.raw::VARCHAR), f.partition_date, $at
-            FROM judged j JOIN lines l USING (file_idx, line_number)
-            JOIN files f ON f.file_idx = j.file_idx WHERE j._verdict = 'conflict'
-            """,
-            {"src": src.name, "at": loaded_at},
-        )
-        counts = {
-            row[0]: row[1:]
-            for row in con.execute("""
-            SELECT b.file_idx, count(*),
-                   count(*) FILTER (WHERE b.reason IS NULL
-                                    AND coalesce(j._verdict, 'accepted') = 'accepted'),
-                   count(*) FILTER (WHERE b.reason IS NOT NULL OR j._verdict = 'conflict'),
-                   count(*) FILTER (WHERE j._verdict = 'duplicate'),
-                   list_distinct(flatten(list(json_keys(b.extra)) FILTER (b.extra IS NOT NULL)))
-            FROM batch b LEFT JOIN judged j USING (file_idx, line_number) GROUP BY b.file_idx
-        """).fetchall()
-        }
-        log = []
-        for (idx, f), rep in zip(chunk, reports, strict=True):
-            read, accepted, quarantined, dupes, extra = counts.get(idx, (0, 0, 0, 0, []))
-            rep.rows_read, rep.rows_accepted = read, accepted
-            rep.rows_quarantined, rep.duplicates_dropped = quarantined, dupes
-            rep.extra_columns = sorted(set(rep.extra_columns) | set(extra or []))
-            log.append(
-                {
-                    "source": src.name,
-                    "file": f.name,
-                    "partition_date": f.day,
-                    "file_size": f.size,
-                    "file_mtime_ns": f.mtime_ns,
-                    "rows_read": read,
-                    "rows_accepted": accepted,
-                    "rows_quarantined": quarantined,
-                    "duplicates_dropped": dupes,
-                    "blank_lines": rep.blank_lines,
-                    "extra_columns": rep.extra_columns,
-                    "note": rep.note,
-                    "loaded_at": loaded_at,
-                }
-            )
-        # one insert for the chunk's files (executemany inserts row by row)
-        con.register("file_log", pa.Table.from_pylist(log, schema=FILE_LOG))
-        con.execute(f"INSERT INTO {staging['files']} BY NAME FROM file_log")
+        _stage_rows(con, src, loaded_at, start, end, staging)
+        _log_files(con, src, chunk, reports, loaded_at, staging)
     finally:
         with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses; re-registered
             for name in ("lines", "files", "batch", "judged", "file_log"):
                 con.unregister(name)
     return reports
+
+
+def _stage_rows(
+    con, src: Source, loaded_at: datetime, start: date, end: date, staging: dict[str, str]
+) -> None:
+    """The batch's accepted rows into the staged data, its refused ones and the conflicting
+    duplicates into the staged quarantine; ``judged`` keeps each duplicate's verdict."""
+    # an earlier chunk's rows are read only if it staged one of this chunk's keys: a
+    # probe of the staged key hashes instead of every staged row, chunk after chunk
+    key = ", ".join(ident(k) for k in src.version_key)
+    valid_keys = f"SELECT hash({key}) AS key_hash FROM batch WHERE reason IS NULL"
+    seen = con.execute(
+        f"SELECT count(*) FROM {staging['keys']} SEMI JOIN ({valid_keys}) USING (key_hash)"
+    ).fetchall()[0][0]
+    judge = _judge_sql(src, start, end, staging["data"] if seen else None)
+    con.register("judged", con.sql(judge).to_arrow_table())
+    con.execute(f"INSERT INTO {staging['keys']} {valid_keys}")
+    bcols = ", ".join(f"b.{ident(c)}" for c in src.names + src.kept_raw)
+    con.execute(
+        f"""INSERT INTO {staging["data"]}
+        SELECT {bcols}, b.extra, b.partition_date, f.file_name, b.line_number, $at
+        FROM batch b JOIN files f USING (file_idx)
+        ANTI JOIN (SELECT file_idx, line_number FROM judged WHERE _verdict <> 'accepted')
+             USING (file_idx, line_number)
+        WHERE b.reason IS NULL""",
+        {"at": loaded_at},
+    )
+    con.execute(
+        f"""INSERT INTO {staging["quarantine"]}
+        SELECT $src, f.file_name, b.line_number, b.reason, b.detail, b.raw_record,
+               b.partition_date, $at
+        FROM batch b JOIN files f USING (file_idx) WHERE b.reason IS NOT NULL
+        UNION ALL
+        SELECT $src, f.file_name, j.line_number, 'duplicate key with conflicting content',
+               j._first_seen, coalesce(l.text, l.raw::VARCHAR), f.partition_date, $at
+        FROM judged j JOIN lines l USING (file_idx, line_number)
+        JOIN files f ON f.file_idx = j.file_idx WHERE j._verdict = 'conflict'
+        """,
+        {"src": src.name, "at": loaded_at},
+    )
+
+
+def _log_files(
+    con, src: Source, chunk, reports: list[FileReport], loaded_at: datetime,
+    staging: dict[str, str],
+) -> None:  # fmt: skip
+    """Each file's counts into its report and, in one insert, into the staged file log."""
+    counts = {
+        row[0]: row[1:]
+        for row in con.execute("""
+        SELECT b.file_idx, count(*),
+               count(*) FILTER (WHERE b.reason IS NULL
+                                AND coalesce(j._verdict, 'accepted') = 'accepted'),
+               count(*) FILTER (WHERE b.reason IS NOT NULL OR j._verdict = 'conflict'),
+               count(*) FILTER (WHERE j._verdict = 'duplicate'),
+               list_distinct(flatten(list(json_keys(b.extra)) FILTER (b.extra IS NOT NULL)))
+        FROM batch b LEFT JOIN judged j USING (file_idx, line_number) GROUP BY b.file_idx
+    """).fetchall()
+    }
+    log = []
+    for (idx, f), rep in zip(chunk, reports, strict=True):
+        read, accepted, quarantined, dupes, extra = counts.get(idx, (0, 0, 0, 0, []))
+        rep.rows_read, rep.rows_accepted = read, accepted
+        rep.rows_quarantined, rep.duplicates_dropped = quarantined, dupes
+        rep.extra_columns = sorted(set(rep.extra_columns) | set(extra or []))
+        log.append({
+            "source": src.name, "file": f.name, "partition_date": f.day,
+            "file_size": f.size, "file_mtime_ns": f.mtime_ns,
+            "rows_read": read, "rows_accepted": accepted, "rows_quarantined": quarantined,
+            "duplicates_dropped": dupes, "blank_lines": rep.blank_lines,
+            "extra_columns": rep.extra_columns, "note": rep.note, "loaded_at": loaded_at,
+        })  # fmt: skip
+    # one insert for the chunk's files (executemany inserts row by row)
+    con.register("file_log", pa.Table.from_pylist(log, schema=FILE_LOG))
+    con.execute(f"INSERT INTO {staging['files']} BY NAME FROM file_log")
