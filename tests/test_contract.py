@@ -59,16 +59,28 @@ def test_a_mart_without_a_tested_key_is_an_error():
 
 
 def test_every_public_mart_enforces_its_contract_and_types_every_column():
-    import json
-
-    from warehouse.dbt_build import DBT_DIR, ensure_manifest
-
-    nodes = json.loads(ensure_manifest(DBT_DIR).read_text())["nodes"]
+    models = _models().values()
     marts = {m.name for m in public_marts()}
-    models = [n for n in nodes.values() if n["resource_type"] == "model"]
     enforced = {n["name"] for n in models if n["config"]["contract"]["enforced"]}
     assert enforced == marts
     assert all(data_type for m in public_marts() for _, data_type in m.columns)
+
+
+def test_a_mart_view_of_several_models_is_an_error():
+    """A view's rows are read from the one model it shows (Spark's comparison reads its
+    files); a view of more is refused rather than compared wrongly."""
+    manifest = _manifest([("unique", "x_id"), ("not_null", "x_id")])
+    model = manifest["nodes"]["model.r.dim_x"]
+    model["config"]["materialized"] = "view"
+    model["depends_on"] = {"nodes": ["model.r.a", "model.r.b"]}
+    for name in ("a", "b"):
+        manifest["nodes"][f"model.r.{name}"] = {
+            "resource_type": "model", "name": name, "config": {"schema": "intermediate"},
+        }  # fmt: skip
+    with pytest.raises(ValueError, match="dim_x is a view of 2 models, not one"):
+        marts_in(manifest)
+    model["depends_on"] = {"nodes": ["model.r.a"]}
+    assert marts_in(manifest)[0].stored_in == ("intermediate", "a")
 
 
 def test_a_mart_column_without_a_type_is_an_error():
