@@ -1,6 +1,7 @@
-"""Analysis time for N assigned units: a synthetic world of N customers, one send run (all
-assigned: treatment, campaign holdout, global control), the world's responses, then
-``experiments.analysis.analyse`` and the LTV cohorts.
+"""Analysis time for N assigned units: a synthetic shop of N customers loaded and built by
+``retentext run``, one send run (all assigned: treatment, campaign holdout, global control),
+the world's responses loaded and built a week later, then ``experiments.analysis.analyse``,
+the guardrails, the program and the LTV cohorts (timed).
 
     python -m benchmarks.experiments --units 1000000
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import sys
 import time
 from datetime import timedelta
@@ -22,12 +24,20 @@ from experiments.analysis import analyse
 from experiments.cohorts import build_cohorts
 from experiments.guardrails import measure_guardrails
 from experiments.program import measure_program
+from orchestration.cli import main as retentext
 from send_jobs.campaign_specs import load_program
 from send_jobs.decide import decide
 from send_jobs.deliver import deliver
 from send_jobs.gateways import OutboxGateway
+from simulator.experiment_world import write_experiment_world
 from simulator.response import respond
-from simulator.send_world import build_send_world
+
+
+def _pipeline(landing: Path, warehouse: Path, as_of) -> None:
+    code = retentext(["run", "--landing", str(landing), "--warehouse", str(warehouse),
+                      "--as-of", as_of.isoformat()])  # fmt: skip
+    if code:
+        raise SystemExit(f"retentext run as of {as_of} exited {code}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,14 +48,21 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     db = work / "analysis-bench.duckdb"  # a file named experiments.duckdb shadows the schema
+    landing = work / "landing"
+    for old in (work / "outbox", landing):
+        shutil.rmtree(old, ignore_errors=True)
     db.unlink(missing_ok=True)
+    write_experiment_world(landing, AS_OF, customers=args.units)
+    at = AS_OF + timedelta(days=8)
+    _pipeline(landing, db, AS_OF)
     con = duckdb.connect(str(db))
-    build_send_world(con, args.units)
     program = load_program()
     decide(con, program, [campaign(program)], AS_OF)
     deliver(con, program, AS_OF, OutboxGateway(work / "outbox"))
-    respond(con, {"bench": 0.2}, baseline_rate=0.15, seed=1)
-    at = AS_OF + timedelta(days=8)
+    respond(con, landing, {"bench": 0.2}, baseline_rate=0.15, seed=1)
+    con.close()
+    _pipeline(landing, db, at)
+    con = duckdb.connect(str(db))
     seconds = {}
     for name, step in (
         ("analysis", lambda: analyse(con, at, {"bench": 0.10})),

@@ -32,13 +32,13 @@ from pathlib import Path
 
 import duckdb
 
+from benchmarks.send_world import build_send_world
 from send_jobs import kannel_box, receipts
 from send_jobs.campaign_specs import load_program, parse_campaign
 from send_jobs.config import KannelConfig
 from send_jobs.decide import decide
 from send_jobs.deliver import deliver
 from send_jobs.gateways import KannelGateway, _RateLimit
-from simulator.send_world import build_send_world
 
 HERE = Path(__file__).parent
 AS_OF = datetime(2026, 6, 10, 15, 0, tzinfo=UTC)  # 11:00 in New York, a Wednesday

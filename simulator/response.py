@@ -8,77 +8,22 @@ no effect. So the true intent-to-treat effect of a campaign whose messages all w
 ``baseline_rate * effect`` absolute and ``effect`` relative. An effect may differ by the
 lifecycle stage the decision saw (``{"winback": {"lapsed": 0.5, "active": 0.0}}``).
 
-``respond`` (small worlds, the coverage test) also draws pre-period spend independent of the
-arm, and writes straight to ``marts.fct_orders`` as the nightly build would publish it (a
-stand-in for that build: two hundred dbt builds per test would take an hour); like that
-build it makes every customer who ordered ``active`` in ``marts.dim_customers``, so a
-treatment moves customers between segments after the decision. The pre-period orders land
-after the decisions (late history the decisions did not see).
-``respond_to_run`` (the closed-loop demo) writes the orders as landing files
-(``orders/<day>.resp-<run>.csv``) that the next pipeline run ingests like any other; an
-order is one line of the reminded product when the decision names one, else of a product
-drawn from the catalog.
+The orders are landing files (``orders/<day>.resp-<tag>.csv``) that the next pipeline run
+ingests like any other, so the marts the analysis reads are built by the features build
+(where a buyer becomes ``active`` again: a treatment moves customers between segments after
+the decision). An order is one line of the reminded product when the decision names one,
+else of a product drawn from the catalog.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from warehouse.contract import create_marts_sql
-
 # campaign -> true relative effect, or lifecycle stage at decision -> effect
 Effects = dict[str, float | dict[str, float]]
-
-
-def respond(
-    con,
-    effects: Effects,
-    *,
-    baseline_rate: float,
-    seed: int,
-    window_days: int = 7,
-    order_value: tuple[float, float] = (2.0, 20.0),  # gamma shape, scale: mean 40
-) -> int:
-    """Draw the orders; returns how many were written."""
-    units = _units(con)
-    rng = np.random.default_rng(seed)
-    n = len(units)
-    buys = _buys(units, effects, baseline_rate, rng)
-    window = pd.to_timedelta(rng.uniform(0.05, window_days - 0.05, n), unit="D")
-    pre = rng.random(n) < 0.5
-    pre_at = pd.to_timedelta(rng.uniform(1, 29, n), unit="D")
-    shape, scale = order_value
-    orders = pd.concat(
-        [
-            pd.DataFrame({
-                "order_id": [f"R{seed}-{i}" for i in np.flatnonzero(buys)],
-                "customer_id": units["customer_id"].to_numpy()[buys],
-                "ordered_at": (units["decided_at"] + window).to_numpy()[buys],
-                "net_revenue": rng.gamma(shape, scale, int(buys.sum())).round(2),
-            }),
-            pd.DataFrame({
-                "order_id": [f"B{seed}-{i}" for i in np.flatnonzero(pre)],
-                "customer_id": units["customer_id"].to_numpy()[pre],
-                "ordered_at": (units["decided_at"] - pre_at).to_numpy()[pre],
-                "net_revenue": rng.gamma(shape, scale, int(pre.sum())).round(2),
-            }),
-        ],
-        ignore_index=True,
-    )  # fmt: skip
-    orders["order_status"] = "completed"
-    con.register("_buyers", units[buys][["customer_id"]])
-    con.execute(create_marts_sql())  # the marts as the contract types them, if missing
-    con.register("_orders", orders)
-    con.execute("""INSERT INTO marts.fct_orders (order_id, customer_id, ordered_at,
-        net_revenue, order_status) SELECT order_id, customer_id, ordered_at, net_revenue,
-        order_status FROM _orders""")
-    con.unregister("_orders")
-    # the next nightly build: a customer who ordered after the decision is active again
-    con.execute("""UPDATE marts.dim_customers SET lifecycle_stage = 'active'
-        WHERE customer_id IN (SELECT customer_id FROM _buyers)""")
-    con.unregister("_buyers")
-    return len(orders)
 
 
 def _units(con, run_id: str | None = None) -> pd.DataFrame:
@@ -124,23 +69,23 @@ ORDER_COLUMNS = [
 ]  # fmt: skip
 
 
-def respond_to_run(
+def respond(
     con,
-    run_id: str,
-    landing,
+    landing: Path,
     effects: Effects,
     *,
     baseline_rate: float,
     seed: int,
+    run_id: str | None = None,
     window_days: int = 7,
 ) -> int:
-    """Orders the customers of one send run place in the following days, as landing files."""
-    from pathlib import Path
-
+    """Orders the units of one send run (of every run without ``run_id``) place in the
+    following days, as landing files; returns how many were written."""
     units = _units(con, run_id)
     if units.empty:
         return 0
     rng = np.random.default_rng(seed)
+    tag = run_id or f"seed{seed}"
     buys = _buys(units, effects, baseline_rate, rng)
     chosen = units[buys].reset_index(drop=True)
     catalog = con.execute(
@@ -154,7 +99,7 @@ def respond_to_run(
     )
     orders = pd.DataFrame(
         {
-            "order_id": [f"R{run_id}-{i:06d}" for i in range(len(chosen))],
+            "order_id": [f"R{tag}-{i:06d}" for i in range(len(chosen))],
             "order_line_no": 1,
             "customer_id": chosen["customer_id"],
             "product_id": product,
@@ -170,5 +115,5 @@ def respond_to_run(
     folder = Path(landing) / "orders"
     folder.mkdir(parents=True, exist_ok=True)
     for day, part in orders.groupby(at.dt.strftime("%Y-%m-%d")):
-        part.to_csv(folder / f"{day}.resp-{run_id}.csv", index=False)
+        part.to_csv(folder / f"{day}.resp-{tag}.csv", index=False)
     return len(orders)

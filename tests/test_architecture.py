@@ -7,6 +7,7 @@ environment in one place only (``Settings.from_env``, called by the entry points
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,6 +18,12 @@ FORBIDDEN_IN_PLAIN = ("dagster", "dagster_dbt", "dagster_duckdb", "orchestration
 # the plain modules that may read os.environ: the settings (read once, at an entry point),
 # the isolated writer, and the one that starts dbt (a child inherits the environment)
 ENV_READERS = ("warehouse/settings.py", ENV_WRITER, "warehouse/engines.py")
+# a statement that changes a mart: only dbt builds them
+MART_WRITE = re.compile(
+    r"\b(INSERT\s+(OR\s+REPLACE\s+)?INTO|UPDATE|DELETE\s+FROM|CREATE\s+(OR\s+REPLACE\s+)?"
+    r"TABLE|ALTER\s+TABLE|DROP\s+TABLE|TRUNCATE)\s+(TABLE\s+)?marts\.",
+    re.IGNORECASE,
+)
 ENV_METHODS = ("setdefault", "update", "pop", "clear", "popitem", "__setitem__", "__delitem__")
 
 
@@ -150,6 +157,17 @@ def env_reads(root: Path, packages=PLAIN) -> list[str]:
     return sorted(found)
 
 
+def mart_writes(root: Path, packages=PLAIN) -> list[str]:
+    """Every string in a plain module that changes a ``marts.*`` table."""
+    found = []
+    for name, path in modules(root, packages).items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            text = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(text, str) and MART_WRITE.search(text):
+                found.append(f"{name}:{node.lineno}")
+    return sorted(found)
+
+
 def test_plain_packages_import_neither_dagster_nor_the_cli():
     assert plain_package_violations(ROOT) == []
 
@@ -166,6 +184,12 @@ def test_plain_packages_read_the_environment_only_through_the_settings():
     assert env_reads(ROOT) == []
 
 
+def test_only_dbt_writes_the_marts():
+    """The simulator's worlds and responses are landing files; send jobs and experiments
+    write their own schemas."""
+    assert mart_writes(ROOT) == []
+
+
 def test_the_checks_catch_each_kind_of_breach(tmp_path):
     """The checks above on a small tree that breaks each rule once."""
     (tmp_path / "send_jobs").mkdir()
@@ -178,6 +202,9 @@ def test_the_checks_catch_each_kind_of_breach(tmp_path):
     )
     (tmp_path / "send_jobs" / "b.py").write_text(
         "from . import a\nimport os\nPORT = os.getenv('P')\n"
+        "SQL = 'UPDATE marts.dim_customers SET x = 1'\n"
+        "READ = 'SELECT * FROM marts.dim_customers'\n"
+        "def g(con):\n    con.execute(f'insert into  marts.fct_orders SELECT {PORT}')\n"
     )
     (tmp_path / "orchestration" / "c.py").write_text(
         "import os\nos.environ.setdefault('Y', '1')\n"
@@ -191,3 +218,4 @@ def test_the_checks_catch_each_kind_of_breach(tmp_path):
         "orchestration.c:2", "send_jobs.a:6"
     ]  # fmt: skip
     assert env_reads(tmp_path, ("send_jobs",)) == ["send_jobs.a:6", "send_jobs.b:3"]
+    assert mart_writes(tmp_path, ("send_jobs",)) == ["send_jobs.b:4", "send_jobs.b:7"]

@@ -11,8 +11,8 @@ import pytest
 
 from benchmarks.run import (
     World,
+    _as_simulated,
     _new_warehouse,
-    _without_next_day,
     compare_floor,
     dbt_build_figures,
     floor_sql,
@@ -110,17 +110,20 @@ def test_floor_sql_has_every_placeholder_filled(tmp_path):
     assert str(world.landing) in text and "2024-01-03 00:00:00" in text
 
 
-def test_day_n_is_out_of_the_landing_before_either_floor_run_or_ingest(tmp_path):
-    """A previous harness run leaves day N in the landing folder; the floor's first run and
-    ingest must both read days 1..N-1 only."""
+def test_day_n_and_responses_are_out_of_the_landing_before_either_floor_run_or_ingest(
+    tmp_path,
+):
+    """A previous harness run leaves day N and the world's responses to its sends in the
+    landing folder; the floor's first run and ingest must both read days 1..N-1 only."""
     world = World(tmp_path, 10, 3)
     kept = world.landing / "orders" / "2024-01-02.csv"
-    stale = world.landing / "orders" / f"{world.last.isoformat()}.csv"
-    for f in (kept, stale):
+    day_n = world.landing / "orders" / f"{world.last.isoformat()}.csv"
+    responses = world.landing / "orders" / "2024-01-05.resp-seed1.csv"
+    for f in (kept, day_n, responses):
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text("order_id\n")
-    _without_next_day(world)
-    assert kept.exists() and not stale.exists()
+    _as_simulated(world)
+    assert kept.exists() and not day_n.exists() and not responses.exists()
 
 
 def test_ingest_starts_a_new_warehouse_without_its_dbt_parse_state(tmp_path):

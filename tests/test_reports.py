@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from closed_loop import run_pipeline
 from mini_warehouse import campaign, program, utc
 
 from experiments.analysis import analyse
@@ -20,8 +21,8 @@ from experiments.reports import cohorts_html, incrementality_html, write_reports
 from send_jobs.decide import decide
 from send_jobs.deliver import deliver
 from send_jobs.gateways import OutboxGateway
+from simulator.experiment_world import write_experiment_world
 from simulator.response import respond
-from simulator.send_world import build_send_world
 
 DECIDED = utc("2026-06-10T15:00:00Z")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -63,8 +64,10 @@ class Cells(HTMLParser):
 def reports(tmp_path_factory):
     """Two campaigns, one with a true +50% effect and one with none, analysed on two days."""
     root = tmp_path_factory.mktemp("reports")
-    con = duckdb.connect(str(root / "w.duckdb"))
-    build_send_world(con, 4000)
+    landing, warehouse = root / "landing", root / "w.duckdb"
+    write_experiment_world(landing, DECIDED, customers=4000)
+    run_pipeline(landing, warehouse, DECIDED)
+    con = duckdb.connect(str(warehouse))
     prog = program(global_control_share=0.05)
     promo = campaign(
         prog,
@@ -80,7 +83,10 @@ def reports(tmp_path_factory):
     )
     decide(con, prog, [promo, quiet], DECIDED)
     deliver(con, prog, DECIDED, OutboxGateway(root / "outbox"))
-    respond(con, {"promo": 0.5, "quiet": 0.0}, baseline_rate=0.2, seed=3)
+    respond(con, landing, {"promo": 0.5, "quiet": 0.0}, baseline_rate=0.2, seed=4)
+    con.close()
+    run_pipeline(landing, warehouse, DECIDED + timedelta(days=9))
+    con = duckdb.connect(str(warehouse))
     for day in (8, 9):
         analyse(con, DECIDED + timedelta(days=day), {"promo": 0.3, "quiet": 0.3})
     measure_guardrails(con, DECIDED + timedelta(days=9))
@@ -221,6 +227,11 @@ def test_overview_gives_a_verdict_per_campaign_and_matches_the_tables(reports):
     # promo: below the default 5,000 units, read on the always-valid interval; quiet: at its
     # planned 1,000, on the fixed-horizon one, which spans zero
     assert verdicts == {"promo": "works", "quiet": "no_effect"}
+    quiet = con.execute(
+        """SELECT rel_ci_low, rel_ci_high FROM experiments.campaign_results WHERE campaign_id =
+           'quiet' AND comparison = 'vs_holdout' AND segment = 'all' AND metric = 'conversion'"""
+    ).fetchone()
+    assert quiet[0] < 0 < quiet[1]  # the world's null effect, estimated: no_effect's premise
     program_row = con.execute("SELECT * FROM experiments.program_results").df().iloc[0]
     assert program_row.n_global_control > 0
     assert numbers_match_their_tables(con, dom) == 8 + 2 * 5  # program, 5 per campaign

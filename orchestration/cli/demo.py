@@ -68,7 +68,7 @@ def _effects(pairs: list[str]) -> dict[str, float]:
 def demo(args: argparse.Namespace, settings: Settings) -> int:
     import duckdb
 
-    from simulator.response import respond_to_run
+    from simulator.response import respond
 
     out = Path(args.out).resolve()
     # a demo starts from nothing: responses and sends of an earlier demo would leak in
@@ -99,8 +99,8 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
             step(send_and_print(settings, as_of, as_of))
             con = duckdb.connect(str(warehouse))
             run_id = f"{day:%Y%m%d}T{hour:02d}0000Z"
-            n = respond_to_run(con, run_id, landing, effects, baseline_rate=args.baseline,
-                               seed=args.seed * 1000 + i * 10 + hour)  # fmt: skip
+            n = respond(con, landing, effects, baseline_rate=args.baseline,
+                        seed=args.seed * 1000 + i * 10 + hour, run_id=run_id)  # fmt: skip
             con.close()
             console.print(f"the world responded to run {run_id} with {n:,} orders")
     end = _midnight(first + timedelta(days=args.send_days + 8))
