@@ -193,3 +193,20 @@ def test_the_demos_campaigns_and_its_truth_table(tmp_path):
     [quiet] = [line for line in lines if "quiet" in line]
     cells = [cell.strip() for cell in quiet.split("│")]
     assert cells[2] == "+0%" and cells[-2] == "no"  # its interval misses the truth
+
+
+def test_tables_keep_one_line_per_row_in_a_log(capsys):
+    """Piped into a log (make demo | tee), the truth table's rows are not wrapped at 80."""
+    import pandas as pd
+
+    from orchestration.cli.common import console
+    from orchestration.cli.demo import truth_table
+
+    results = pd.DataFrame([{
+        "campaign_id": "replenishment_reminder", "comparison": "vs_holdout", "segment": "all",
+        "metric": "conversion", "n_treatment": 1734, "n_control": 1760, "rel_lift": 0.175,
+        "rel_ci_low": 0.075, "rel_ci_high": 0.275, "seq_rel_ci_low": 0.019,
+        "seq_rel_ci_high": 0.331}])  # fmt: skip
+    console.print(truth_table(results, {"replenishment_reminder": 0.25}))
+    [row] = [line for line in capsys.readouterr().err.splitlines() if "1,734" in line]
+    assert "replenishment_reminder" in row and "+7.5% to +27.5%" in row

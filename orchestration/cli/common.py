@@ -1,4 +1,5 @@
-"""What every command shares: the console (stderr, no hard wraps in logs) and the --as-of type.
+"""What every command shares: the console (stderr, no hard wraps in logs, tables
+``LOG_WIDTH`` wide when it is not a terminal) and the --as-of type.
 
 The console reads no markup: every value it shows comes from data (product ids, headers,
 file names) and is printed as it is. Colour goes through ``error`` and ``warn``."""
@@ -6,6 +7,7 @@ file names) and is printed as it is. Colour goes through ``error`` and ``warn``.
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, datetime
 
 from rich.console import Console
@@ -14,7 +16,9 @@ from rich.text import Text
 from warehouse.connection import connect_built
 from warehouse.settings import Settings
 
-console = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+LOG_WIDTH = 160  # a log or a pipe has no width of its own; rich would assume 80 and wrap
+console = Console(stderr=True, soft_wrap=True, markup=False, highlight=False,
+                  width=None if sys.stderr.isatty() else LOG_WIDTH)  # fmt: skip
 
 
 def error(message: str) -> None:
