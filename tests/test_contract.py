@@ -133,13 +133,21 @@ def test_the_layers_read_downward_only():
     assert {n["config"]["schema"] for n in models.values()} == set(allowed)
 
 
-def test_staging_and_intermediate_keep_their_folders_materialisation():
+def test_every_model_keeps_its_folders_materialisation():
     """How a model is stored is its folder's default (dbt_project.yml), never set again in
     the model's own config()."""
     overridden = [
         n["name"]
         for n in _models().values()
-        if n["config"]["schema"] in ("staging", "intermediate")
-        and re.search(r"config\([^)]*materialized", n["raw_code"])
+        if re.search(r"config\([^)]*materialized", n["raw_code"])
     ]
     assert overridden == []
+    facts = {n["name"]: (n["config"]["materialized"], n["config"].get("incremental_strategy"),
+                         n["config"].get("on_schema_change"))
+             for n in _models().values() if n["name"].startswith("fct_")}  # fmt: skip
+    assert facts == {
+        "fct_events": ("incremental", "delete+insert", "append_new_columns"),
+        "fct_orders": ("incremental", "append", "append_new_columns"),
+        "fct_order_lines": ("view", None, "ignore"),
+        "fct_consent_events": ("view", None, "ignore"),
+    }

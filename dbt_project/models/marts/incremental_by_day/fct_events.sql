@@ -1,14 +1,8 @@
 -- Behavioural events up to as_of. provenance: explicit (the customer knowingly did it: a
 -- booking, a form) or tracked (browsing); templates may only use tracked fields when the
--- campaign declares it. Incremental by landing day (macros/incremental_by_day.sql); Spark
--- builds the whole table, as its parquet tables take no DELETE.
-{{ config(
-    materialized=('table' if target.type == 'spark' else 'incremental'),
-    on_schema_change='append_new_columns',
-    incremental_strategy='delete+insert',
-    unique_key='partition_date',
-    pre_hook="{{ delete_after_as_of('occurred_at') }}",
-) }}
+-- campaign declares it. Incremental by landing day (the folder's default, dbt_project.yml);
+-- Spark builds the whole table, as its parquet tables take no DELETE.
+{{ config(pre_hook="{{ delete_after_as_of('occurred_at') }}") }}
 select
     event_id,
     customer_id,

@@ -1,4 +1,3 @@
 -- Consent history up to as_of with its proof. A view: the rows are stored, by landing day,
 -- in int_consent_events_accumulated.
-{{ config(materialized='view') }}
 select * from {{ ref('int_consent_events_accumulated') }}

@@ -2,9 +2,6 @@
 -- a build recomputes only the orders whose lines changed; lines_count and loaded_at (the
 -- newest line's load) are the fingerprint. Spark builds the whole table.
 {{ config(
-    materialized=('table' if target.type == 'spark' else 'incremental'),
-    on_schema_change='append_new_columns',
-    incremental_strategy='append',
     pre_hook="{{ delete_stale(fingerprints_of(ref('int_order_lines_accumulated'), 'order_id'), 'order_id',
                               {'lines_count': 'source_rows', 'loaded_at': 'source_loaded_at'}) }}",
 ) }}
