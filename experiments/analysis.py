@@ -52,6 +52,9 @@ METRICS = {
     "orders": "mean",
 }
 
+# a campaign that holds nobody out (a service message) is not measured, and says why
+NO_HOLDOUT_BY_DESIGN = "keeps no holdout by design (holdout_share 0): not measured"
+
 WINNER_RULE = (
     "a variant wins once the always-valid interval of its relative lift in conversion "
     "excludes zero, above, against every other variant of the campaign"
@@ -206,8 +209,11 @@ def campaign_results(
     for campaign_id, u in units.groupby("campaign_id"):
         srm = _srm(u, holdout_shares.get(campaign_id))
         n_tuning = (tuning or {}).get(campaign_id, SEQUENTIAL_TUNING)
+        by_design = holdout_shares.get(campaign_id) == 0
         for comparison, segment, c, t in _comparisons(u):
             for row in _estimates(c, t, n_tuning):
+                if by_design and comparison == "vs_holdout" and c.empty:
+                    row["note"] = NO_HOLDOUT_BY_DESIGN
                 rows.append({"campaign_id": campaign_id, "comparison": comparison,
                              "segment": segment, **row, "srm_p_value": srm,
                              "srm_flag": bool(srm < SRM_ALPHA) if not math.isnan(srm) else False,

@@ -132,7 +132,7 @@ def test_an_arm_without_units_is_reported_not_raised(tmp_path):
     results = analyse(w.con, utc("2026-06-20T00:00:00Z"), {"promo": 0.0})
     row = results[(results.segment == "all") & (results.metric == "conversion")].iloc[0]
     assert row.n_control == 0 and row.n_treatment == 30
-    assert "no units in the control arm" in row.note
+    assert row.note == "keeps no holdout by design (holdout_share 0): not measured"
     assert pd.isna(row.abs_lift)
 
 
@@ -288,3 +288,18 @@ def test_the_cli_table_shows_the_always_valid_interval_beside_the_fixed_one():
     assert "always-valid CI (daily looks)" in text
     assert f"[{conv.seq_abs_ci_low:+.1%}, {conv.seq_abs_ci_high:+.1%}]" in text
     assert conv.seq_abs_ci_high - conv.seq_abs_ci_low > conv.abs_ci_high - conv.abs_ci_low
+
+
+def test_a_campaign_without_a_holdout_by_design_says_so():
+    """A service message holds nobody out: its rows say it is not measured by design, not
+    that its control arm came out empty; a campaign that holds out but has no holdout units
+    yet still says that."""
+    from experiments.analysis import NO_HOLDOUT_BY_DESIGN, campaign_results
+
+    service = _variant_units(200, {"v1": 0.1}, seed=5).assign(campaign_id="reminder")
+    early = _variant_units(200, {"v1": 0.1}, seed=6)
+    results = campaign_results(pd.concat([service, early]), {"reminder": 0.0, "promo": 0.1},
+                               utc("2026-06-20T00:00:00Z"))  # fmt: skip
+    notes = results[results.comparison == "vs_holdout"].groupby("campaign_id")["note"].unique()
+    assert list(notes["reminder"]) == [NO_HOLDOUT_BY_DESIGN]
+    assert list(notes["promo"]) == ["no units in the control arm: nothing to compare"]

@@ -163,6 +163,7 @@ def test_the_demos_campaigns_and_its_truth_table(tmp_path):
     import pandas as pd
     from rich.console import Console
 
+    from experiments.analysis import NO_HOLDOUT_BY_DESIGN
     from orchestration.cli.demo import (
         DEMO_HOLDOUT,
         DEMO_PLANNED_UNITS,
@@ -182,8 +183,11 @@ def test_the_demos_campaigns_and_its_truth_table(tmp_path):
     row = {"comparison": "vs_holdout", "segment": "all", "metric": "conversion",
            "n_treatment": 1475, "n_control": 1473, "rel_lift": 0.143, "rel_ci_low": 0.032,
            "rel_ci_high": 0.254, "seq_rel_ci_low": -0.031, "seq_rel_ci_high": 0.316}  # fmt: skip
+    service = {**row, "campaign_id": "appointment_reminder", "n_control": 0,
+               "rel_lift": float("nan"), "note": NO_HOLDOUT_BY_DESIGN}  # fmt: skip
     results = pd.DataFrame([{**row, "campaign_id": "replenishment_reminder"},
-                            {**row, "campaign_id": "quiet", "rel_ci_high": -0.01}])  # fmt: skip
+                            {**row, "campaign_id": "quiet", "rel_ci_high": -0.01},
+                            service])  # fmt: skip
     console = Console(record=True, width=250)
     console.print(truth_table(results, {"replenishment_reminder": 0.25}))
     lines = console.export_text().splitlines()
@@ -193,6 +197,9 @@ def test_the_demos_campaigns_and_its_truth_table(tmp_path):
     [quiet] = [line for line in lines if "quiet" in line]
     cells = [cell.strip() for cell in quiet.split("│")]
     assert cells[2] == "+0%" and cells[-2] == "no"  # its interval misses the truth
+    [appointment] = [line for line in lines if "appointment_reminder" in line]
+    cells = [cell.strip() for cell in appointment.split("│")]
+    assert cells[4:-2] == ["0", "", "", ""] and cells[-2] == NO_HOLDOUT_BY_DESIGN
 
 
 def test_tables_keep_one_line_per_row_in_a_log(capsys):

@@ -129,12 +129,15 @@ def truth_table(results, effects: dict[str, float]) -> Table:
                   & (results.metric == "conversion")].sort_values("campaign_id")  # fmt: skip
     for row in top.itertuples():
         truth = effects.get(row.campaign_id, 0.0)
+        counts = (row.campaign_id, f"{truth:+.0%}", f"{row.n_treatment:,}", f"{row.n_control:,}")
+        if row.n_control == 0 or row.n_treatment == 0:
+            table.add_row(*counts, "", "", "", row.note)  # why it is not measured
+            continue
         covered = row.rel_ci_low <= truth <= row.rel_ci_high
         table.add_row(
-            row.campaign_id, f"{truth:+.0%}", f"{row.n_treatment:,}", f"{row.n_control:,}",
-            _pct(row.rel_lift), f"{_pct(row.rel_ci_low)} to {_pct(row.rel_ci_high)}",
+            *counts, _pct(row.rel_lift), f"{_pct(row.rel_ci_low)} to {_pct(row.rel_ci_high)}",
             f"{_pct(row.seq_rel_ci_low)} to {_pct(row.seq_rel_ci_high)}",
-            "n/a (no holdout)" if row.n_control == 0 else ("yes" if covered else "no"),
+            "yes" if covered else "no",
         )  # fmt: skip
     return table
 

@@ -68,7 +68,7 @@ def _results_table(results, as_of: datetime, units: int, seconds: float) -> Tabl
             _ci(conv.seq_abs_ci_low, conv.seq_abs_ci_high, pct=True)
             if not math.isnan(conv.abs_lift) else "",
             f"{rev.abs_lift:+.2f} {_ci(rev.abs_ci_low, rev.abs_ci_high)}"
-            if not math.isnan(rev.abs_lift) else rev.note,
+            if not math.isnan(rev.abs_lift) else "",
             f"{rev.treatment_mean:.2f}",
             "MISMATCH: untrustworthy" if conv.srm_flag else "ok",
         )  # fmt: skip
