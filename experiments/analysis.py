@@ -120,32 +120,40 @@ def build_units(con, as_of: datetime, window_days: int = 7) -> int:
     return con.execute("SELECT count(*) FROM experiments.units").fetchone()[0]
 
 
+# the columns an estimate reads, as float arrays per campaign
+NUMERIC = (*METRICS, "pre_period_revenue", "estimated_cost")
+
+
 def _segments(units: pd.DataFrame):
-    yield "all", units
+    """(segment, positions of its units) of one campaign's units, "all" first."""
+    yield "all", np.arange(len(units))
     for column in ("lifecycle_stage", "loyalty_tier", "rfm_segment", "variant"):
-        for value, part in units.groupby(column, dropna=True):
-            yield f"{column}={value}", part
+        positions = units.groupby(column, dropna=True).indices
+        for value in sorted(positions):
+            yield f"{column}={value}", positions[value]
 
 
-def _mde(c: pd.DataFrame, t: pd.DataFrame, metric: str, kind: str, control_mean: float):
-    n = len(c) + len(t)
-    if not (len(c) and len(t)):
+def _mde(control: np.ndarray, n_t: int, kind: str, control_mean: float):
+    n = len(control) + n_t
+    if not (len(control) and n_t):
         return math.nan
     if kind == "proportion":
-        return mde(n, len(c) / n, baseline_rate=min(max(control_mean, 1e-9), 1 - 1e-9))
-    sd = float(c[metric].std(ddof=1)) if len(c) > 1 else math.nan
-    return mde(n, len(c) / n, sd=sd) if not math.isnan(sd) else math.nan
+        return mde(n, len(control) / n, baseline_rate=min(max(control_mean, 1e-9), 1 - 1e-9))
+    sd = float(control.std(ddof=1)) if len(control) > 1 else math.nan
+    return mde(n, len(control) / n, sd=sd) if not math.isnan(sd) else math.nan
 
 
-def _estimates(c: pd.DataFrame, t: pd.DataFrame, tuning: float) -> list[dict]:
-    """One row per metric: treatment ``t`` against control ``c``."""
+def _estimates(cols: dict[str, np.ndarray], c: np.ndarray, t: np.ndarray,
+               tuning: float) -> list[dict]:  # fmt: skip
+    """One row per metric: the treatment units at positions ``t`` against the control units
+    at ``c`` (positions into the campaign's ``cols``)."""
     rows, conv = [], None
-    cost = float(t["estimated_cost"].sum())
+    cost = float(np.nansum(cols["estimated_cost"][t]))
+    pre = cols["pre_period_revenue"]
     for metric, kind in METRICS.items():
         est = lift(
-            c[metric].to_numpy(float), t[metric].to_numpy(float), metric=kind,
-            control_covariate=c["pre_period_revenue"].to_numpy(float),
-            treatment_covariate=t["pre_period_revenue"].to_numpy(float), tuning=tuning,
+            cols[metric][c], cols[metric][t], metric=kind, control_covariate=pre[c],
+            treatment_covariate=pre[t], tuning=tuning,
         )  # fmt: skip
         conv = est if metric == "conversion" else conv
         incremental_conversions = conv.abs_lift * len(t) if conv else math.nan
@@ -160,7 +168,7 @@ def _estimates(c: pd.DataFrame, t: pd.DataFrame, tuning: float) -> list[dict]:
             "seq_rel_ci_high": est.seq_rel_ci_high, "cuped_rel_lift": est.cuped_rel_lift,
             "cuped_rel_ci_low": est.cuped_rel_ci_low,
             "cuped_rel_ci_high": est.cuped_rel_ci_high,
-            "mde": _mde(c, t, metric, kind, est.control_mean),
+            "mde": _mde(cols[metric][c], len(t), kind, est.control_mean),
             "incremental_conversions": (
                 est.abs_lift * len(t) if metric == "conversion" else math.nan),
             "incremental_revenue": est.abs_lift * len(t) if metric == "revenue" else math.nan,
@@ -174,20 +182,23 @@ def _estimates(c: pd.DataFrame, t: pd.DataFrame, tuning: float) -> list[dict]:
 
 
 def _comparisons(u: pd.DataFrame):
-    """(comparison, segment, control units, treatment units) of one campaign: treatment
-    against each control arm per segment, then each variant against each other variant."""
+    """(comparison, segment, control positions, treatment positions) of one campaign's
+    units: treatment against each control arm per segment, then each variant against each
+    other variant."""
+    arm = u["arm"].to_numpy()
     arms = [("vs_holdout", "holdout")]
-    if (u["category"] == "marketing").any() and (u["arm"] == "global_control").any():
+    if (u["category"] == "marketing").any() and (arm == "global_control").any():
         arms.append(("vs_global_control", "global_control"))
     for comparison, control_arm in arms:
-        for segment, part in _segments(u):
-            yield comparison, segment, part[part.arm == control_arm], part[part.arm == "treatment"]
-    treated = u[u.arm == "treatment"]
-    variants = sorted(treated["variant"].dropna().unique())
+        for segment, idx in _segments(u):
+            yield comparison, segment, idx[arm[idx] == control_arm], idx[arm[idx] == "treatment"]
+    treated = np.flatnonzero(arm == "treatment")
+    variant = u["variant"].to_numpy()[treated]
+    variants = sorted(u["variant"].iloc[treated].dropna().unique())
     for i, a in enumerate(variants):
         for b in variants[i + 1 :]:
             yield ("variant_vs_variant", f"variant={b} vs variant={a}",
-                   treated[treated.variant == a], treated[treated.variant == b])  # fmt: skip
+                   treated[variant == a], treated[variant == b])  # fmt: skip
 
 
 def _srm(u: pd.DataFrame, share: float | None) -> float:
@@ -210,9 +221,10 @@ def campaign_results(
         srm = _srm(u, holdout_shares.get(campaign_id))
         n_tuning = (tuning or {}).get(campaign_id, SEQUENTIAL_TUNING)
         by_design = holdout_shares.get(campaign_id) == 0
+        cols = {name: u[name].to_numpy(float) for name in NUMERIC}
         for comparison, segment, c, t in _comparisons(u):
-            for row in _estimates(c, t, n_tuning):
-                if by_design and comparison == "vs_holdout" and c.empty:
+            for row in _estimates(cols, c, t, n_tuning):
+                if by_design and comparison == "vs_holdout" and not len(c):
                     row["note"] = NO_HOLDOUT_BY_DESIGN
                 rows.append({"campaign_id": campaign_id, "comparison": comparison,
                              "segment": segment, **row, "srm_p_value": srm,

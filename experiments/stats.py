@@ -47,7 +47,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 SRM_ALPHA = 0.001
 SEQUENTIAL_TUNING = 5000  # N of the confidence sequences: the sample size they are tightest at
@@ -152,12 +152,14 @@ def _diff_and_ratio(yc, yt, metric: str, alpha: float,
         p = 1.0 if d == 0 else 0.0
     elif metric == "proportion":
         lo, hi = d - z * se, d + z * se
-        p = float(2 * stats.norm.sf(abs(d) / se))
+        p = math.erfc(abs(d) / se / math.sqrt(2))  # 2 * (1 - Phi(|d| / se))
     else:
+        # scipy.special's Student t functions: what stats.t.ppf and stats.t.sf compute,
+        # without the distribution machinery's overhead (called per segment and metric)
         df = se**4 / (a_t**2 / (n_t - 1) + a_c**2 / (n_c - 1))
-        q = stats.t.ppf(1 - alpha / 2, df)
+        q = float(special.stdtrit(df, 1 - alpha / 2))
         lo, hi = d - q * se, d + q * se
-        p = float(2 * stats.t.sf(abs(d) / se, df))
+        p = float(2 * special.stdtr(df, -abs(d) / se))
     n = n_c + n_t
     seq_half = float(sequential_halfwidth(se * se * n, n, tuning=tuning, alpha=alpha))
     if mu_c == 0:
@@ -261,7 +263,7 @@ def mde(
     n_c, n_t = n_total * holdout_share, n_total * (1 - holdout_share)
     if n_c <= 0 or n_t <= 0:
         return NAN
-    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    z = _z(alpha) + _z(2 * (1 - power))  # z_(1 - alpha/2) + z_power
     return float(z * sigma * math.sqrt(1 / n_t + 1 / n_c))
 
 
