@@ -44,16 +44,15 @@ def _units(con, run_id: str | None = None) -> pd.DataFrame:
 
 def _true_lift(units: pd.DataFrame, effects: Effects) -> np.ndarray:
     """Each unit's true relative effect: its campaign's, or its campaign's for the lifecycle
-    stage the decision saw."""
-    lift = np.zeros(len(units))
-    for campaign_id, effect in effects.items():
-        mine = (units["campaign_id"] == campaign_id).to_numpy()
-        if isinstance(effect, dict):
-            by_stage = units["lifecycle_stage"].map(effect).fillna(0.0).to_numpy()
-            lift = np.where(mine, by_stage, lift)
-        else:
-            lift = np.where(mine, float(effect), lift)
-    return lift
+    stage the decision saw (0 for a campaign or stage without one)."""
+    flat = {c: float(e) for c, e in effects.items() if not isinstance(e, dict)}
+    staged = {(c, stage): float(e) for c, by_stage in effects.items()
+              if isinstance(by_stage, dict) for stage, e in by_stage.items()}  # fmt: skip
+    lift = units["campaign_id"].map(flat).to_numpy(float)
+    if staged:
+        keys = pd.MultiIndex.from_arrays([units["campaign_id"], units["lifecycle_stage"]])
+        lift = np.where(np.isnan(lift), pd.Series(staged).reindex(keys).to_numpy(float), lift)
+    return np.nan_to_num(lift, nan=0.0)
 
 
 def _buys(units: pd.DataFrame, effects: Effects, baseline_rate: float, rng):

@@ -1,6 +1,7 @@
 """Both reports opened in headless Chromium: the charts drew, no script errors, no network,
 and the numbers shown match the warehouse tables; hostile names stay text."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from closed_loop import run_pipeline
+from conftest import built_once
 from mini_warehouse import campaign, program, utc
 
 from experiments.analysis import analyse
@@ -60,14 +62,12 @@ class Cells(HTMLParser):
         return [(a, t) for a, t in parser.cells if "data-table" in a]
 
 
-@pytest.fixture(scope="module")
-def reports(tmp_path_factory):
-    """Two campaigns, one with a true +50% effect and one with none, analysed on two days."""
-    root = tmp_path_factory.mktemp("reports")
+def build_reports(root: Path) -> None:
+    """Two campaigns, one with a true +50% effect and one with none, analysed on two days;
+    the pages in ``root/reports``, their paths in ``root/paths.json``."""
     landing, warehouse = root / "landing", root / "w.duckdb"
     write_experiment_world(landing, DECIDED, customers=4000)
     run_pipeline(landing, warehouse, DECIDED)
-    con = duckdb.connect(str(warehouse))
     prog = program(global_control_share=0.05)
     promo = campaign(
         prog,
@@ -81,20 +81,31 @@ def reports(tmp_path_factory):
         holdout_share=0.3,
         audience=[{"field": "loyalty_tier", "op": "in", "value": ["gold", "platinum"]}],
     )
-    decide(con, prog, [promo, quiet], DECIDED)
-    deliver(con, prog, DECIDED, OutboxGateway(root / "outbox"))
-    respond(con, landing, {"promo": 0.5, "quiet": 0.0}, baseline_rate=0.2, seed=4)
-    con.close()
+    with duckdb.connect(str(warehouse)) as con:
+        decide(con, prog, [promo, quiet], DECIDED)
+        deliver(con, prog, DECIDED, OutboxGateway(root / "outbox"))
+        respond(con, landing, {"promo": 0.5, "quiet": 0.0}, baseline_rate=0.2, seed=4)
     run_pipeline(landing, warehouse, DECIDED + timedelta(days=9))
-    con = duckdb.connect(str(warehouse))
-    for day in (8, 9):
-        analyse(con, DECIDED + timedelta(days=day), {"promo": 0.3, "quiet": 0.3})
-    measure_guardrails(con, DECIDED + timedelta(days=9))
-    measure_program(con, DECIDED + timedelta(days=9), prog)
-    build_cohorts(con, DECIDED + timedelta(days=9))
-    # quiet's test is planned at 1,000 units (it has about 1,900): read at its horizon
-    paths = write_reports(con, root / "reports", "2026-06-19 00:00 UTC", {"quiet": 1000})
+    with duckdb.connect(str(warehouse)) as con:
+        for day in (8, 9):
+            analyse(con, DECIDED + timedelta(days=day), {"promo": 0.3, "quiet": 0.3})
+        measure_guardrails(con, DECIDED + timedelta(days=9))
+        measure_program(con, DECIDED + timedelta(days=9), prog)
+        build_cohorts(con, DECIDED + timedelta(days=9))
+        # quiet's test is planned at 1,000 units (it has about 1,900): read at its horizon
+        paths = write_reports(con, root / "reports", "2026-06-19 00:00 UTC", {"quiet": 1000})
+    (root / "paths.json").write_text(json.dumps({k: str(v) for k, v in paths.items()}))
+
+
+@pytest.fixture(scope="session")
+def reports(tmp_path_factory):
+    """The shared world's warehouse (read only) and its pages, built once per run: the
+    suite's slow-first ordering interleaves modules, so a module fixture would be rebuilt."""
+    root = built_once(tmp_path_factory, "reports", build_reports)
+    paths = {k: Path(v) for k, v in json.loads((root / "paths.json").read_text()).items()}
+    con = duckdb.connect(str(root / "w.duckdb"), read_only=True)
     yield con, paths
+    con.close()
 
 
 def dump_dom(path) -> str:
