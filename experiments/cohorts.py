@@ -113,16 +113,20 @@ per AS (  -- each customer's revenue in each complete month, over that month's p
     FROM o JOIN first AS f USING ("group", customer_id)
     JOIN reached AS r ON r."group" = o."group" AND r.k = o.m - f.cohort
     WHERE o.m <= $last GROUP BY ALL),
-grid AS (  -- z_i(k): a customer's share of the curve at k (their cohort stops at its reach)
-    SELECT f."group", f.customer_id, f.cohort, m.k,
-        coalesce(sum(p.w) OVER (PARTITION BY f."group", f.customer_id ORDER BY m.k), 0) AS z
-    FROM first AS f JOIN sizes AS s USING ("group", cohort)
-    JOIN months AS m ON m."group" = f."group"
-    LEFT JOIN per AS p ON p."group" = f."group" AND p.customer_id = f.customer_id
-        AND p.k = m.k),
-by_cohort AS (
-    SELECT "group", cohort, k, sum(z) AS sz, sum(z * z) AS szz, count(*) AS n_c
-    FROM grid GROUP BY ALL),
+steps AS (  -- z_i after each month a customer bought in (z_i(k): their share of the curve)
+    SELECT "group", cohort, k, w,
+        sum(w) OVER (PARTITION BY "group", customer_id ORDER BY k) AS z_after
+    FROM per),
+changes AS (  -- what those months add to the cohort's sums of z_i and of z_i^2
+    SELECT "group", cohort, k, sum(w) AS dz, sum(w * (2 * z_after - w)) AS dzz
+    FROM steps GROUP BY ALL),
+by_cohort AS (  -- sums of z_i(k) and z_i(k)^2 over the cohort's customers, every month k
+    SELECT s."group", s.cohort, m.k, s.n_c,
+        coalesce(sum(c.dz) OVER cumulative, 0) AS sz,
+        coalesce(sum(c.dzz) OVER cumulative, 0) AS szz
+    FROM sizes AS s JOIN months AS m ON m."group" = s."group"
+    LEFT JOIN changes AS c ON c."group" = s."group" AND c.cohort = s.cohort AND c.k = m.k
+    WINDOW cumulative AS (PARTITION BY s."group", s.cohort ORDER BY m.k)),
 variance AS (
     SELECT "group", k, sum(sz) AS curve,
         greatest(sum(CASE WHEN n_c > 1 THEN n_c * (szz - sz * sz / n_c) / (n_c - 1) ELSE 0 END),
@@ -164,7 +168,10 @@ def ltv_curves(orders: pd.DataFrame, through, alpha: float = 0.05) -> pd.DataFra
         "revenue": orders["revenue"].astype(float).to_numpy(),
     })  # fmt: skip
     con = duckdb.connect()
-    con.register("orders_frame", frame)
+    # a table, not the frame itself: the query reads the orders twice, and a scan of a
+    # pandas frame converts its Python strings again each time
+    con.register("orders_in", frame)
+    con.execute("CREATE TABLE orders_frame AS SELECT * FROM orders_in")
     z = float(stats.norm.ppf(1 - alpha / 2))
     out = con.execute(CURVES_SQL, {"last": last, "z": z}).df()
     con.close()
