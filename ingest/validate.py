@@ -106,8 +106,16 @@ def _check(cond: str, reason: str, detail: str) -> tuple[str, str, str]:
 
 
 def column_checks(col: Column) -> list[tuple[str, str, str]]:
+    """(condition, reason, detail) of every check on one column: the checks every field
+    gets, then those of its type."""
     v, t, name = ident("v_" + col.name), ident(col.name), col.name
     shown = f"{lit(name + '=')} || {v}"
+    typed = TYPE_CHECKS.get(col.type)
+    return _field_checks(col, v) + (typed(col, v, t, shown) if typed else [])
+
+
+def _field_checks(col: Column, v: str) -> list[tuple[str, str, str]]:
+    name = col.name
     out = []
     if col.required:
         out.append(_check(f"{v} IS NULL", "missing required field", lit(f"{name} is empty")))
@@ -128,74 +136,95 @@ def column_checks(col: Column) -> list[tuple[str, str, str]]:
                 lit(f"{name} holds NUL or other control characters"),
             )
         )
-    if col.type in ("integer", "decimal"):
-        out.append(_check(f"{v} IS NOT NULL AND {t} IS NULL", "non-numeric value", shown))
-        out.append(_check(f"{t} < 0", "negative value", shown))
-        if col.min is not None and col.min > 0:
-            out.append(
-                _check(
-                    f"{t} >= 0 AND {t} < {col.min}",
-                    "value out of range",
-                    f"{shown} || {lit(f' (minimum {col.min})')}",
-                )
-            )
-    elif col.type == "timestamp":
-        naive = f"(NOT {_has_zone(v)} AND TRY_CAST({v} AS TIMESTAMP) IS NOT NULL)"
-        out.append(_check(f"{v} IS NOT NULL AND {naive}", "timestamp without time zone", shown))
-        out.append(
-            _check(
-                f"{v} IS NOT NULL AND {t} IS NULL AND NOT {naive}", "unparseable timestamp", shown
-            )
-        )
-        out.append(
-            _check(
-                f"{t} > partition_date + {FUTURE_SLACK}",
-                "timestamp far in the future",
-                f"{shown} || ' in the file of ' || partition_date::VARCHAR",
-            )
-        )
-        out.append(_check(f"{t} < {OLDEST}", "timestamp far in the past", shown))
-    elif col.type == "enum":
-        values = ", ".join(lit(x) for x in col.values)
-        out.append(
-            _check(
-                f"{v} IS NOT NULL AND {v} NOT IN ({values})", col.reason or "unknown value", shown
-            )
-        )
-    elif col.type == "phone":
-        # CASE, not AND: the regexes run only on values that were not a mobile as written
-        parsed = f"CASE WHEN {v} IS NULL OR {ident('m_' + name)} THEN NULL ELSE {t} END"
-        a_number = f"{phone_is_valid_sql(parsed, None)} OR {phone_is_number_sql(parsed)}"
-        out.append(
-            _check(
-                f"CASE WHEN {v} IS NULL OR {ident('m_' + name)} THEN false "
-                f"ELSE NOT ({a_number}) END",
-                "invalid phone number",
-                shown,
-            )
-        )
-        out.append(
-            _check(
-                f"CASE WHEN {v} IS NULL OR {ident('m_' + name)} THEN false "
-                f"ELSE NOT {phone_is_valid_sql(parsed, None)} END",
-                "phone number cannot receive SMS",
-                f"{shown} || ' is ' || {t} || ', not a mobile number'",
-            )
-        )
-    elif col.type == "time_zone":
-        out.append(
-            _check(
-                f"{v} IS NOT NULL AND {v} NOT IN (SELECT name FROM pg_timezone_names())",
-                "unknown time zone",
-                shown,
-            )
-        )
-    elif col.type == "country":
-        values = ", ".join(lit(x) for x in known_countries())
-        out.append(_check(f"{v} IS NOT NULL AND {v} NOT IN ({values})", "unknown country", shown))
-    elif col.type == "json":
-        out.append(_check(f"{v} IS NOT NULL AND NOT json_valid({v})", "invalid JSON value", shown))
     return out
+
+
+def _number_checks(col: Column, v: str, t: str, shown: str) -> list[tuple[str, str, str]]:
+    out = [
+        _check(f"{v} IS NOT NULL AND {t} IS NULL", "non-numeric value", shown),
+        _check(f"{t} < 0", "negative value", shown),
+    ]
+    if col.min is not None and col.min > 0:
+        out.append(
+            _check(
+                f"{t} >= 0 AND {t} < {col.min}",
+                "value out of range",
+                f"{shown} || {lit(f' (minimum {col.min})')}",
+            )
+        )
+    return out
+
+
+def _timestamp_checks(col: Column, v: str, t: str, shown: str) -> list[tuple[str, str, str]]:
+    naive = f"(NOT {_has_zone(v)} AND TRY_CAST({v} AS TIMESTAMP) IS NOT NULL)"
+    return [
+        _check(f"{v} IS NOT NULL AND {naive}", "timestamp without time zone", shown),
+        _check(f"{v} IS NOT NULL AND {t} IS NULL AND NOT {naive}", "unparseable timestamp", shown),
+        _check(
+            f"{t} > partition_date + {FUTURE_SLACK}",
+            "timestamp far in the future",
+            f"{shown} || ' in the file of ' || partition_date::VARCHAR",
+        ),
+        _check(f"{t} < {OLDEST}", "timestamp far in the past", shown),
+    ]
+
+
+def _enum_checks(col: Column, v: str, t: str, shown: str) -> list[tuple[str, str, str]]:
+    values = ", ".join(lit(x) for x in col.values)
+    return [
+        _check(f"{v} IS NOT NULL AND {v} NOT IN ({values})", col.reason or "unknown value", shown)
+    ]
+
+
+def _phone_checks(col: Column, v: str, t: str, shown: str) -> list[tuple[str, str, str]]:
+    # CASE, not AND: the regexes run only on values that were not a mobile as written
+    as_written = f"{v} IS NULL OR {ident('m_' + col.name)}"
+    parsed = f"CASE WHEN {as_written} THEN NULL ELSE {t} END"
+    a_number = f"{phone_is_valid_sql(parsed, None)} OR {phone_is_number_sql(parsed)}"
+    return [
+        _check(
+            f"CASE WHEN {as_written} THEN false ELSE NOT ({a_number}) END",
+            "invalid phone number",
+            shown,
+        ),
+        _check(
+            f"CASE WHEN {as_written} THEN false ELSE NOT {phone_is_valid_sql(parsed, None)} END",
+            "phone number cannot receive SMS",
+            f"{shown} || ' is ' || {t} || ', not a mobile number'",
+        ),
+    ]
+
+
+def _zone_checks(col: Column, v: str, t: str, shown: str) -> list[tuple[str, str, str]]:
+    return [
+        _check(
+            f"{v} IS NOT NULL AND {v} NOT IN (SELECT name FROM pg_timezone_names())",
+            "unknown time zone",
+            shown,
+        )
+    ]
+
+
+def _country_checks(col: Column, v: str, t: str, shown: str) -> list[tuple[str, str, str]]:
+    values = ", ".join(lit(x) for x in known_countries())
+    return [_check(f"{v} IS NOT NULL AND {v} NOT IN ({values})", "unknown country", shown)]
+
+
+def _json_checks(col: Column, v: str, t: str, shown: str) -> list[tuple[str, str, str]]:
+    return [_check(f"{v} IS NOT NULL AND NOT json_valid({v})", "invalid JSON value", shown)]
+
+
+# the checks of each column type beyond those every field gets
+TYPE_CHECKS = {
+    "integer": _number_checks,
+    "decimal": _number_checks,
+    "timestamp": _timestamp_checks,
+    "enum": _enum_checks,
+    "phone": _phone_checks,
+    "time_zone": _zone_checks,
+    "country": _country_checks,
+    "json": _json_checks,
+}
 
 
 def batch_sql(src: Source) -> str:
