@@ -264,13 +264,15 @@ def build_orders(rng, spec, cust, catalog) -> dict[str, np.ndarray]:
     }
 
 
-def build_events(rng, spec, cust, catalog, orders) -> dict[str, np.ndarray]:
-    """Browsing sessions around orders and without them, app opens, SMS clicks, bookings."""
-    parts = []  # (customer, ts, type, product, channel, appointment index)
+class _EventParts:
+    """Events collected in parts: (customer, ts, type, product, channel, appointment index)."""
 
-    def add(customer, ts, etype, product=None, channel=0, appt=None):
+    def __init__(self) -> None:
+        self.parts: list[tuple[np.ndarray, ...]] = []
+
+    def add(self, customer, ts, etype, product=None, channel=0, appt=None) -> None:
         size = customer.size
-        parts.append(
+        self.parts.append(
             (
                 customer,
                 ts.astype(np.int64),
@@ -281,7 +283,12 @@ def build_events(rng, spec, cust, catalog, orders) -> dict[str, np.ndarray]:
             )
         )
 
-    # sessions before online orders: views, add_to_cart, checkout_started
+    def columns(self) -> list[np.ndarray]:
+        return [np.concatenate([p[i] for p in self.parts]) for i in range(6)]
+
+
+def _sessions_before_orders(rng, catalog, orders, events: _EventParts) -> None:
+    """Views, add_to_cart and checkout_started before 70% of the online orders."""
     online = np.flatnonzero(
         (orders["order_channel"] < 2) & (rng.random(orders["order_at"].size) < 0.7)
     )
@@ -294,13 +301,13 @@ def build_events(rng, spec, cust, catalog, orders) -> dict[str, np.ndarray]:
         orders["order_first_product"][online][vo],
         _random_products(rng, catalog, vo.size, ot[vo]),
     )
-    add(oc[vo], ot[vo] - rng.integers(300, 2400, vo.size), 0, vprod, och[vo])
-    add(oc, ot - rng.integers(120, 300, oc.size), 1, orders["order_first_product"][online], och)
-    add(oc, ot - rng.integers(10, 120, oc.size), 2, None, och)
+    events.add(oc[vo], ot[vo] - rng.integers(300, 2400, vo.size), 0, vprod, och[vo])
+    events.add(oc, ot - rng.integers(120, 300, oc.size), 1, orders["order_first_product"][online],
+               och)  # fmt: skip
+    events.add(oc, ot - rng.integers(10, 120, oc.size), 2, None, och)
 
-    # sessions without an order
-    created = np.maximum(cust["created"], spec.start_ts)
-    span = (spec.end_ts - created) / DAY
+
+def _sessions_without_orders(rng, cust, catalog, created, span, events: _EventParts) -> None:
     sessions = rng.poisson(rng.gamma(1.2, 4.0, span.size) / 365.0 * span)
     sc = np.repeat(np.arange(span.size), sessions)
     st = _local_daytime(
@@ -311,7 +318,7 @@ def build_events(rng, spec, cust, catalog, orders) -> dict[str, np.ndarray]:
     sch = rng.choice(2, size=sc.size, p=[0.65, 0.35])
     sv = 1 + rng.poisson(0.6, sc.size)
     svo = np.repeat(np.arange(sc.size), sv)
-    add(
+    events.add(
         sc[svo],
         st[svo] + rng.integers(0, 900, svo.size),
         0,
@@ -319,7 +326,7 @@ def build_events(rng, spec, cust, catalog, orders) -> dict[str, np.ndarray]:
         sch[svo],
     )
     cart = rng.random(sc.size) < 0.3
-    add(
+    events.add(
         sc[cart],
         st[cart] + 960,
         1,
@@ -327,22 +334,27 @@ def build_events(rng, spec, cust, catalog, orders) -> dict[str, np.ndarray]:
         sch[cart],
     )
     checkout = cart & (rng.random(sc.size) < 0.4)
-    add(sc[checkout], st[checkout] + 1200, 2, None, sch[checkout])
+    events.add(sc[checkout], st[checkout] + 1200, 2, None, sch[checkout])
 
-    # app opens for app users, SMS link clicks
+
+def _app_opens_and_sms_clicks(rng, created, span, events: _EventParts) -> None:
     app_user = rng.random(span.size) < 0.3
     opens = np.where(app_user, rng.poisson(6.0 / 365.0 * span), 0)
     ac = np.repeat(np.arange(span.size), opens)
-    add(ac, created[ac] + (rng.random(ac.size) * span[ac] * DAY).astype(np.int64), 3, None, 1)
+    events.add(ac, created[ac] + (rng.random(ac.size) * span[ac] * DAY).astype(np.int64), 3,
+               None, 1)  # fmt: skip
     clicks = rng.poisson(1.0 / 365.0 * span * (rng.random(span.size) < 0.5))
     kc = np.repeat(np.arange(span.size), clicks)
-    add(kc, created[kc] + (rng.random(kc.size) * span[kc] * DAY).astype(np.int64), 4, None, 3)
+    events.add(kc, created[kc] + (rng.random(kc.size) * span[kc] * DAY).astype(np.int64), 4,
+               None, 3)  # fmt: skip
 
-    # in-store consultations booked online (explicit): time, store, checklist
+
+def _bookings(rng, cust, created, span, events: _EventParts) -> dict[str, np.ndarray]:
+    """In-store consultations booked online (explicit): their time, store and checklist."""
     books = np.where(rng.random(span.size) < 0.05, 1 + (rng.random(span.size) < 0.3), 0)
     bc = np.repeat(np.arange(span.size), books)
     bt = created[bc] + (rng.random(bc.size) * span[bc] * DAY).astype(np.int64)
-    add(bc, bt, 5, None, 0, np.arange(bc.size))
+    events.add(bc, bt, 5, None, 0, np.arange(bc.size))
     appt_day = bt + rng.integers(1, 15, bc.size) * DAY
     appt_at = (appt_day + cust["utc_offset"][bc]) // DAY * DAY + rng.integers(
         10, 18, bc.size
@@ -355,24 +367,28 @@ def build_events(rng, spec, cust, catalog, orders) -> dict[str, np.ndarray]:
         members = np.flatnonzero(country == c)
         store[members] = rng.choice(stores, size=members.size)
     checklist = rng.integers(0, len(ref.APPOINTMENT_CHECKLISTS), bc.size)
+    return {"appt_at": appt_at, "appt_store": store, "appt_checklist": checklist}
 
-    cols = [np.concatenate([p[i] for p in parts]) for i in range(6)]
+
+def build_events(rng, spec, cust, catalog, orders) -> dict[str, np.ndarray]:
+    """Browsing sessions around orders and without them, app opens, SMS clicks, bookings
+    (drawn in this order: the same seed gives the same events)."""
+    events = _EventParts()
+    _sessions_before_orders(rng, catalog, orders, events)
+    created = np.maximum(cust["created"], spec.start_ts)
+    span = (spec.end_ts - created) / DAY
+    _sessions_without_orders(rng, cust, catalog, created, span, events)
+    _app_opens_and_sms_clicks(rng, created, span, events)
+    appointments = _bookings(rng, cust, created, span, events)
+
+    cols = events.columns()
     cols[1] = np.maximum(cols[1], cust["created"][cols[0]])  # nothing before the account
     keep = (cols[1] >= spec.start_ts) & (cols[1] < spec.end_ts)
     cols = [c[keep] for c in cols]
     order = np.lexsort((cols[2], cols[0], cols[1]))
     cols = [c[order] for c in cols]
-    return {
-        "customer": cols[0],
-        "ts": cols[1],
-        "type": cols[2],
-        "product": cols[3],
-        "channel": cols[4],
-        "appt": cols[5],
-        "appt_at": appt_at,
-        "appt_store": store,
-        "appt_checklist": checklist,
-    }
+    names = ("customer", "ts", "type", "product", "channel", "appt")
+    return dict(zip(names, cols, strict=True)) | appointments
 
 
 def build_consent(rng, spec, cust, orders) -> dict[str, np.ndarray]:
