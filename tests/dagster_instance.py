@@ -109,7 +109,22 @@ def run_timeline(instance: dg.DagsterInstance) -> str:
             f"created {clock(record.create_timestamp.timestamp())} "
             f"start {clock(record.start_time)} end {clock(record.end_time)}"
         )
+        if record.dagster_run.status == dg.DagsterRunStatus.FAILURE:
+            lines += [f"  {why}" for why in _failure_messages(instance, record.dagster_run.run_id)]
     return "runs:\n" + "\n".join(lines)
+
+
+def _failure_messages(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """What the engine and the daemon said about a failed run (why it failed, or never
+    started)."""
+    kinds = {"ENGINE_EVENT", "PIPELINE_FAILURE", "STEP_FAILURE"}
+    return [
+        (e.message or "")[:300]
+        for e in instance.all_logs(run_id)
+        if e.dagster_event
+        and e.dagster_event.event_type_value in kinds
+        and ("fail" in (e.message or "").lower() or "error" in (e.message or "").lower())
+    ]
 
 
 def materializations(instance: dg.DagsterInstance, *key: str) -> list[dg.EventLogRecord]:

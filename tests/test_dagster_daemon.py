@@ -3,6 +3,7 @@ features rebuild as of it, the hourly send uses them through a real Kannel, rece
 back and the experiments refresh, with no manual launch. And every writer of the warehouse
 waits its turn: runs launched at once succeed one after another."""
 
+import contextlib
 import csv
 import os
 import shutil
@@ -23,6 +24,7 @@ from dagster_instance import (
     materializations,
     metadata,
     pipeline_env,
+    run_timeline,
     running_daemon,
     wait_until,
 )
@@ -240,3 +242,55 @@ def test_writers_launched_at_once_run_one_after_another(tmp_path, send_warehouse
     )
     for (_, first_end), (second_start, _) in zip(spans, spans[1:], strict=False):
         assert first_end <= second_start, spans  # one after another, never together
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue  # the process ended meanwhile
+    return found
+
+
+def _code_server(daemon_pid: int) -> int | None:
+    for pid in _children(daemon_pid):
+        with contextlib.suppress(OSError):
+            if b" grpc " in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" "):
+                return pid
+    return None
+
+
+@pytest.mark.slow
+def test_a_queued_run_outlives_its_code_server_going_away(tmp_path):
+    """The daemon's code server stops when the daemon's heartbeat is late (a loaded box).
+    A run leaving the queue meanwhile goes back to it and runs once the daemon has started
+    a new server, instead of failing (deploy/dagster.yaml: max_user_code_failure_retries)."""
+    home = dagster_home(tmp_path / "dagster")
+    (tmp_path / "landing").mkdir()
+    env = pipeline_env(home, RETENTEXT_WAREHOUSE=str(tmp_path / "warehouse.duckdb"),
+                       RETENTEXT_LANDING=str(tmp_path / "landing"),
+                       RETENTEXT_SEND_CRON="0 0 1 1 *")  # fmt: skip
+    log = tmp_path / "daemon.log"
+    instance = instance_at(home)
+    with running_daemon(env, log) as daemon:
+        server = wait_until("the daemon's code server", lambda: _code_server(daemon.pid), 120,
+                            log, instance)  # fmt: skip
+        os.kill(server, 9)
+        launched = subprocess.run(
+            [BIN / "dagster", "job", "launch", "-m", "orchestration.definitions", "-j",
+             "receipts_job"], cwd=REPO, env=env, capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        assert launched.returncode == 0, launched.stdout + launched.stderr
+        finished = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE}
+        [run] = wait_until("the receipts run to finish", lambda: [
+            r for r in instance.get_runs() if r.job_name == "receipts_job"
+            and r.status in finished], 240, log, instance)  # fmt: skip
+    assert run.status == dg.DagsterRunStatus.SUCCESS, run_timeline(instance)
+    requeued = [e.message for e in instance.all_logs(run.run_id)
+                if "re-submitting the run into the queue" in (e.message or "")]  # fmt: skip
+    assert requeued  # it did leave the queue while no code server answered
