@@ -23,6 +23,7 @@ import duckdb
 
 PRODUCT = ("TRIAL-01", "House Blend Coffee 1kg", "coffee", 30, 24.0)
 TIER_ORDER_VALUE = (60.0, 400.0, 1000.0, 2600.0)  # two orders a year: 120, 800, 2,000, 5,200
+MAX_CUSTOMERS = 7_999_999  # New York numbers +1 212 2xx-xxxx and up: 7 digits after 212
 FIRST_NAMES = ("Emma", "Noah", "Zoë", "Łukasz", "Mia", "Jürgen", "Ana", "Omar")
 CONSENT_TEXT = (
     "Yes, send me recurring automated marketing texts at this number. Consent is not a "
@@ -39,6 +40,8 @@ def write_experiment_world(
     landing: Path, decided_at: datetime, *, worlds: int = 1, customers: int = 1600
 ) -> dict[str, int]:
     """Landing files for ``worlds`` shops of ``customers`` each; returns rows per source."""
+    if not 0 < worlds <= 1000 or not 0 < worlds * customers <= MAX_CUSTOMERS:
+        raise ValueError(f"at most 1,000 worlds and {MAX_CUSTOMERS:,} customers in all")
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     at = decided_at.replace(tzinfo=None)
@@ -52,14 +55,14 @@ def write_experiment_world(
     return rows
 
 
-# one row per customer: its world, tier (0-3) and whether it has lapsed; hash() draws the
-# day offsets so the same arguments give the same world
+# one row per customer: ids, phone, the value of its orders by tier (i % 4) and their days by
+# lifecycle stage ((i // 4) % 2: active, lapsed); hash() draws the times, so the same
+# arguments give the same world
 _PEOPLE = f"""
 CREATE TEMP TABLE people AS
 SELECT w, i, printf('W%03dC%06d', w, i) AS customer_id, printf('W%03d', w) AS region,
     printf('+1212%07d', 2000000 + w * $n + i) AS phone,
     {list(FIRST_NAMES)}[1 + i % {len(FIRST_NAMES)}] AS first_name,
-    i % 4 AS tier, (i // 4) % 2 = 1 AS lapsed,
     $at - INTERVAL 400 DAY + to_seconds(CAST(hash(w, i, 'created') % 86400 AS BIGINT))
         AS created_at,
     {list(TIER_ORDER_VALUE)}[1 + i % 4] AS order_value,

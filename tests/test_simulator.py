@@ -227,3 +227,22 @@ def test_a_launch_has_earlier_buyers_and_big_spenders_reach_the_upper_tiers(tmp_
         GROUP BY 1 HAVING sum(quantity::INT * unit_price::DECIMAL(18,4)
                               - discount_amount::DECIMAL(18,4)) >= 1500)""").fetchone()[0]
     assert gold >= 10  # 0.2% of customers; a world without big spenders has about 0.03%
+
+
+def test_the_experiment_world_is_deterministic_and_bounded(tmp_path):
+    """The same arguments write the same bytes; more customers than its phone numbers can
+    hold is refused."""
+    from datetime import UTC, datetime
+
+    from simulator.experiment_world import MAX_CUSTOMERS, write_experiment_world
+
+    decided = datetime(2026, 6, 10, 15, tzinfo=UTC)
+    rows = write_experiment_world(tmp_path / "a", decided, worlds=3, customers=16)
+    assert rows == {"products": 1, "customers": 48, "consent": 48, "orders": 96}
+    write_experiment_world(tmp_path / "b", decided, worlds=3, customers=16)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.csv"))
+    assert files and all(
+        (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files
+    )
+    with pytest.raises(ValueError, match="customers in all"):
+        write_experiment_world(tmp_path / "c", decided, worlds=2, customers=MAX_CUSTOMERS)
