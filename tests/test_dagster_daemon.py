@@ -178,9 +178,12 @@ def test_a_new_landing_day_flows_through_the_whole_chain_with_no_manual_launch(t
     )
     loads = [r for r in instance.get_runs(dg.RunsFilter(job_name="receipts_job"))
              if r.status == dg.DagsterRunStatus.SUCCESS]  # fmt: skip
-    assert {r.tags.get("dagster/sensor_name") for r in loads} == {"gateway_receipts_sensor"}
+    timeline = run_timeline(instance)  # says which run did what, should an assert fail
+    assert {r.tags.get("dagster/sensor_name") for r in loads} == {"gateway_receipts_sensor"}, (
+        timeline
+    )
     assert metadata(refreshed)["units"] >= 0
-    assert failed_runs(instance) == []
+    assert failed_runs(instance) == [], timeline
     assert not (tmp_path / "alerts.log").exists()
 
 
