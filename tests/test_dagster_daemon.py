@@ -32,6 +32,9 @@ from dagster_instance import (
 from send_jobs import kannel_box
 from simulator.writer import simulate
 
+IN_FLIGHT = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+             dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED}  # fmt: skip
+
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dagster-daemon")]
 
 # Zones without daylight saving by UTC offset: the customers are put where it is early
@@ -165,6 +168,11 @@ def test_a_new_landing_day_flows_through_the_whole_chain_with_no_manual_launch(t
         refreshed = wait_until("the experiments after the features", lambda: [
             r for r in materializations(instance, "experiments", "campaign_results")
             if r.storage_id > built.storage_id], 120, log, instance)[0]  # fmt: skip
+        # a run's materialisation comes before its end: the daemon stops only once the
+        # receipts loads it launched have finished
+        wait_until("the receipts loads to finish", lambda: not [
+            r for r in instance.get_runs(dg.RunsFilter(job_name="receipts_job"))
+            if r.status in IN_FLIGHT], 120, log, instance)  # fmt: skip
 
     yesterday = (today - timedelta(days=1)).date().isoformat()
     loads = [r for r in instance.get_runs(dg.RunsFilter(job_name="ingest_job"))
