@@ -19,12 +19,12 @@ from pathlib import Path
 
 import duckdb
 
+from benchmarks.run import _retentext
 from benchmarks.sends import AS_OF, campaign
 from experiments.analysis import analyse
 from experiments.cohorts import build_cohorts
 from experiments.guardrails import measure_guardrails
 from experiments.program import measure_program
-from orchestration.cli import main as retentext
 from send_jobs.campaign_specs import load_program
 from send_jobs.decide import decide
 from send_jobs.deliver import deliver
@@ -34,10 +34,8 @@ from simulator.response import respond
 
 
 def _pipeline(landing: Path, warehouse: Path, as_of) -> None:
-    code = retentext(["run", "--landing", str(landing), "--warehouse", str(warehouse),
-                      "--as-of", as_of.isoformat()])  # fmt: skip
-    if code:
-        raise SystemExit(f"retentext run as of {as_of} exited {code}")
+    _retentext("run", "--landing", str(landing), "--warehouse", str(warehouse),
+               "--as-of", as_of.isoformat())  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
