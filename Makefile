@@ -66,9 +66,10 @@ dagster: $(STAMP)
 		DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=$${DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS:-true} \
 		$(BIN)/dagster dev -m orchestration.definitions -h 127.0.0.1 -p $(DAGSTER_PORT)
 
-# A local Kannel + fakesmsc carrier + receiver on loopback (pid files in data/kannel).
+# A local Kannel + fakesmsc carrier + receiver + link service on loopback (pid files in
+# data/kannel).
 gateway-up: $(STAMP) kannel
-	$(BIN)/retentext gateway up --receiver
+	$(BIN)/retentext gateway up --receiver --links
 
 gateway-down: $(STAMP)
 	$(BIN)/retentext gateway down

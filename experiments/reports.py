@@ -221,6 +221,10 @@ def write_reports(con, folder: Path, as_of,
     guardrails = _table(con, "campaign_guardrails", tables)
     history = _table(con, "campaign_results_history", tables)
     lines = campaign_lines(results, guardrails, planned_units or {})
+    clicks = _table(con, "click_through", tables)
+    for line in lines:  # the campaign's rows, "all" first, then its variants
+        mine = clicks[clicks.campaign_id == line["id"]] if len(clicks) else clicks
+        line["clicks"] = sorted(mine.itertuples(), key=lambda r: (r.variant != "all", r.variant))
     pages = {
         "overview": ("index.html", overview_html(
             lines, _table(con, "program_results", tables), guardrails, as_of)),

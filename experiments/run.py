@@ -1,5 +1,6 @@
 """The measurement flow, as both the CLI and the Dagster experiments asset run it: every
-campaign against its holdout as of a time, its guardrail metrics, the program as a whole
+campaign against its holdout as of a time, its guardrail metrics and click-through, the
+program as a whole
 against the global control, the LTV cohorts, and the HTML reports."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from experiments.analysis import analyse, variant_winners
+from experiments.clicks import measure_clicks
 from experiments.cohorts import build_cohorts
 from experiments.guardrails import flagged_rates, measure_guardrails
 from experiments.program import measure_program
@@ -25,6 +27,7 @@ class Measurement:
     results: pd.DataFrame  # experiments.campaign_results
     guardrails: pd.DataFrame  # experiments.campaign_guardrails
     program: pd.DataFrame  # experiments.program_results (empty before any marketing text)
+    clicks: pd.DataFrame  # experiments.click_through
     units: int
     cohort_rows: int
     seconds: float
@@ -58,13 +61,15 @@ def measure(con, as_of: datetime, window_days: int = 7,
     program = load_program()
     campaigns = load_campaigns(campaigns_dir, program=program)
     shares = {c.id: c.holdout_share for c in campaigns}
-    results = analyse(con, as_of, shares, window_days, planned_units(campaigns, program))
+    planned = planned_units(campaigns, program)
+    results = analyse(con, as_of, shares, window_days, planned)
     guardrails = measure_guardrails(con, as_of)
+    clicks = measure_clicks(con, as_of, planned)
     whole = measure_program(con, as_of, program)
     units = con.execute("SELECT count(*) FROM experiments.units").fetchone()[0]
     cohort_rows = build_cohorts(con, as_of)
     seconds = time.perf_counter() - started
-    return Measurement(results, guardrails, whole, units, cohort_rows, seconds)
+    return Measurement(results, guardrails, whole, clicks, units, cohort_rows, seconds)
 
 
 def planned_units(campaigns: list[Campaign], program: Program) -> dict[str, int]:

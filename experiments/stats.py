@@ -33,6 +33,13 @@ Sample-ratio mismatch (``srm_p_value``)
 Minimum detectable effect (``mde``)
     MDE = (z_{1-alpha/2} + z_{power}) sigma sqrt(1/n_T + 1/n_C), with n_C = n h,
     n_T = n (1-h) and sigma = sqrt(p(1-p)) for a baseline rate p, else the given sd.
+A rate on its own (``rate_interval``: a click-through rate)
+    p = hits / n. Fixed horizon: the Wilson score interval
+        (p + z^2/2n +- z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n),
+    which keeps its coverage near 0, where rates like clicks live and the Wald interval does
+    not. Always valid: p +- the confidence-sequence halfwidth above with sigma^2 = q(1-q),
+    q = (hits + 1)/(n + 2) (so no clicks yet is not a zero-width interval), clipped to
+    [0, 1].
 Multiple testing (``benjamini_hochberg``)
     q_(i) = min_{j>=i} p_(j) m / j over the sorted p-values, capped at 1.
 
@@ -227,6 +234,34 @@ def lift(
         cuped_p_value=adjusted[8], theta=theta,
     )  # fmt: skip
     return Lift(**out, notes=tuple(notes))
+
+
+@dataclass(frozen=True)
+class Rate:
+    hits: int
+    n: int
+    rate: float
+    ci_low: float
+    ci_high: float
+    seq_ci_low: float
+    seq_ci_high: float
+
+
+def rate_interval(hits: int, n: int, *, alpha: float = 0.05,
+                  tuning: float = SEQUENTIAL_TUNING) -> Rate:  # fmt: skip
+    """A rate with its Wilson interval and its always-valid interval (module docstring);
+    NaN throughout when n is 0."""
+    if hits < 0 or n < 0 or hits > n:
+        raise ValueError(f"need 0 <= hits <= n, got {hits} of {n}")
+    if n == 0:
+        return Rate(hits, n, NAN, NAN, NAN, NAN, NAN)
+    p, z = hits / n, _z(alpha)
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    q = (hits + 1) / (n + 2)
+    seq = float(sequential_halfwidth(q * (1 - q), n, tuning=tuning, alpha=alpha))
+    return Rate(hits, n, p, max(0.0, centre - half), min(1.0, centre + half),
+                max(0.0, p - seq), min(1.0, p + seq))  # fmt: skip
 
 
 def srm_p_value(counts, weights) -> float:

@@ -21,6 +21,13 @@ TRIGGER_COLUMNS = (
     "checklist",
     "bought_after",  # a purchase of product_id after this time suppresses the message
 )
+# dim_customers with the fields that are measured from the decision's moment
+CUSTOMERS_AT_DECISION = """SELECT *,
+        date_diff('second', last_sms_click_at, $as_of) / 86400.0 AS days_since_sms_click,
+        CASE WHEN last_sms_click_at IS NOT NULL
+             THEN coalesce(last_order_at > last_sms_click_at, false) END
+            AS ordered_since_sms_click
+    FROM marts.dim_customers"""
 _OPS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
@@ -38,6 +45,8 @@ def condition_sql(c: Condition, alias: str = "d") -> str:
 
 
 def _value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
     return sql_literal(v) if isinstance(v, str) else repr(float(v))
 
 
@@ -132,8 +141,9 @@ def audience_sql(c: Campaign) -> str:
             {", ".join(f"t.{col}" for col in TRIGGER_COLUMNS)},
             d.phone_e164, d.country, d.region, d.time_zone, d.first_name, d.loyalty_tier,
             CAST(d.loyalty_points AS VARCHAR) AS loyalty_points, d.top_category,
-            d.lifecycle_stage, d.rfm_segment, d.orders_count, d.lifetime_revenue, d.language
+            d.lifecycle_stage, d.rfm_segment, d.orders_count, d.lifetime_revenue, d.language,
+            d.days_since_sms_click, d.ordered_since_sms_click
             {tracked}
         FROM ({_trigger_sql(c)}) AS t
-        JOIN marts.dim_customers AS d ON d.customer_id = t.customer_id
+        JOIN ({CUSTOMERS_AT_DECISION}) AS d ON d.customer_id = t.customer_id
         WHERE t.pick = 1 AND {where}"""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -44,6 +45,9 @@ AUDIENCE_FIELDS = {
     "region": str,
     "language": str,
     "time_zone": str,
+    # as of the decision, from the customer's last tap on a link in one of our texts
+    "days_since_sms_click": float,  # null when never
+    "ordered_since_sms_click": bool,  # null when never
 }
 OPS = {"eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "is_null", "not_null"}
 ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -94,6 +98,7 @@ class Campaign:
     variants: tuple[Variant, ...]
     cost_per_segment: dict[str, float]
     file: str = ""
+    link: str | None = None  # where {{ link }} leads; None: the program's link_destination
     # the units (texted + held out) at which the test is read: the always-valid intervals are
     # tightest there, and from there on the fixed-horizon interval gives the verdict
     planned_units: int | None = None
@@ -118,6 +123,7 @@ class Program:
     hard_failures_to_suppress: int
     opt_out_text: str
     link_base: str
+    link_destination: str
     message_validity_hours: int
     default_max_segments: int
     cost_per_segment: dict[str, float]
@@ -145,7 +151,8 @@ def load_program(rules_dir: Path = RULES_DIR) -> Program:
             cap_7d=int(raw["caps"]["per_7d"]),
             hard_failures_to_suppress=int(raw["hard_failures_to_suppress"]),
             opt_out_text=str(raw["opt_out_text"]),
-            link_base=str(raw["link_base"]),
+            link_base=_url(raw["link_base"]),
+            link_destination=_url(raw["link_destination"]),
             message_validity_hours=int(raw["message_validity_hours"]),
             default_max_segments=int(raw["default_max_segments"]),
             cost_per_segment={k: float(v) for k, v in raw["cost_per_segment"].items()},
@@ -154,6 +161,8 @@ def load_program(rules_dir: Path = RULES_DIR) -> Program:
         )
         if program.sequential_tuning <= 0:
             problems.append((str(path), "measurement.sequential_tuning", "must be positive"))
+        if not program.link_base.endswith("/"):
+            problems.append((str(path), "link_base", "must end with / (the code follows it)"))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         problems.append((str(path), str(exc).strip("'"), "missing or of the wrong type"))
     if problems:
@@ -188,7 +197,7 @@ def load_campaigns(
 KNOWN_FIELDS = frozenset({
     "id", "name", "category", "priority", "trigger", "audience", "holdout_share", "active",
     "cooldown_days", "max_segments", "uses_tracked_fields", "variants", "cost_per_segment",
-    "planned_units",
+    "planned_units", "link",
 })  # fmt: skip
 
 
@@ -213,6 +222,7 @@ def parse_campaign(raw: Any, program: Program, file: str = "<campaign>") -> Camp
     cooldown, max_segments, planned = _limits(raw, program, bad)
     tracked = _tracked(raw.get("uses_tracked_fields", []) or [], bad)
     cost = _costs(raw.get("cost_per_segment", {}) or {}, program, bad)
+    link = _link(raw.get("link"), bad)
     variants = _variants(raw.get("variants"), program, trigger, tracked, bad)
     if category == "transactional":
         for v in variants:
@@ -238,6 +248,7 @@ def parse_campaign(raw: Any, program: Program, file: str = "<campaign>") -> Camp
         cost_per_segment=cost,
         file=file,
         planned_units=planned,
+        link=link,
     )
 
 
@@ -312,6 +323,24 @@ def _limits(raw: dict, program: Program, bad) -> tuple[Any, Any, Any]:
     if planned is not None and (not isinstance(planned, int) or planned < 2):
         bad("planned_units", "must be a whole number of units >= 2, or left out")
     return cooldown, max_segments, planned
+
+
+def _link(raw: Any, bad) -> str | None:
+    if raw is None:
+        return None
+    try:
+        return _url(raw)
+    except ValueError as exc:
+        bad("link", str(exc))
+        return None
+
+
+def _url(raw: Any) -> str:
+    """An absolute http(s) URL with a host, as given."""
+    parts = urlsplit(raw) if isinstance(raw, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an http(s) URL with a host, got {raw!r}")
+    return raw
 
 
 def _tracked(raw: Any, bad) -> list[str]:
@@ -414,13 +443,16 @@ def _conditions(raw, where: str, bad) -> list[Condition]:
             bad(f"{at}.value", f"{op} needs a non-empty list")
             continue
         if any(not _fits(x, typ) for x in values):
-            bad(f"{at}.value", f"{c['field']} takes {'numbers' if typ is float else 'text'}")
+            kind = {float: "numbers", bool: "true or false"}.get(typ, "text")
+            bad(f"{at}.value", f"{c['field']} takes {kind}")
             continue
         out.append(Condition(c["field"], op, value))
     return out
 
 
 def _fits(value, typ) -> bool:
+    if typ is bool:
+        return isinstance(value, bool)
     if typ is float:
         return isinstance(value, int | float) and not isinstance(value, bool)
     return isinstance(value, str)

@@ -30,6 +30,7 @@ class KannelConfig:
     inject_port: int
     sendsms_port: int
     receiver_port: int
+    links_port: int  # the link service (retentext links)
     admin_password: str = field(repr=False)
     sendsms_password: str = field(repr=False)
     receiver_secret: str = field(repr=False)
@@ -62,7 +63,8 @@ class KannelConfig:
         (tests and benchmarks run their own Kannel beside any other)."""
         return replace(
             self, state=state, admin_port=base, smsbox_port=base + 1, carrier_port=base + 2,
-            inject_port=base + 3, sendsms_port=base + 13, receiver_port=base + 80, **changes,
+            inject_port=base + 3, sendsms_port=base + 13, receiver_port=base + 80,
+            links_port=base + 81, **changes,
         )  # fmt: skip
 
     @classmethod
@@ -90,6 +92,7 @@ class KannelConfig:
             inject_port=base + 3,
             sendsms_port=base + 13,
             receiver_port=int(_env("RETENTEXT_RECEIVER_PORT", str(base + 80))),
+            links_port=int(_env("RETENTEXT_LINKS_PORT", str(base + 81))),
             admin_password=_env("RETENTEXT_KANNEL_ADMIN_PASSWORD", stored["admin_password"]),
             sendsms_password=_env("RETENTEXT_KANNEL_PASSWORD", stored["sendsms_password"]),
             receiver_secret=_env("RETENTEXT_RECEIVER_SECRET", stored["receiver_secret"]),

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from send_jobs import encoding
+from send_jobs import encoding, links
 from send_jobs.audience import audience_sql, condition_sql
 from send_jobs.campaign_specs import RULES_DIR, Campaign, Program
 from send_jobs.consent import consent_sql
@@ -160,6 +160,7 @@ def decide(
     """Write this run's decisions (and queue its messages unless dry_run). A run whose
     decisions exist already is not decided again (``resumed``)."""
     ensure_schema(con)
+    links.ensure_secret(con)
     con.execute("SET TimeZone = 'UTC'")
     as_of_naive = as_of.replace(tzinfo=None)
     run_id = run_id_for(as_of, dry_run)
@@ -377,7 +378,7 @@ def _rank(con) -> None:
 
 def _render(con, program: Program, active: list[Campaign], run_id: str) -> None:
     fields = program.fields
-    variant_case, body_case, fallback_items = [], [], []
+    variant_case, body_case, fallback_items, link_case = [], [], [], []
     for c in active:
         weighted = [v for v in c.variants if not v.when]
         total = sum(v.weight for v in weighted)
@@ -396,6 +397,12 @@ def _render(con, program: Program, active: list[Campaign], run_id: str) -> None:
         )
         variant_case.append(f"WHEN r.campaign_id = '{c.id}' THEN {pick}")
         for v in c.variants:
+            if "link" in v.template.fields:
+                url = links.destination(c.link or program.link_destination, c.id, v.id)
+                link_case.append(
+                    f"WHEN k.campaign_id = '{c.id}' AND k.variant = '{v.id}' "
+                    f"THEN {sql_literal(url)}"
+                )
             field_sql = {}
             for name in v.template.fields:
                 if name == "link":
@@ -419,6 +426,7 @@ def _render(con, program: Program, active: list[Campaign], run_id: str) -> None:
         if fallback_items
         else "CAST([] AS VARCHAR[])"
     )
+    link_url = f"CASE {' '.join(link_case)} END" if link_case else "CAST(NULL AS VARCHAR)"
     brand = sql_literal(program.brand + ": ")
     opt_out = sql_literal(" " + program.opt_out_text)
     # one statement, narrow columns: no wide intermediate tables on the hot path
@@ -426,6 +434,7 @@ def _render(con, program: Program, active: list[Campaign], run_id: str) -> None:
         f"""CREATE OR REPLACE TEMP TABLE rendered AS
         WITH keyed AS (
             SELECT r.*, md5(r.idempotency_key) AS digest,
+                {links.code_number_sql("r.idempotency_key")} AS link_number,
                 CASE {" ".join(variant_case)} END AS variant
             FROM ranked AS r WHERE r.reason_or_null IS NULL),
         -- a customer has had a first marketing text once one was handed to the gateway;
@@ -436,12 +445,13 @@ def _render(con, program: Program, active: list[Campaign], run_id: str) -> None:
               AND status IN ('submitted', 'accepted', 'unconfirmed', 'delivered', 'undelivered')),
         prepared AS (
             SELECT k.*, substr(k.digest, 1, 16) AS message_id,
-                substr(k.digest, 17, 10) AS link_code,
+                {links.code_sql("k.link_number")} AS link_code, {link_url} AS link_url,
                 k.category = 'marketing' AND f.customer_id IS NULL AS needs_opt_out
             FROM keyed AS k LEFT JOIN first_marketing AS f USING (customer_id)),
         texts AS (
             SELECT r.campaign_id, r.customer_id, r.country, r.phone_e164, r.max_segments,
-                r.variant, r.message_id, r.link_code, r.needs_opt_out,
+                r.variant, r.message_id, r.needs_opt_out, r.link_url,
+                CASE WHEN r.link_url IS NOT NULL THEN r.link_code END AS link_code,
                 {brand} || (CASE {" ".join(body_case)} END)
                     || CASE WHEN r.needs_opt_out THEN {opt_out} ELSE '' END AS rendered_text,
                 {fallbacks} AS fallback_fields
@@ -491,7 +501,7 @@ def _qa(con, params) -> None:
             q.variant, q.rendered_text, q.encoding, q.segments,
             q.segments * q.usd AS estimated_cost, q.message_id, q.fallback_fields,
             r.lifecycle_stage, r.loyalty_tier, r.rfm_segment,
-            coalesce(p.revenue, 0) AS pre_period_revenue
+            coalesce(p.revenue, 0) AS pre_period_revenue, q.link_code, q.link_url
         FROM ranked AS r
         LEFT JOIN qa AS q USING (campaign_id, customer_id)
         LEFT JOIN pre_period AS p USING (customer_id)""",
@@ -515,7 +525,8 @@ def _write(con, run_id: str, dry_run: bool, params, n_campaigns: int) -> None:
             f"""INSERT INTO sends.messages
             SELECT message_id, idempotency_key, '{run_id}', $as_of, campaign_id, category,
                 customer_id, phone_e164, country, region, time_zone, rendered_text, encoding,
-                segments, estimated_cost, 'queued', $as_of, 0, NULL, NULL, NULL, NULL, NULL
+                segments, estimated_cost, 'queued', $as_of, 0, NULL, NULL, NULL, NULL, NULL,
+                link_code, link_url
             FROM decided WHERE outcome = 'sent'""",
             params,
         )

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from send_jobs import receipts
+from send_jobs import links, receipts
 from send_jobs.campaign_specs import Program
 from send_jobs.consent import consent_sql
 from send_jobs.decide import load_rules, window_check
@@ -56,6 +56,7 @@ class Delivery:
     counts: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # prepare, gateway, record
     halted: str | None = None  # why the gateway stopped handing over, if it did
+    chunks: int = 0
 
 
 def _utc(at: datetime) -> datetime:
@@ -235,13 +236,16 @@ def deliver(
     limit: int | None = None,
     clock: Clock | None = None,
     replies: Path | None = None,
+    links: Path | None = None,
     chunk_size: int = 5_000,
 ) -> Delivery:
     """Hand the queued messages to ``gateway`` in chunks. ``clock`` gives the moment of each
     chunk's hand-over (default: ``as_of``, for replays and simulations; live callers pass the
     wall clock): expiry, consent and the recipient's window are judged then, after loading the
     receiver's journal under ``replies`` (a STOP that came in a second ago counts), and the
-    window must still be open when the chunk's last message is due to leave."""
+    window must still be open when the chunk's last message is due to leave. With ``links``
+    (the link registry folder), each chunk's tracked links are registered before it is handed
+    over."""
     ensure_schema(con)
     con.execute("SET TimeZone = 'UTC'")
     load_rules(con)
@@ -270,7 +274,7 @@ def deliver(
     with ThreadPoolExecutor(1, thread_name_prefix="hand-over") as courier:
         while budget is None or budget > 0:
             size = min(chunk_size, budget) if budget is not None else chunk_size
-            batch = _next_chunk(con, program, gateway, clock, replies, size, result)
+            batch = _next_chunk(con, program, gateway, clock, (replies, links), size, result)
             if batch.num_rows == 0:
                 break
             _count(result, "handed_over", batch.num_rows)
@@ -291,9 +295,12 @@ def _load_landing(con, replies: Path, result: Delivery) -> None:
     result.counts["replies_loaded"] = result.counts.get("replies_loaded", 0) + loaded["replies"]
 
 
-def _next_chunk(con, program: Program, gateway, clock: Clock, replies, size: int, result):
-    """Judge every queued message at the hand-over moment; mark the next chunk submitting."""
+def _next_chunk(con, program: Program, gateway, clock: Clock, folders, size: int, result):
+    """Judge every queued message at the hand-over moment; register the next chunk's links
+    (``folders``: the receiver's journal and the link registry, either may be None) and mark
+    the chunk submitting."""
     started = time.perf_counter()
+    replies, links_folder = folders
     if replies is not None:
         _load_landing(con, replies, result)
     at = clock().astimezone(UTC).replace(tzinfo=None)
@@ -344,6 +351,8 @@ def _next_chunk(con, program: Program, gateway, clock: Clock, replies, size: int
         ORDER BY m.as_of, m.message_id LIMIT {int(size)}"""
     )
     con.execute("INSERT INTO _tried SELECT message_id FROM _batch")
+    if links_folder is not None:
+        _register_links(con, links_folder, result, at)
     log_at = gateway.log_position() if hasattr(gateway, "log_position") else None
     con.execute(
         "INSERT OR IGNORE INTO sends.batches VALUES (?, ?, ?, ?, ?)",
@@ -360,6 +369,25 @@ def _next_chunk(con, program: Program, gateway, clock: Clock, replies, size: int
     con.execute("COMMIT")  # from here a crash leaves them submitting, resolved next time
     result.seconds["prepare"] = result.seconds.get("prepare", 0.0) + time.perf_counter() - started
     return batch
+
+
+def _register_links(con, folder: Path, result: Delivery, at: datetime) -> None:
+    """The chunk's links, durable before its hand-over; when they cannot be written, nothing
+    of the chunk is handed over and the delivery stops with the reason."""
+    result.chunks += 1
+    try:
+        n = links.register(con, folder, f"{result.batch_id}-{result.chunks:05d}", at, "_batch")
+    except OSError as exc:
+        con.execute("ROLLBACK")
+        raise LinkRegistryError(
+            f"cannot register the tracked links in {folder}: {exc.strerror or exc}; "
+            "nothing more was handed over, the rest stays queued"
+        ) from exc
+    _count(result, "links_registered", n)
+
+
+class LinkRegistryError(RuntimeError):
+    """The link registry cannot be written: a handed-over link would not resolve."""
 
 
 def _hand_over(gateway, batch, batch_id: str, result: Delivery, clock: Clock) -> list[Answer]:

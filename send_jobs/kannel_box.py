@@ -49,7 +49,7 @@ def fakesmsc_binary() -> str:
 
 # port ranges this process has reserved: base -> the file descriptor holding its lock
 _RESERVED: dict[int, int] = {}
-KANNEL_PORT_OFFSETS = (0, 1, 2, 3, 13, 80)
+KANNEL_PORT_OFFSETS = (0, 1, 2, 3, 13, 80, 81)
 
 
 def _reserve(base: int) -> bool:
@@ -85,7 +85,7 @@ def _ports_free(base: int) -> bool:
 
 
 def free_base_port(start: int = 21000, stop: int = 60000) -> int:
-    """A base port whose Kannel ports (+0..+3, +13, +80) are all free on loopback and that no
+    """A base port whose Kannel ports (+0..+3, +13, +80, +81) are all free on loopback and that no
     other process has reserved; this process keeps it reserved until it exits."""
     for base in range(start, stop, 100):
         if _reserve(base) and _ports_free(base):

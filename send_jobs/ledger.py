@@ -65,6 +65,9 @@ CREATE TABLE IF NOT EXISTS sends.messages (
 -- recipient's (counts toward suppressing the number); older ledgers get the columns here
 ALTER TABLE sends.messages ADD COLUMN IF NOT EXISTS handed_over_at TIMESTAMP;
 ALTER TABLE sends.messages ADD COLUMN IF NOT EXISTS recipient_failure BOOLEAN;
+-- the message's tracked link: its code (send_jobs.links) and where it leads, UTM included
+ALTER TABLE sends.messages ADD COLUMN IF NOT EXISTS link_code VARCHAR;
+ALTER TABLE sends.messages ADD COLUMN IF NOT EXISTS link_url VARCHAR;
 -- where each batch's gateway keeps its journal or files, so any later delivery, through
 -- whichever gateway, can resolve the batch's messages left submitting
 CREATE TABLE IF NOT EXISTS sends.batches (
@@ -86,6 +89,13 @@ CREATE TABLE IF NOT EXISTS sends.inbound (
     line BIGINT NOT NULL, sender_raw VARCHAR, rule VARCHAR);
 ALTER TABLE sends.inbound ADD COLUMN IF NOT EXISTS sender_raw VARCHAR;
 ALTER TABLE sends.inbound ADD COLUMN IF NOT EXISTS rule VARCHAR;
+-- taps on tracked links, as the link service journaled them (ua_class preview: a bot that
+-- opened the link, not a person); loaded_at: when the load took them
+CREATE TABLE IF NOT EXISTS sends.clicks (
+    click_id VARCHAR PRIMARY KEY, code VARCHAR NOT NULL, message_id VARCHAR NOT NULL,
+    campaign_id VARCHAR NOT NULL, customer_id VARCHAR NOT NULL, ua_class VARCHAR NOT NULL,
+    clicked_at TIMESTAMP NOT NULL, loaded_at TIMESTAMP NOT NULL, file VARCHAR NOT NULL,
+    line BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS sends.gateway_files (
     file VARCHAR PRIMARY KEY, bytes_read BIGINT NOT NULL, lines_read BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS sends.gateway_quarantine (

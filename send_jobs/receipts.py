@@ -1,9 +1,10 @@
-"""Load the receiver's journal lines into the warehouse and move message statuses.
+"""Load the receiver's and the link service's journal lines into the warehouse (receipts,
+replies, clicks) and move message statuses.
 
 Each file is read from where the last load stopped (``sends.gateway_files``), up to its last
 complete line; lines in = receipts/replies accepted + duplicates + quarantined
-(``sends.gateway_quarantine`` with a reason). Receipts are keyed by (message, DLR type) and
-replies by their id, so replayed callbacks and re-runs load nothing twice. Parsing is
+(``sends.gateway_quarantine`` with a reason). Receipts are keyed by (message, DLR type),
+replies and clicks by their id, so replayed callbacks and re-runs load nothing twice. Parsing is
 set-based in DuckDB.
 """
 
@@ -13,15 +14,16 @@ import tempfile
 from pathlib import Path
 
 from send_jobs.ledger import DLR_STATUS, advance, ensure_schema
+from send_jobs.links import UA_CLASSES
 
-KINDS = ("receipts", "replies")
+KINDS = ("receipts", "replies", "clicks")
 
 
 def ingest(con, root: Path) -> dict[str, int]:
     """Load new journal lines under ``root`` (``<landing>/gateway``); returns counts."""
     ensure_schema(con)
-    counts = {"lines": 0, "receipts": 0, "replies": 0, "duplicates": 0, "quarantined": 0,
-              "status_changes": 0}  # fmt: skip
+    counts = {"lines": 0, "receipts": 0, "replies": 0, "clicks": 0, "duplicates": 0,
+              "quarantined": 0, "status_changes": 0}  # fmt: skip
     for kind in KINDS:
         for path in sorted((Path(root) / kind).glob("*.jsonl")):
             _ingest_file(con, kind, path, counts)
@@ -54,10 +56,7 @@ def _ingest_file(con, kind: str, path: Path, counts: dict[str, int]) -> None:
         )
         n = con.execute("SELECT count(*) FROM _lines").fetchone()[0]
         counts["lines"] += n
-        if kind == "receipts":
-            _receipts(con, name, counts)
-        else:
-            _replies(con, name, counts)
+        LOADERS[kind](con, name, counts)
         con.execute(
             """INSERT OR REPLACE INTO sends.gateway_files VALUES (?, ?, ?)""",
             [name, offset + len(data[:end]), lines_before + n],
@@ -163,3 +162,44 @@ def _replies(con, name: str, counts) -> None:
     good = con.execute("SELECT count(*) FROM _parsed WHERE problem IS NULL").fetchone()[0]
     counts["replies"] += added
     counts["duplicates"] += good - added
+
+
+def _clicks(con, name: str, counts) -> None:
+    """Clicks the link service journaled: each must name a message we sent under its own
+    code; one click id is loaded once."""
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _parsed AS
+        SELECT line, raw, j IS NOT NULL AS ok, j->>'click_id' AS click_id, j->>'code' AS code,
+            j->>'message_id' AS message_id, j->>'ua_class' AS ua_class,
+            TRY_CAST(replace(j->>'received_at', 'Z', '') AS TIMESTAMP) AS clicked_at
+        FROM (SELECT line, raw, CASE WHEN json_valid(raw) THEN CAST(raw AS JSON) END AS j
+              FROM _lines)"""
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _parsed AS
+        SELECT p.*, m.customer_id, m.campaign_id,
+            CASE WHEN NOT p.ok THEN 'not a JSON object'
+                 WHEN p.click_id IS NULL OR p.code IS NULL OR p.message_id IS NULL
+                      OR p.clicked_at IS NULL
+                     THEN 'missing click_id, code, message_id or received_at'
+                 WHEN coalesce(p.ua_class, '') NOT IN {UA_CLASSES} THEN 'unknown ua_class'
+                 WHEN m.message_id IS NULL THEN 'unknown message id'
+                 WHEN m.link_code IS DISTINCT FROM p.code THEN 'code is not the message''s link'
+                 END AS problem
+        FROM _parsed AS p LEFT JOIN sends.messages AS m ON m.message_id = p.message_id"""
+    )
+    _quarantine(con, name, counts)
+    added = con.execute(
+        """INSERT OR IGNORE INTO sends.clicks
+        SELECT click_id, code, message_id, campaign_id, customer_id, ua_class, clicked_at,
+            now()::TIMESTAMP, ?, line
+        FROM _parsed WHERE problem IS NULL
+        QUALIFY row_number() OVER (PARTITION BY click_id ORDER BY line) = 1""",
+        [name],
+    ).fetchone()[0]
+    good = con.execute("SELECT count(*) FROM _parsed WHERE problem IS NULL").fetchone()[0]
+    counts["clicks"] += added
+    counts["duplicates"] += good - added
+
+
+LOADERS = {"receipts": _receipts, "replies": _replies, "clicks": _clicks}

@@ -57,5 +57,5 @@ def send_run(
     if chosen is None:
         return SendRun(loaded, run, None, gateway)
     delivery = deliver(con, program, as_of, chosen, limit=limit, clock=clock,
-                       replies=settings.gateway_landing)  # fmt: skip
+                       replies=settings.gateway_landing, links=settings.links)  # fmt: skip
     return SendRun(loaded, run, delivery, gateway)

@@ -118,7 +118,7 @@ def test_a_receipt_lost_inside_the_gateway_ends_unconfirmed_not_pending(tmp_path
             f"INSERT INTO sends.messages VALUES (?, ?, 'r', '2026-01-01', 'c', 'marketing', "
             f"'C', '+12125550100', 'US', 'NY', 'America/New_York', 't', 'GSM-7', 1, 0.01, "
             f"'submitted', TIMESTAMP '2026-01-05 15:00' - INTERVAL {age}, 1, 'kannel', 'b', "
-            f"NULL, TIMESTAMP '2026-01-05 15:00' - INTERVAL {age}, NULL)",
+            f"NULL, TIMESTAMP '2026-01-05 15:00' - INTERVAL {age}, NULL, NULL, NULL)",
             [mid, mid],
         )
     for schema in ("marts", "raw"):

@@ -293,7 +293,7 @@ def test_suppression_duplicates_failures_and_already_bought(tmp_path):
         w.con.execute(
             "INSERT INTO sends.messages VALUES (?, ?, 'old', '2026-01-01', 'x', 'marketing', "
             "'C', ?, 'US', 'NY', 'America/New_York', 't', 'GSM-7', 1, 0, ?, '2026-01-01', 1, "
-            "'kannel', 'b', NULL, NULL, NULL)",
+            "'kannel', 'b', NULL, NULL, NULL, NULL, NULL)",
             [f"{i:016x}", f"k{i}", phone, status],
         )
     promo = campaign(prog, audience=[{"field": "lifecycle_stage", "op": "eq", "value": "active"}])

@@ -174,7 +174,7 @@ def test_journal_loads_once_with_quarantine_and_partial_lines(receiver, tmp_path
     con.execute(
         "INSERT INTO sends.messages VALUES ('0123456789abcdef', 'k', 'r', '2026-01-01', 'c', "
         "'marketing', 'C1', '+12125550100', 'US', 'NY', 'America/New_York', 't', 'GSM-7', 1, "
-        "0.01, 'submitted', '2026-01-01', 1, 'kannel', 'b', NULL, NULL, NULL)"
+        "0.01, 'submitted', '2026-01-01', 1, 'kannel', 'b', NULL, NULL, NULL, NULL, NULL)"
     )
     for dlr in ("8", "1", "1"):  # the second "1" is a replayed callback
         assert get(port, "/dlr", k=SECRET, id="0123456789abcdef", type=dlr)[0] == 200
@@ -191,6 +191,7 @@ def test_journal_loads_once_with_quarantine_and_partial_lines(receiver, tmp_path
         "lines": 7,
         "receipts": 2,
         "replies": 1,
+        "clicks": 0,
         "duplicates": 2,
         "quarantined": 2,
         "status_changes": 1,

@@ -219,7 +219,7 @@ def numbers_match_their_tables(con, dom: str) -> int:
     for attrs, text in Cells.data_cells(dom):
         table = con.execute(f"SELECT * FROM experiments.{attrs['data-table']}").df()
         keys = {"campaign": "campaign_id", "comparison": "comparison", "segment": "segment",
-                "metric": "metric"}  # fmt: skip
+                "metric": "metric", "variant": "variant"}  # fmt: skip
         for attr, column in keys.items():
             if f"data-{attr}" in attrs:
                 table = table[table[column] == attrs[f"data-{attr}"]]

@@ -12,7 +12,14 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
-from experiments.stats import benjamini_hochberg, lift, mde, sequential_halfwidth, srm_p_value
+from experiments.stats import (
+    benjamini_hochberg,
+    lift,
+    mde,
+    rate_interval,
+    sequential_halfwidth,
+    srm_p_value,
+)
 
 RNG = np.random.default_rng(7)
 
@@ -190,3 +197,26 @@ def test_daily_looks_at_an_a_a_test_fool_the_fixed_test_not_the_sequential_one()
     assert sequential_rate <= 0.05
     # the last look alone is a fair fixed-horizon test: about 5%
     assert 0.03 <= (2 * sps.norm.sf(np.abs(diff[:, -1]) / se[:, -1]) < 0.05).mean() <= 0.07
+
+
+@pytest.mark.parametrize(("hits", "n"), [(30, 1000), (0, 50), (3, 40), (50, 50), (480, 20000)])
+def test_a_rates_fixed_interval_is_statsmodels_wilson(hits, n):
+    got = rate_interval(hits, n)
+    low, high = smp.proportion_confint(hits, n, alpha=0.05, method="wilson")
+    assert got.rate == pytest.approx(hits / n)
+    assert (got.ci_low, got.ci_high) == (pytest.approx(low, abs=1e-12), pytest.approx(high))
+
+
+def test_a_rates_always_valid_interval_by_hand():
+    """30 clicks of 1,000 texts, tuning N = 5,000: rho^2 = 0.00158723 (as above),
+    q = 31/1002 = 0.0309381, q(1-q) = 0.0299810, n rho^2 + 1 = 2.587231,
+    halfwidth = sqrt(0.0299810) sqrt(2 * 2.587231 * ln(sqrt(2.587231) / 0.05) / (1000^2 rho^2))
+              = 0.173150 * sqrt(5.174462 * 3.471026 / 1587.231) = 0.018419."""
+    got = rate_interval(30, 1000, tuning=5000)
+    assert got.seq_ci_low == pytest.approx(0.03 - 0.018419, abs=2e-6)
+    assert got.seq_ci_high == pytest.approx(0.03 + 0.018419, abs=2e-6)
+    none_yet = rate_interval(0, 200)  # no click yet is not a certainty of never
+    assert none_yet.seq_ci_low == 0 and none_yet.seq_ci_high > 0.01
+    assert np.isnan(rate_interval(0, 0).rate)
+    with pytest.raises(ValueError, match="hits <= n"):
+        rate_interval(5, 4)

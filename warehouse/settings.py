@@ -19,7 +19,7 @@ ALERT_WEBHOOK_ENV = "RETENTEXT_ALERT_WEBHOOK"
 CAMPAIGNS_ENV = "RETENTEXT_CAMPAIGNS"
 # the SMS gateway's own variables (send_jobs.config.KannelConfig reads them from here)
 GATEWAY_ENV_PREFIXES = ("RETENTEXT_KANNEL_", "RETENTEXT_SMPP_", "RETENTEXT_RECEIVER_",
-                        "RETENTEXT_SMSC_", "RETENTEXT_SMS_")  # fmt: skip
+                        "RETENTEXT_SMSC_", "RETENTEXT_SMS_", "RETENTEXT_LINKS_")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Settings:
     outbox: Path  # the outbox gateway's batches
     reports: Path  # the HTML reports
     kannel_state: Path  # the local Kannel's config, logs, secrets and journals
+    links: Path  # the tracked links' registry: written at hand-over, read by the link service
     partitions_start: date  # the first day the daily partitions cover
     duckdb_memory_limit: str = "4GB"  # DuckDB spills to disk past this
     dbt_threads: int | None = None  # None: 1 for a first build, 2 after
@@ -59,6 +60,7 @@ class Settings:
             outbox=Path(get("RETENTEXT_OUTBOX", "data/outbox")).resolve(),
             reports=Path(get("RETENTEXT_REPORTS", "data/reports")).resolve(),
             kannel_state=Path(get("RETENTEXT_KANNEL_STATE", "data/kannel")).resolve(),
+            links=Path(get("RETENTEXT_LINKS", "data/links")).resolve(),
             partitions_start=_day(get(PARTITIONS_START_ENV, "2024-01-01")),
             duckdb_memory_limit=get("RETENTEXT_DUCKDB_MEMORY_LIMIT", "4GB"),
             dbt_threads=int(threads) if threads else None,
@@ -81,7 +83,7 @@ class Settings:
         values = {
             WAREHOUSE_ENV: self.warehouse, LANDING_ENV: self.landing,
             "RETENTEXT_OUTBOX": self.outbox, "RETENTEXT_REPORTS": self.reports,
-            "RETENTEXT_KANNEL_STATE": self.kannel_state,
+            "RETENTEXT_KANNEL_STATE": self.kannel_state, "RETENTEXT_LINKS": self.links,
             PARTITIONS_START_ENV: self.partitions_start.isoformat(),
             "RETENTEXT_DUCKDB_MEMORY_LIMIT": self.duckdb_memory_limit,
             "RETENTEXT_DBT_THREADS": self.dbt_threads or "",

@@ -12,10 +12,11 @@ from orchestration.cli.common import as_of_type, console, open_warehouse, warn
 from warehouse.settings import WAREHOUSE_ENV, Settings
 
 
-def _ci(low: float, high: float, pct: bool = False) -> str:
+def _ci(low: float, high: float, pct: bool = False, signed: bool = True) -> str:
     if math.isnan(low):
         return "n/a"
-    return f"[{low:+.1%}, {high:+.1%}]" if pct else f"[{low:+.2f}, {high:+.2f}]"
+    sign = "+" if signed else ""
+    return f"[{low:{sign}.1%}, {high:{sign}.1%}]" if pct else f"[{low:{sign}.2f}, {high:{sign}.2f}]"
 
 
 def experiments(args: argparse.Namespace, settings: Settings) -> int:
@@ -39,6 +40,8 @@ def measure_and_print(settings: Settings, as_of: datetime, window_days: int = 7)
         console.print(f"no units whose {window_days}-day window has closed by {as_of}")
     else:
         console.print(_results_table(results, as_of, units, seconds))
+    if len(measured.clicks):
+        console.print(_clicks_table(measured.clicks))
     for flag in measured.guardrail_flags:
         warn(f"guardrail worse than the program's norm: {flag}")
     print(
@@ -71,6 +74,21 @@ def _results_table(results, as_of: datetime, units: int, seconds: float) -> Tabl
             if not math.isnan(rev.abs_lift) else "",
             f"{rev.treatment_mean:.2f}",
             "MISMATCH: untrustworthy" if conv.srm_flag else "ok",
+        )  # fmt: skip
+    return table
+
+
+def _clicks_table(clicks) -> Table:
+    table = Table(
+        "campaign", "variant", "messages", "clicked", "click-through (95% CI)",
+        "always-valid CI", "preview bots only", title="click-through of the tracked links",
+    )  # fmt: skip
+    for row in clicks.itertuples():
+        table.add_row(
+            row.campaign_id, row.variant, f"{row.messages:,}", f"{row.clicked:,}",
+            f"{row.ctr:.2%} {_ci(row.ctr_ci_low, row.ctr_ci_high, pct=True, signed=False)}",
+            _ci(row.ctr_seq_ci_low, row.ctr_seq_ci_high, pct=True, signed=False),
+            f"{row.preview_only:,}",
         )  # fmt: skip
     return table
 

@@ -139,6 +139,36 @@ def receiver(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def links_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    from send_jobs import config
+    from send_jobs.campaign_specs import load_program
+    from send_jobs.link_service import make_server
+
+    settings = settings.with_paths(
+        kannel_state=args.kannel_state, landing=args.landing, links=args.registry
+    )
+    port = args.port or config.KannelConfig.from_settings(settings).links_port
+    link_base = load_program().link_base
+    server = make_server(port, settings.links, settings.gateway_landing, link_base)
+
+    def stop(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    console.print(
+        f"links on http://127.0.0.1:{port}{server.prefix}<code> ({link_base} proxied here), "
+        f"{len(server.registry.codes):,} codes from {settings.links}; clicks to "
+        f"{settings.gateway_landing / 'clicks'}"
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def receipts_cmd(args: argparse.Namespace, settings: Settings) -> int:
     from send_jobs import receipts
 
@@ -167,14 +197,24 @@ def gateway(args: argparse.Namespace, settings: Settings) -> int:
                 cfg.state / "receiver.log",
             )  # fmt: skip
             kannel_box.wait_ready(cfg, "receiver", cfg.receiver_port)
+        if args.links and not kannel_box.pid_of(cfg, "links"):
+            pids["links"] = kannel_box.start_process(
+                cfg,
+                "links",
+                [sys.executable, "-m", "orchestration.cli", "links",
+                 "--kannel-state", str(cfg.state), "--landing", str(settings.landing),
+                 "--registry", str(settings.links)],
+                cfg.state / "links.log",
+            )  # fmt: skip
+            kannel_box.wait_ready(cfg, "links", cfg.links_port)
         for name, pid in pids.items():
             console.print(f"{name}: pid {pid}")
         console.print(f"sendsms {cfg.sendsms_url}; state, logs and pid files in {cfg.state}")
     elif args.action == "down":
-        stopped = kannel_box.down(cfg, ("receiver", *kannel_box.PROCESSES[::-1]))
+        stopped = kannel_box.down(cfg, ("links", "receiver", *kannel_box.PROCESSES[::-1]))
         console.print("stopped: " + (", ".join(stopped) or "nothing was running"))
     else:
-        for name in ("bearerbox", "smsbox", "carrier", "receiver"):
+        for name in ("bearerbox", "smsbox", "carrier", "receiver", "links"):
             pid = kannel_box.pid_of(cfg, name)
             console.print(f"{name}: {'pid ' + str(pid) if pid else 'not running'}")
     return 0
@@ -201,10 +241,18 @@ def register(sub) -> None:
         "$RETENTEXT_KANNEL_STATE or data/kannel)",
     )  # fmt: skip
     r.set_defaults(func=receiver)
-    c = sub.add_parser("receipts", help="load the receiver's receipts and replies now")
+    k = sub.add_parser("links", help="resolve tracked links and record clicks (foreground)")
+    k.add_argument("--port", type=int, help="default: $RETENTEXT_LINKS_PORT or 13081")
+    k.add_argument("--landing", help="landing folder; clicks go to <landing>/gateway/clicks")
+    k.add_argument("--registry", help="link registry folder (default: $RETENTEXT_LINKS)")
+    k.add_argument("--kannel-state", help="Kannel state folder (its ports; default: "
+                   "$RETENTEXT_KANNEL_STATE or data/kannel)")  # fmt: skip
+    k.set_defaults(func=links_cmd)
+    c = sub.add_parser("receipts", help="load the receiver's receipts, replies and clicks now")
     c.add_argument("--warehouse")
     c.set_defaults(func=receipts_cmd)
     g = sub.add_parser("gateway", help="a local Kannel (bearerbox, smsbox, fakesmsc) on loopback")
     g.add_argument("action", choices=["up", "down", "status"])
     g.add_argument("--receiver", action="store_true", help="also start `retentext receiver`")
+    g.add_argument("--links", action="store_true", help="also start `retentext links`")
     g.set_defaults(func=gateway)

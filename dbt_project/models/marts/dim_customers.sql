@@ -1,5 +1,5 @@
 -- One row per customer known at as_of: profile, order history, lifecycle stage, loyalty,
--- RFM, top category and SMS consent. Rules come from vars and seeds (dbt_project.yml).
+-- RFM, top category, SMS consent and the last tap on a link in an SMS. Rules come from vars and seeds (dbt_project.yml).
 {%- set lc = var('lifecycle') %}
 {%- set loyalty = var('loyalty') %}
 {%- set window_start = dbt.dateadd('day', -loyalty['window_days'], as_of()) %}
@@ -108,6 +108,14 @@ derived_zones as (
     group by customer_id
 ),
 
+sms_clicks as (
+    -- the last tap on a link in one of our texts (ours or as the shop tracked it)
+    select customer_id, max(occurred_at) as last_sms_click_at
+    from {{ ref('fct_events') }}
+    where event_type = 'sms_click' and occurred_at <= {{ as_of() }}
+    group by customer_id
+),
+
 consent as (
     select
         customer_id,
@@ -144,6 +152,7 @@ select
     a.category as top_category,
     coalesce(k.sms_marketing_status, 'never') as sms_marketing_status,
     coalesce(k.sms_transactional_status, 'never') as sms_transactional_status,
+    l.last_sms_click_at,
     {{ as_of() }} as as_of
 from customers as c
 inner join staged as s on c.customer_id = s.customer_id
@@ -153,5 +162,6 @@ left join segmented as g on c.customer_id = g.customer_id and g.segment_order = 
 left join {{ ref('customer_category_affinity') }} as a
     on c.customer_id = a.customer_id and a.category_rank = 1
 left join consent as k on c.customer_id = k.customer_id
+left join sms_clicks as l on c.customer_id = l.customer_id
 left join derived_zones as z on c.customer_id = z.customer_id
 left join {{ ref('country_defaults') }} as d on c.country = d.country

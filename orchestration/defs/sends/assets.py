@@ -14,6 +14,7 @@ from send_jobs import run as send_flow
 from warehouse.freshness import marts_as_of
 
 RECEIPTS = dg.AssetKey(["sends", "receipts"])
+CLICKS = dg.AssetKey(["sends", "clicks"])
 
 
 class SendConfig(dg.Config):
@@ -65,19 +66,28 @@ def send_run(
     )
 
 
-@dg.asset(
-    key=RECEIPTS,
-    group_name="sends",
-    kinds={"duckdb"},
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            RECEIPTS, group_name="sends", kinds={"duckdb"},
+            description="Gateway receipts (DLRs) and replies appended by the receiver, loaded "
+            "into sends.receipts and sends.inbound; message statuses move forward; STOP "
+            "replies become opt-outs for the next run.",
+        ),
+        dg.AssetSpec(
+            CLICKS, group_name="sends", kinds={"duckdb"},
+            description="Taps on the tracked links appended by the link service, loaded into "
+            "sends.clicks; they become sms_click events in the marts.",
+        ),
+    ],
     pool=WAREHOUSE_POOL,
-    description="Gateway receipts (DLRs) and replies appended by the receiver, loaded into "
-    "sends.receipts and sends.inbound; message statuses move forward; STOP replies become "
-    "opt-outs for the next run.",
-)
-def gateway_receipts(warehouse: DuckDBResource, settings: SettingsResource) -> dg.MaterializeResult:
+)  # fmt: skip
+def gateway_receipts(warehouse: DuckDBResource, settings: SettingsResource):
+    """One load of every journal under <landing>/gateway: receipts, replies and clicks."""
     with warehouse.get_connection() as con:
         counts = receipts.ingest(con, settings.get().gateway_landing)
-    return dg.MaterializeResult(metadata=counts)
+    yield dg.MaterializeResult(asset_key=RECEIPTS, metadata=counts)
+    yield dg.MaterializeResult(asset_key=CLICKS, metadata={"clicks": counts["clicks"]})
 
 
 def _replay_time(handover_at: str) -> datetime | None:

@@ -1,4 +1,4 @@
-"""The receipts sensor: loads DLRs and replies whenever the receiver's files grew."""
+"""The receipts sensor: loads DLRs, replies and clicks whenever a gateway journal grew."""
 
 import hashlib
 
@@ -12,7 +12,8 @@ from orchestration.defs.sends.assets import receipts_job
     job=receipts_job,
     minimum_interval_seconds=SETTINGS.sensor_interval_s,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Loads gateway receipts and replies whenever the receiver's files grew.",
+    description="Loads gateway receipts, replies and link clicks whenever the receiver's or "
+    "the link service's journal grew.",
 )
 def gateway_receipts_sensor(context: dg.SensorEvaluationContext, settings: SettingsResource):
     root = settings.get().gateway_landing

@@ -1,4 +1,5 @@
--- Behavioural events up to as_of. provenance: explicit (the customer knowingly did it: a
+-- Behavioural events up to as_of: the shop's, and the taps on our own tracked links
+-- (sms_click, from the link service). provenance: explicit (the customer knowingly did it: a
 -- booking, a form) or tracked (browsing); templates may only use tracked fields when the
 -- campaign declares it. Incremental by landing day (the folder's default, dbt_project.yml);
 -- Spark builds the whole table, as its parquet tables take no DELETE.
@@ -15,6 +16,10 @@ select
     partition_date,
     loaded_at,
     '{{ invocation_id }}' as build_id  -- the dbt build that wrote the row
-from {{ ref('stg_raw__events') }}
+from (
+    select * from {{ ref('stg_raw__events') }}
+    union all
+    select * from {{ ref('stg_sends__clicks') }}
+) as events
 where occurred_at <= {{ as_of() }}
 {{ days_to_rebuild('occurred_at') }}
