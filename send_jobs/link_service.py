@@ -64,7 +64,10 @@ class Registry:
 
     def lookup(self, code: str) -> tuple[str, str, str] | None:
         hit = self.codes.get(code)
-        if hit is None and self.refresh():
+        if hit is None:
+            # looked up again even when this refresh found nothing new: a concurrent one may
+            # have read the file holding the code while this request waited for the lock
+            self.refresh()
             hit = self.codes.get(code)
         return hit
 

@@ -26,14 +26,16 @@ class Tapped:
 
 
 def tap_links(con, port: int, link_base: str, ctr: Mapping[str, float], *, seed: int,
-              repeat_share: float = 0.2, preview_share: float = 0.1,
-              clients: int = 8) -> Tapped:  # fmt: skip
-    """Tap the links of every handed-over message with a link: with probability
+              repeat_share: float = 0.2, preview_share: float = 0.1, clients: int = 8,
+              run_id: str | None = None) -> Tapped:  # fmt: skip
+    """Tap the links of every handed-over message with a link (of send run ``run_id`` only,
+    when given): with probability
     ``ctr[campaign]`` (0 for a campaign not named) the recipient taps, a ``repeat_share`` of
     them twice; independently a ``preview_share`` of messages get a link-preview fetch."""
     rows = con.execute("""SELECT campaign_id, link_code FROM sends.messages
         WHERE link_code IS NOT NULL AND handed_over_at IS NOT NULL
-        ORDER BY message_id""").fetchall()  # fmt: skip
+          AND run_id = coalesce(?, run_id)
+        ORDER BY message_id""", [run_id]).fetchall()  # fmt: skip
     rng = np.random.default_rng(seed)
     p = np.array([ctr.get(c, 0.0) for c, _ in rows])
     tapped = rng.random(len(rows)) < p

@@ -181,15 +181,22 @@ def test_the_service_redirects_records_each_click_and_refuses_the_rest(tmp_path)
     assert loaded == [(first, True, "promo"), (first, True, "promo"), (second, True, "promo")]
 
 
-def test_a_link_registered_after_the_service_started_resolves_at_once(tmp_path):
+def test_links_registered_after_the_service_started_resolve_at_once(tmp_path):
+    """Many first taps at once on links the service has not read yet: each resolves (one
+    request reads the new file while the others wait for it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     w = MiniWarehouse(tmp_path / "w.duckdb")
-    w.customer("C1")
+    for i in range(40):
+        w.customer(f"C{i}")
     prog = program(**NO_CONTROL)
     with link_service(tmp_path) as server:
         decide(w.con, prog, [campaign(prog)], utc(AT))
         deliver(w.con, prog, utc(AT), OutboxGateway(tmp_path / "out"), links=tmp_path / "links")
-        [(code, url)] = w.con.execute("SELECT link_code, link_url FROM sends.messages").fetchall()
-        assert request(server, f"/r/{code}")[:2] == (302, url)
+        codes = dict(w.con.execute("SELECT link_code, link_url FROM sends.messages").fetchall())
+        with ThreadPoolExecutor(20) as pool:
+            answers = list(pool.map(lambda c: request(server, f"/r/{c}")[:2], codes))
+    assert answers == [(302, url) for url in codes.values()]
 
 
 def test_forged_and_broken_click_lines_are_quarantined_with_a_reason(tmp_path):

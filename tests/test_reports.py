@@ -5,6 +5,7 @@ import json
 import re
 import shutil
 import subprocess
+import threading
 from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -16,13 +17,17 @@ from conftest import built_once
 from mini_warehouse import campaign, program, utc
 
 from experiments.analysis import analyse
+from experiments.clicks import measure_clicks
 from experiments.cohorts import build_cohorts
 from experiments.guardrails import measure_guardrails
 from experiments.program import measure_program
 from experiments.reports import cohorts_html, incrementality_html, write_reports
+from send_jobs import receipts
 from send_jobs.decide import decide
 from send_jobs.deliver import deliver
 from send_jobs.gateways import OutboxGateway
+from send_jobs.link_service import make_server
+from simulator.clicks import tap_links
 from simulator.experiment_world import write_experiment_world
 from simulator.response import respond
 
@@ -83,18 +88,34 @@ def build_reports(root: Path) -> None:
     )
     with duckdb.connect(str(warehouse)) as con:
         decide(con, prog, [promo, quiet], DECIDED)
-        deliver(con, prog, DECIDED, OutboxGateway(root / "outbox"))
+        deliver(con, prog, DECIDED, OutboxGateway(root / "outbox"), links=root / "links")
         respond(con, landing, {"promo": 0.5, "quiet": 0.0}, baseline_rate=0.2, seed=4)
+        tap_through_the_link_service(con, root, prog.link_base, {"promo": 0.1, "quiet": 0.04})
+        receipts.ingest(con, landing / "gateway")
     run_pipeline(landing, warehouse, DECIDED + timedelta(days=9))
     with duckdb.connect(str(warehouse)) as con:
         for day in (8, 9):
             analyse(con, DECIDED + timedelta(days=day), {"promo": 0.3, "quiet": 0.3})
         measure_guardrails(con, DECIDED + timedelta(days=9))
+        measure_clicks(con, DECIDED + timedelta(days=9))
         measure_program(con, DECIDED + timedelta(days=9), prog)
         build_cohorts(con, DECIDED + timedelta(days=9))
         # quiet's test is planned at 1,000 units (it has about 1,900): read at its horizon
         paths = write_reports(con, root / "reports", "2026-06-19 00:00 UTC", {"quiet": 1000})
     (root / "paths.json").write_text(json.dumps({k: str(v) for k, v in paths.items()}))
+
+
+def tap_through_the_link_service(con, root: Path, link_base: str, ctr: dict) -> None:
+    """The recipients tap their links (the simulator) through the link service, an hour
+    after the decision."""
+    server = make_server(0, root / "links", root / "landing" / "gateway", link_base,
+                         clock=lambda: DECIDED + timedelta(hours=1))  # fmt: skip
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert tap_links(con, server.server_address[1], link_base, ctr, seed=5).unexpected == []
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="session")
@@ -245,7 +266,7 @@ def test_overview_gives_a_verdict_per_campaign_and_matches_the_tables(reports):
     assert quiet[0] < 0 < quiet[1]  # the world's null effect, estimated: no_effect's premise
     program_row = con.execute("SELECT * FROM experiments.program_results").df().iloc[0]
     assert program_row.n_global_control > 0
-    assert numbers_match_their_tables(con, dom) == 8 + 2 * 5  # program, 5 per campaign
+    assert numbers_match_their_tables(con, dom) == 8 + 2 * 6  # program, 6 per campaign
     assert 'href="campaign-1.html"' in dom and 'href="campaign-2.html"' in dom
     screenshot(paths["overview"], "overview.png")
 
@@ -260,7 +281,9 @@ def test_a_campaign_page_draws_its_lift_over_time_and_matches_the_tables(reports
     history = con.execute("SELECT DISTINCT as_of FROM experiments.campaign_results_history").df()
     assert len(history) == 2  # the chart's two analysis dates
     assert 'data-verdict="works"' in dom
-    assert numbers_match_their_tables(con, dom) >= 5 + 3 * 4  # guardrails, segments
+    assert numbers_match_their_tables(con, dom) >= 5 + 3 * 4 + 4  # guardrails, segments, clicks
+    clicks = re.search(r"<table data-clicks[^>]*>(.*?)</table>", dom, re.S).group(1)
+    assert 'data-variant="all"' in clicks and "<td>all</td>" in clicks
     screenshot(page, "campaign-promo.png")
 
 

@@ -3,9 +3,10 @@
 A year of history, then several days in which the pipeline loads yesterday's files and
 builds the features at midnight, sends at 15:00 and 19:00 UTC through the outbox (east and
 west of the Atlantic inside their windows), and the simulated customers respond to what went
-out with a known true effect per campaign. A week after the last send it measures every
+out with a known true effect per campaign; they tap the texts' links through the link
+service with a known click-through rate per campaign. A week after the last send it measures every
 campaign against its holdout, writes the reports, and prints each campaign's true effect
-beside its estimate.
+and click-through beside their estimates.
 
 The demo runs the shipped campaigns from its own copies (``<out>/campaigns``) with their
 holdouts raised to ``DEMO_HOLDOUT`` and their tests planned at ``DEMO_PLANNED_UNITS``: a
@@ -32,6 +33,9 @@ from warehouse.settings import Settings
 
 # the true effects the world responds with (relative, on the chance to order in 7 days)
 DEFAULT_EFFECTS = {"replenishment_reminder": 0.25, "winback": 0.15, "welcome": 0.10}
+# the true share of texts whose link the recipient taps
+DEFAULT_CLICK_THROUGH = {"replenishment_reminder": 0.12, "winback": 0.06,
+                         "fragrance_launch": 0.09, "welcome": 0.15}  # fmt: skip
 SEND_HOURS = (15, 19)
 DEMO_HOLDOUT = 0.5  # of every campaign that holds customers out at all
 DEMO_PLANNED_UNITS = 2000  # read at the end of the demo: the fixed-horizon interval's verdict
@@ -68,15 +72,17 @@ def _effects(pairs: list[str]) -> dict[str, float]:
 def demo(args: argparse.Namespace, settings: Settings) -> int:
     import duckdb
 
+    from send_jobs import receipts
     from simulator.response import respond
 
     out = Path(args.out).resolve()
     # a demo starts from nothing: responses and sends of an earlier demo would leak in
-    for name in ("landing", "outbox", "reports", "campaigns"):
+    for name in ("landing", "outbox", "reports", "campaigns", "links"):
         shutil.rmtree(out / name, ignore_errors=True)
     settings = settings.with_paths(
         landing=out / "landing", warehouse=out / "warehouse.duckdb", outbox=out / "outbox",
         reports=out / "reports", campaigns=demo_campaigns(out / "campaigns"),
+        links=out / "links",
     )  # fmt: skip
     landing, warehouse = settings.landing, settings.warehouse
     for path in (warehouse, warehouse.with_suffix(".duckdb.wal")):
@@ -90,6 +96,7 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
 
     simulate_landing(landing, args.customers, args.start, args.history_days, args.seed, 0.002)
     first = args.start + timedelta(days=args.history_days)
+    links = _LinkService(settings)
     for i in range(args.send_days):
         day = first + timedelta(days=i)
         step(load_and_build(settings, _midnight(day)))
@@ -101,16 +108,25 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
             run_id = f"{day:%Y%m%d}T{hour:02d}0000Z"
             n = respond(con, landing, effects, baseline_rate=args.baseline,
                         seed=args.seed * 1000 + i * 10 + hour, run_id=run_id)  # fmt: skip
+            taps = links.tap(con, as_of + timedelta(hours=1), seed=args.seed * 1000 + i * 10 + hour,
+                             run_id=run_id)  # fmt: skip
             con.close()
-            console.print(f"the world responded to run {run_id} with {n:,} orders")
+            console.print(f"the world responded to run {run_id} with {n:,} orders and "
+                          f"tapped {taps:,} links")  # fmt: skip
+    links.close()
+    con = duckdb.connect(str(warehouse))
+    receipts.ingest(con, settings.gateway_landing)  # the last run's taps
+    con.close()
     end = _midnight(first + timedelta(days=args.send_days + 8))
     step(load_and_build(settings, end))
     step(measure_and_print(settings, end))
     step(report_and_print(settings, end))
     con = duckdb.connect(str(warehouse), read_only=True)
     results = con.execute("SELECT * FROM experiments.campaign_results").df()
+    clicks = con.execute("SELECT * FROM experiments.click_through").df()
     con.close()
     console.print(truth_table(results, effects))
+    console.print(click_truth_table(clicks, DEFAULT_CLICK_THROUGH))
     seconds = time.perf_counter() - started
     console.print(f"holdouts at {DEMO_HOLDOUT:.0%} in this demo (campaign copies in "
                   f"{settings.campaigns}); demo took {seconds:.0f}s")  # fmt: skip
@@ -140,6 +156,53 @@ def truth_table(results, effects: dict[str, float]) -> Table:
             "yes" if covered else "no",
         )  # fmt: skip
     return table
+
+
+def click_truth_table(clicks, truth: dict[str, float]) -> Table:
+    """Each campaign's true click-through beside the measured one."""
+    table = Table("campaign", "true click-through", "texts with the link", "measured",
+                  "95% interval", "interval covers the truth",
+                  title="true click-through against the measured one")  # fmt: skip
+    for row in clicks[clicks.variant == "all"].sort_values("campaign_id").itertuples():
+        rate = truth.get(row.campaign_id, 0.0)
+        table.add_row(
+            row.campaign_id, f"{rate:.1%}", f"{row.messages:,}", f"{row.ctr:.1%}",
+            f"{row.ctr_ci_low:.1%} to {row.ctr_ci_high:.1%}",
+            "yes" if row.ctr_ci_low <= rate <= row.ctr_ci_high else "no",
+        )  # fmt: skip
+    return table
+
+
+class _LinkService:
+    """The link service in this process for the demo's simulated recipients; their taps
+    are stamped with the simulated time."""
+
+    def __init__(self, settings: Settings) -> None:
+        import threading
+
+        from send_jobs.campaign_specs import load_program
+        from send_jobs.link_service import make_server
+
+        self.link_base = load_program().link_base
+        self.now: list[datetime] = []  # the simulated moment of the taps, set by tap()
+        self.server = make_server(0, settings.links, settings.gateway_landing, self.link_base,
+                                  clock=lambda: self.now[0])  # fmt: skip
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def tap(self, con, at: datetime, *, seed: int, run_id: str) -> int:
+        from simulator.clicks import tap_links
+
+        self.now[:] = [at]
+        port = self.server.server_address[1]
+        done = tap_links(con, port, self.link_base, DEFAULT_CLICK_THROUGH, seed=seed,
+                         run_id=run_id)  # fmt: skip
+        if done.unexpected:
+            raise RuntimeError(f"the link service refused demo taps: {done.unexpected[:5]}")
+        return sum(done.people.values())
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def _pct(value: float) -> str:
