@@ -204,6 +204,7 @@ SELECT s.customer_id, s.phone_e164, s.country, s.region,
        g.rfm_segment, a.category AS top_category,
        coalesce(k.marketing, 'never') AS sms_marketing_status,
        coalesce(k.transactional, 'never') AS sms_transactional_status,
+       l.last_sms_click_at,
        TIMESTAMP '{as_of}' AS as_of
 FROM staged s
 LEFT JOIN tiered t USING (customer_id)
@@ -211,4 +212,7 @@ LEFT JOIN scored r USING (customer_id)
 LEFT JOIN segmented g USING (customer_id)
 LEFT JOIN floor.customer_category_affinity a ON a.customer_id = s.customer_id AND a.category_rank = 1
 LEFT JOIN consent k USING (customer_id)
+LEFT JOIN (SELECT customer_id, max(occurred_at) AS last_sms_click_at FROM floor.events
+           WHERE event_type = 'sms_click' AND occurred_at <= TIMESTAMP '{as_of}'
+           GROUP BY customer_id) l USING (customer_id)
 LEFT JOIN floor.country_defaults d ON s.country = d.country;

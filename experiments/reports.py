@@ -180,11 +180,29 @@ def _table(con, name: str, tables: set[str]) -> pd.DataFrame:
 
 
 def overview_html(lines: list[dict], program: pd.DataFrame, guardrails: pd.DataFrame,
-                  as_of) -> str:  # fmt: skip
+                  as_of, inbox: list[dict] | None = None) -> str:  # fmt: skip
     return TEMPLATES.get_template("overview.html.j2").render(
         title="SMS program overview", as_of=as_of, campaigns=lines,
         program=program.iloc[0] if len(program) else None, totals=program_totals(guardrails),
+        inbox=inbox or [],
     )  # fmt: skip
+
+
+INBOX_ROWS = 50
+
+
+def inbox_rows(con) -> list[dict]:
+    """The most recent replies waiting for a person (``sends.inbox``), numbers shown by their
+    last four digits only: the page is read by people who need the words, not the number."""
+    has_inbox = con.execute("""SELECT count(*) FROM information_schema.tables
+        WHERE table_schema = 'sends' AND table_name = 'inbox'""").fetchone()[0]
+    if not has_inbox:
+        return []
+    rows = con.execute(f"""SELECT strftime(received_at, '%Y-%m-%d %H:%M') AS received_at,
+            '…' || right(phone_e164, 4) AS phone, text, why, last_campaign
+        FROM sends.inbox ORDER BY received_at DESC, inbound_id LIMIT {INBOX_ROWS}""")
+    columns = [d[0] for d in rows.description]
+    return [dict(zip(columns, r, strict=True)) for r in rows.fetchall()]
 
 
 def campaign_html(line: dict, results: pd.DataFrame, guardrails: pd.DataFrame,
@@ -227,7 +245,7 @@ def write_reports(con, folder: Path, as_of,
         line["clicks"] = sorted(mine.itertuples(), key=lambda r: (r.variant != "all", r.variant))
     pages = {
         "overview": ("index.html", overview_html(
-            lines, _table(con, "program_results", tables), guardrails, as_of)),
+            lines, _table(con, "program_results", tables), guardrails, as_of, inbox_rows(con))),
         "incrementality": ("incrementality.html", incrementality_html(results, as_of)),
         "cohorts": ("cohorts.html", cohorts_html(_table(con, "ltv_cohorts", tables),
                                                  _table(con, "ltv_curves", tables))),

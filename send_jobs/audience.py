@@ -121,7 +121,33 @@ def _trigger_sql(c: Campaign) -> str:
                   WHERE e.event_type = 'appointment_booked' AND e.occurred_at <= $as_of)
             WHERE appointment_at > $as_of + INTERVAL {int(p["lead_hours_min"])} HOUR
               AND appointment_at <= $as_of + INTERVAL {int(p["lead_hours_max"])} HOUR"""
+    if c.trigger == "checkout_abandoned":
+        return _checkout_sql(c, cols)
     raise ValueError(f"unknown trigger {c.trigger}")
+
+
+def _checkout_sql(c: Campaign, cols) -> str:
+    """Checkouts started between ``within_hours`` and ``after_hours`` before the run with no
+    order by the customer since; the latest one per customer is the occasion."""
+    p = c.params
+    return f"""SELECT e.customer_id, {
+        cols(
+            occasion="e.event_id",
+            product_id="e.product_id",
+            product_name="d.product_name",
+            bought_after="e.occurred_at",
+        )
+    },
+        row_number() OVER (PARTITION BY e.customer_id
+                           ORDER BY e.occurred_at DESC, e.event_id DESC) AS pick
+        FROM marts.fct_events AS e
+        LEFT JOIN marts.dim_products AS d ON d.product_id = e.product_id
+        WHERE e.event_type = 'checkout_started'
+          AND e.occurred_at <= $as_of - INTERVAL {int(p["after_hours"])} HOUR
+          AND e.occurred_at > $as_of - INTERVAL {int(p["within_hours"])} HOUR
+          AND NOT EXISTS (SELECT 1 FROM marts.fct_orders AS o
+                          WHERE o.customer_id = e.customer_id AND o.ordered_at >= e.occurred_at
+                            AND o.ordered_at <= $as_of)"""
 
 
 def audience_sql(c: Campaign) -> str:

@@ -8,6 +8,7 @@ problems of a file are collected before raising so one edit fixes them all.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from send_jobs import templates
+from send_jobs.replies import ReplyClassifier
 
 HERE = Path(__file__).parent
 CAMPAIGNS_DIR = HERE / "campaigns"
@@ -31,6 +33,8 @@ TRIGGERS: dict[str, dict[str, tuple[type, Any]]] = {
     "new_subscriber": {"within_days": (int, 3)},
     "category_launch": {"category": (str, REQUIRED), "launched_within_days": (int, 60)},
     "appointment_booked": {"lead_hours_min": (int, 2), "lead_hours_max": (int, 26)},
+    # a checkout started and no order since: an explicit act, so no tracked-data declaration
+    "checkout_abandoned": {"after_hours": (int, 2), "within_hours": (int, 48)},
 }
 # audience and variant conditions run over these marts.dim_customers columns
 AUDIENCE_FIELDS = {
@@ -81,6 +85,16 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class ReplyOption:
+    """An answer the text asks for: the words that give it, the state it records (``action``)
+    and the one transactional message that answers it."""
+
+    words: tuple[str, ...]  # as written; the first is the one the text names
+    action: str
+    answer: str
+
+
+@dataclass(frozen=True)
 class Campaign:
     id: str
     name: str
@@ -99,6 +113,8 @@ class Campaign:
     cost_per_segment: dict[str, float]
     file: str = ""
     link: str | None = None  # where {{ link }} leads; None: the program's link_destination
+    reply_options: tuple[ReplyOption, ...] = ()  # the question the text asks, if any
+    reply_valid_hours: int = 24  # how long after its hand-over a reply answers it
     # the units (texted + held out) at which the test is read: the always-valid intervals are
     # tightest there, and from there on the fixed-horizon interval gives the verdict
     planned_units: int | None = None
@@ -197,7 +213,7 @@ def load_campaigns(
 KNOWN_FIELDS = frozenset({
     "id", "name", "category", "priority", "trigger", "audience", "holdout_share", "active",
     "cooldown_days", "max_segments", "uses_tracked_fields", "variants", "cost_per_segment",
-    "planned_units", "link",
+    "planned_units", "link", "reply_options",
 })  # fmt: skip
 
 
@@ -223,6 +239,7 @@ def parse_campaign(raw: Any, program: Program, file: str = "<campaign>") -> Camp
     tracked = _tracked(raw.get("uses_tracked_fields", []) or [], bad)
     cost = _costs(raw.get("cost_per_segment", {}) or {}, program, bad)
     link = _link(raw.get("link"), bad)
+    options, valid_hours = _reply_options(raw.get("reply_options"), bad)
     variants = _variants(raw.get("variants"), program, trigger, tracked, bad)
     if category == "transactional":
         for v in variants:
@@ -249,6 +266,8 @@ def parse_campaign(raw: Any, program: Program, file: str = "<campaign>") -> Camp
         file=file,
         planned_units=planned,
         link=link,
+        reply_options=options,
+        reply_valid_hours=valid_hours,
     )
 
 
@@ -323,6 +342,72 @@ def _limits(raw: dict, program: Program, bad) -> tuple[Any, Any, Any]:
     if planned is not None and (not isinstance(planned, int) or planned < 2):
         bad("planned_units", "must be a whole number of units >= 2, or left out")
     return cooldown, max_segments, planned
+
+
+def _reply_options(raw: Any, bad) -> tuple[tuple[ReplyOption, ...], int]:
+    """``reply_options: {valid_hours, options: [{reply, also, action, answer}]}``. A consent
+    keyword (STOP, START, HELP and their kin) is never an answer: it keeps its meaning."""
+    if raw is None:
+        return (), 24
+    if not isinstance(raw, dict) or not isinstance(raw.get("options"), list) or not raw["options"]:
+        bad("reply_options", "must be a mapping with options: a list of {reply, action, answer}")
+        return (), 24
+    for key in raw:
+        if key not in ("valid_hours", "options"):
+            bad(f"reply_options.{key}", "unknown field; expected valid_hours, options")
+    hours = raw.get("valid_hours", 24)
+    if not isinstance(hours, int) or isinstance(hours, bool) or not 1 <= hours <= 24 * 14:
+        bad("reply_options.valid_hours", "must be a whole number of hours from 1 to 336")
+        hours = 24
+    options, seen = [], set()
+    for i, o in enumerate(raw["options"]):
+        option = _reply_option(o, f"reply_options.options[{i}]", bad)
+        if option is None:
+            continue
+        for word in option.words:
+            if reply_key(word) in seen:
+                bad(f"reply_options.options[{i}]", f"{word!r} answers another option too")
+            seen.add(reply_key(word))
+        options.append(option)
+    return tuple(options), hours
+
+
+def _reply_option(raw: Any, where: str, bad) -> ReplyOption | None:
+    if not isinstance(raw, dict):
+        bad(where, "must be a mapping with reply, action and answer")
+        return None
+    for key in raw:
+        if key not in ("reply", "also", "action", "answer"):
+            bad(f"{where}.{key}", "unknown field; expected reply, also, action, answer")
+    words = [raw.get("reply"), *(raw.get("also") or [])]
+    if not all(isinstance(w, str) and reply_key(w) for w in words):
+        bad(f"{where}.reply", "the reply (and each of also) must be a word or two")
+        return None
+    reader = ReplyClassifier()
+    consent = [w for w in words if reader.read(w).intent in CONSENT_INTENTS]
+    if consent:
+        bad(f"{where}.reply", f"{consent[0]!r} is a consent keyword: it opts out, in or asks "
+            "for help whatever the question, so it is never an answer option")  # fmt: skip
+    action, answer = raw.get("action"), raw.get("answer")
+    if not isinstance(action, str) or not ID.match(action):
+        bad(f"{where}.action", "required: lower-case letters, digits and _ (the state recorded)")
+    if not isinstance(answer, str) or not answer.strip():
+        bad(f"{where}.answer", "required: the one message that answers the reply")
+    if consent or not isinstance(action, str) or not isinstance(answer, str):
+        return None
+    return ReplyOption(tuple(words), action, answer.strip())
+
+
+# replies these intents read are about consent or help, whatever question was asked
+CONSENT_INTENTS = ("opt_out", "opt_in", "help")
+
+
+def reply_key(text: str) -> str:
+    """A reply as it is compared with the options: lower case, accents and punctuation gone,
+    words separated by one space (the SQL twin is ``send_jobs.answers.REPLY_KEY_SQL``)."""
+    text = unicodedata.normalize("NFKD", text.casefold())
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", text).split())
 
 
 def _link(raw: Any, bad) -> str | None:

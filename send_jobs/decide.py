@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from send_jobs import encoding, links
+from send_jobs import answers, encoding, links
 from send_jobs.audience import audience_sql, condition_sql
 from send_jobs.campaign_specs import RULES_DIR, Campaign, Program
 from send_jobs.consent import consent_sql
@@ -161,6 +161,7 @@ def decide(
     decisions exist already is not decided again (``resumed``)."""
     ensure_schema(con)
     links.ensure_secret(con)
+    answers.store_options(con, program, campaigns)
     con.execute("SET TimeZone = 'UTC'")
     as_of_naive = as_of.replace(tzinfo=None)
     run_id = run_id_for(as_of, dry_run)
@@ -295,10 +296,12 @@ def _blocked_case(program: Program) -> str:
                     THEN 'number suppressed: {program.hard_failures_to_suppress}+ hard failures'
                 WHEN c.bought_after IS NOT NULL AND EXISTS (
                     SELECT 1 FROM raw.orders AS o
-                    WHERE o.customer_id = c.customer_id AND o.product_id = c.product_id
+                    WHERE o.customer_id = c.customer_id
+                      AND (o.product_id = c.product_id OR c.product_id IS NULL)
                       AND o.status = 'completed' AND o.ordered_at > c.bought_after
                       AND o.ordered_at <= $as_of)
-                    THEN 'already bought ' || c.product_id
+                    THEN coalesce('already bought ' || c.product_id,
+                                  'already ordered since the trigger')
                 WHEN EXISTS (SELECT 1 FROM past AS p
                     WHERE p.campaign_id = c.campaign_id AND p.customer_id = c.customer_id
                       AND (c.once_ever

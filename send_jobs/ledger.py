@@ -96,6 +96,15 @@ CREATE TABLE IF NOT EXISTS sends.clicks (
     campaign_id VARCHAR NOT NULL, customer_id VARCHAR NOT NULL, ua_class VARCHAR NOT NULL,
     clicked_at TIMESTAMP NOT NULL, loaded_at TIMESTAMP NOT NULL, file VARCHAR NOT NULL,
     line BIGINT NOT NULL);
+-- two-way texts (send_jobs/answers.py): each campaign's reply options as its last decision
+-- run knew them, and the replies that answered a question
+CREATE TABLE IF NOT EXISTS sends.reply_options (
+    campaign_id VARCHAR NOT NULL, reply_key VARCHAR NOT NULL, action VARCHAR NOT NULL,
+    answer VARCHAR NOT NULL, valid_hours INTEGER NOT NULL, PRIMARY KEY (campaign_id, reply_key));
+CREATE TABLE IF NOT EXISTS sends.reply_actions (
+    inbound_id VARCHAR PRIMARY KEY, question_id VARCHAR NOT NULL, campaign_id VARCHAR NOT NULL,
+    customer_id VARCHAR NOT NULL, occasion VARCHAR, action VARCHAR NOT NULL, reply VARCHAR,
+    occurred_at TIMESTAMP NOT NULL, answer_id VARCHAR NOT NULL, loaded_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS sends.gateway_files (
     file VARCHAR PRIMARY KEY, bytes_read BIGINT NOT NULL, lines_read BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS sends.gateway_quarantine (
@@ -103,8 +112,24 @@ CREATE TABLE IF NOT EXISTS sends.gateway_quarantine (
 """
 
 
+# replies a person should read: flagged by the reader, or no answer to an open question
+INBOX = """
+CREATE OR REPLACE VIEW sends.inbox AS
+SELECT i.inbound_id, i.phone_e164, i.text, i.intent, i.received_at,
+    CASE WHEN i.flagged THEN 'flagged: read as ' || i.intent
+         ELSE 'answers no open question' END AS why,
+    (SELECT m.campaign_id FROM sends.messages AS m
+     WHERE m.phone_e164 = i.phone_e164 AND m.handed_over_at <= i.received_at
+     ORDER BY m.handed_over_at DESC LIMIT 1) AS last_campaign
+FROM sends.inbound AS i
+WHERE i.flagged OR (i.action IS NULL AND i.intent <> 'help'
+                    AND i.inbound_id NOT IN (SELECT inbound_id FROM sends.reply_actions))
+"""
+
+
 def ensure_schema(con) -> None:
     con.execute(DDL)
+    con.execute(INBOX)
 
 
 def advance(con, updates: str, source: str, at_sql: str = "now()::TIMESTAMP") -> int:

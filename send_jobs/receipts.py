@@ -13,6 +13,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from send_jobs import answers
 from send_jobs.ledger import DLR_STATUS, advance, ensure_schema
 from send_jobs.links import UA_CLASSES
 
@@ -23,7 +24,8 @@ def ingest(con, root: Path) -> dict[str, int]:
     """Load new journal lines under ``root`` (``<landing>/gateway``); returns counts."""
     ensure_schema(con)
     counts = {"lines": 0, "receipts": 0, "replies": 0, "clicks": 0, "duplicates": 0,
-              "quarantined": 0, "status_changes": 0}  # fmt: skip
+              "quarantined": 0, "status_changes": 0, "answers_recorded": 0,
+              "answers_queued": 0}  # fmt: skip
     for kind in KINDS:
         for path in sorted((Path(root) / kind).glob("*.jsonl")):
             _ingest_file(con, kind, path, counts)
@@ -162,6 +164,10 @@ def _replies(con, name: str, counts) -> None:
     good = con.execute("SELECT count(*) FROM _parsed WHERE problem IS NULL").fetchone()[0]
     counts["replies"] += added
     counts["duplicates"] += good - added
+    for key, n in answers.match_replies(
+        con, "(SELECT id AS inbound_id FROM _parsed WHERE problem IS NULL)"
+    ).items():
+        counts[key] += n
 
 
 def _clicks(con, name: str, counts) -> None:

@@ -29,6 +29,7 @@ import os
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -192,7 +193,7 @@ class CallbackHandler(BaseHTTPRequestHandler):
         refusal = self._refusal(params.get("k", ""))
         if refusal:
             return self._answer(*refusal)
-        received_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        received_at = self.server.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         if path == "/dlr":
             return self._dlr(params, received_at)
         return self._mo(params, received_at)
@@ -311,15 +312,18 @@ def make_server(
     region: str = "US",
     smsc_regions: dict[str, str] | None = None,
     idle_timeout_s: float = 10.0,
+    clock: Callable[[], datetime] | None = None,
 ) -> Server:
     """``region``: the country a national-format sender is read in (the short code's);
     ``smsc_regions``: the same per Kannel SMSC id, for links in other countries;
     ``idle_timeout_s``: a connection silent that long (mid-request or between keep-alive
-    requests) is closed."""
+    requests) is closed; ``clock`` stamps what comes in (default: the wall clock; replays and
+    simulations pass their own)."""
     if not secret:
         raise ValueError("the receiver needs a shared secret (RETENTEXT_RECEIVER_SECRET)")
     server = Server((host, port), CallbackHandler)
     server.idle_timeout_s = idle_timeout_s
     server.callbacks = Callbacks(secret, ReplyClassifier(brand=brand), region, smsc_regions or {})
     server.journal = Journal(root)
+    server.clock = clock or (lambda: datetime.now(UTC))
     return server

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from send_jobs.campaign_specs import RULES_DIR
+RULES_DIR = Path(__file__).parent / "rules"  # as send_jobs.campaign_specs has it
 
 INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 CLAUSE_BREAK = re.compile(r"[.,;:!?¡¿\n()\[\]]+")

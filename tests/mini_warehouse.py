@@ -125,6 +125,27 @@ class MiniWarehouse:
              at - timedelta(days=30)],
         )  # fmt: skip
 
+    def booking(self, customer_id: str, event_id: str, appointment_at: str, booked_at: str,
+                store: str = "Northwind SoHo") -> None:  # fmt: skip
+        """An appointment booked online (an explicit event, as marts.fct_events has it)."""
+        self.con.execute(
+            "INSERT INTO marts.fct_events (event_id, customer_id, event_type, occurred_at, "
+            "provenance, channel, properties) VALUES (?, ?, 'appointment_booked', ?, "
+            "'explicit', 'web', ?)",
+            [event_id, customer_id, utc(booked_at).replace(tzinfo=None),
+             f'{{"appointment_at": "{appointment_at}", "store_name": "{store}", '
+             '"checklist": ["bring your current products"]}'],
+        )  # fmt: skip
+
+    def event(self, customer_id: str, event_id: str, event_type: str, at: str,
+              provenance: str = "tracked") -> None:  # fmt: skip
+        """A behavioural event as marts.fct_events has it (e.g. a checkout started)."""
+        self.con.execute(
+            "INSERT INTO marts.fct_events (event_id, customer_id, event_type, occurred_at, "
+            "provenance, channel, properties) VALUES (?, ?, ?, ?, ?, 'web', '{}')",
+            [event_id, customer_id, event_type, utc(at).replace(tzinfo=None), provenance],
+        )
+
     def order(self, customer_id: str, product_id: str, at: str) -> None:
         self.con.execute(
             "INSERT INTO raw.orders VALUES (?, ?, 'completed', ?)",

@@ -27,13 +27,16 @@ def test_shipped_campaigns_load_in_priority_order():
     ids = [c.id for c in campaigns]
     assert ids[0] == "appointment_reminder"  # transactional first
     assert set(ids) == {
-        "appointment_reminder", "welcome", "replenishment_reminder", "loyalty_recognition",
-        "fragrance_launch", "winback",
+        "appointment_reminder", "checkout_reminder", "welcome", "replenishment_reminder",
+        "loyalty_recognition", "fragrance_launch", "winback",
     }  # fmt: skip
     by_id = {c.id: c for c in campaigns}
     assert by_id["appointment_reminder"].category == "transactional"
     assert by_id["appointment_reminder"].holdout_share == 0.0
     assert by_id["welcome"].holdout_share == 0.10
+    assert by_id["checkout_reminder"].trigger == "checkout_abandoned"
+    assert [o.action for o in by_id["appointment_reminder"].reply_options] == [
+        "confirmed", "reschedule_requested"]  # fmt: skip
     assert {v.id for v in by_id["welcome"].variants} == {"not_purchased", "purchased"}
     for c in campaigns:  # every shipped template names the brand via the program prefix
         assert not c.uses_tracked_fields

@@ -20,6 +20,7 @@ EXPECTED_KEYS = {
     "fct_order_lines": "order_line_id",
     "fct_events": "event_id",
     "fct_consent_events": "consent_event_id",
+    "fct_appointments": "appointment_id",
 }
 
 
@@ -150,4 +151,5 @@ def test_every_model_keeps_its_folders_materialisation():
         "fct_orders": ("incremental", "append", "append_new_columns"),
         "fct_order_lines": ("view", None, "ignore"),
         "fct_consent_events": ("view", None, "ignore"),
+        "fct_appointments": ("table", None, "ignore"),
     }

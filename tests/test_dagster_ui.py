@@ -18,10 +18,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dagster-ui")]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dagster_ui(tmp_path_factory):
     """`make dagster` in a folder holding only what a clone has at its top (the venv is
-    shared), with no RETENTEXT_* or DAGSTER_HOME set."""
+    shared), with no RETENTEXT_* or DAGSTER_HOME set. Started once per run: the suite's
+    slow-first ordering interleaves modules, so a module fixture was started three times."""
     folder = tmp_path_factory.mktemp("clean") / "project"
     folder.mkdir()
     for name in ("Makefile", "pyproject.toml", ".venv", "deploy"):

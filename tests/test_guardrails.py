@@ -378,3 +378,36 @@ def test_a_run_without_active_campaigns_is_recorded_empty(tmp_path):
     assert r.counts == {} and not r.resumed
     assert w.con.execute("SELECT candidates FROM sends.runs").fetchone()[0] == 0
     assert run(w, prog, [ended], "2026-06-10T15:00:00Z").resumed
+
+
+def test_a_checkout_without_an_order_is_reminded_once_in_its_window(tmp_path):
+    w = MiniWarehouse(tmp_path / "w.duckdb")
+    at = "2026-06-10T15:00:00Z"  # 11:00 in New York
+    checkouts = {  # customer: the checkouts they started
+        "WAITING": ["2026-06-10T12:00:00Z"],
+        "ORDERED_SINCE": ["2026-06-10T12:00:00Z"],
+        "TOO_SOON": ["2026-06-10T14:00:00Z"],
+        "TOO_LATE": ["2026-06-09T14:00:00Z"],
+        "TWICE": ["2026-06-10T10:00:00Z", "2026-06-10T12:30:00Z"],
+        "OPTED_OUT": ["2026-06-10T12:00:00Z"],
+    }
+    for cid, times in checkouts.items():
+        w.customer(cid)
+        for i, started in enumerate(times):
+            w.event(cid, f"{cid}-{i}", "checkout_started", started)
+    w.order("ORDERED_SINCE", "ANY-SKU", "2026-06-10T13:00:00Z")  # not in the marts yet
+    w.consent("OPTED_OUT", "marketing", "opt_out", "2026-06-10T13:00:00Z")
+    prog = program(**NO_CONTROL)
+    basket = campaign(prog, id="basket", cooldown_days=7, trigger={
+        "type": "checkout_abandoned", "after_hours": 2, "within_hours": 24})  # fmt: skip
+    got = decisions(w, run(w, prog, [basket], at))
+    assert {cid: row[:2] for (_, cid), row in got.items()} == {
+        "WAITING": ("sent", "sent"),
+        "ORDERED_SINCE": ("suppressed", "already ordered since the trigger"),
+        "TWICE": ("sent", "sent"),
+        "OPTED_OUT": ("suppressed", "no consent: opted out of marketing"),
+    }
+    occasion = w.con.execute("SELECT occasion FROM sends.decisions WHERE customer_id = 'TWICE'")
+    assert occasion.fetchone()[0] == "TWICE-1"  # the latest checkout is the occasion
+    again = decisions(w, run(w, prog, [basket], "2026-06-10T16:00:00Z"))  # an hour later
+    assert again[("basket", "WAITING")][:2] == ("suppressed", "cool-down: received within 7 days")

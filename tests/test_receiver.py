@@ -195,6 +195,8 @@ def test_journal_loads_once_with_quarantine_and_partial_lines(receiver, tmp_path
         "duplicates": 2,
         "quarantined": 2,
         "status_changes": 1,
+        "answers_recorded": 0,
+        "answers_queued": 0,
     }
     assert con.execute("SELECT status FROM sends.messages").fetchone()[0] == "delivered"
     history = con.execute("SELECT status FROM sends.message_events ORDER BY rowid").fetchall()

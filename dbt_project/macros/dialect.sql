@@ -39,3 +39,14 @@
 {% macro money(expr) -%}
     cast({{ expr }} as decimal(38, 12))
 {%- endmacro %}
+
+{#- A text field of a JSON object held as text. -#}
+{% macro json_text(json, key) -%}
+    {{ return(adapter.dispatch('json_text', 'retentext')(json, key)) }}
+{%- endmacro %}
+{% macro default__json_text(json, key) -%}
+    json_extract_string({{ json }}, '$.{{ key }}')
+{%- endmacro %}
+{% macro spark__json_text(json, key) -%}
+    get_json_object({{ json }}, '$.{{ key }}')
+{%- endmacro %}

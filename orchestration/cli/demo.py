@@ -4,7 +4,8 @@ A year of history, then several days in which the pipeline loads yesterday's fil
 builds the features at midnight, sends at 15:00 and 19:00 UTC through the outbox (east and
 west of the Atlantic inside their windows), and the simulated customers respond to what went
 out with a known true effect per campaign; they tap the texts' links through the link
-service with a known click-through rate per campaign. A week after the last send it measures every
+service with a known click-through rate per campaign, and answer the appointment reminders'
+question (C, R or free text) through the receiver. A week after the last send it measures every
 campaign against its holdout, writes the reports, and prints each campaign's true effect
 and click-through beside their estimates.
 
@@ -35,7 +36,11 @@ from warehouse.settings import Settings
 DEFAULT_EFFECTS = {"replenishment_reminder": 0.25, "winback": 0.15, "welcome": 0.10}
 # the true share of texts whose link the recipient taps
 DEFAULT_CLICK_THROUGH = {"replenishment_reminder": 0.12, "winback": 0.06,
-                         "fragrance_launch": 0.09, "welcome": 0.15}  # fmt: skip
+                         "fragrance_launch": 0.09, "welcome": 0.15,
+                         "checkout_reminder": 0.2}  # fmt: skip
+# the share of appointment reminders answered with each option word (the rest: free text
+# or silence)
+DEFAULT_ANSWERS = {"C": 0.6, "R": 0.1}
 SEND_HOURS = (15, 19)
 DEMO_HOLDOUT = 0.5  # of every campaign that holds customers out at all
 DEMO_PLANNED_UNITS = 2000  # read at the end of the demo: the fixed-horizon interval's verdict
@@ -97,6 +102,7 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     simulate_landing(landing, args.customers, args.start, args.history_days, args.seed, 0.002)
     first = args.start + timedelta(days=args.history_days)
     links = _LinkService(settings)
+    replies = _Receiver(settings)
     for i in range(args.send_days):
         day = first + timedelta(days=i)
         step(load_and_build(settings, _midnight(day)))
@@ -108,12 +114,14 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
             run_id = f"{day:%Y%m%d}T{hour:02d}0000Z"
             n = respond(con, landing, effects, baseline_rate=args.baseline,
                         seed=args.seed * 1000 + i * 10 + hour, run_id=run_id)  # fmt: skip
-            taps = links.tap(con, as_of + timedelta(hours=1), seed=args.seed * 1000 + i * 10 + hour,
-                             run_id=run_id)  # fmt: skip
+            seed = args.seed * 1000 + i * 10 + hour
+            taps = links.tap(con, as_of + timedelta(hours=1), seed=seed, run_id=run_id)
+            answered = replies.answer(con, as_of + timedelta(hours=2), seed=seed, run_id=run_id)
             con.close()
-            console.print(f"the world responded to run {run_id} with {n:,} orders and "
-                          f"tapped {taps:,} links")  # fmt: skip
+            console.print(f"the world responded to run {run_id} with {n:,} orders, tapped "
+                          f"{taps:,} links and answered {answered:,} questions")  # fmt: skip
     links.close()
+    replies.close()
     con = duckdb.connect(str(warehouse))
     receipts.ingest(con, settings.gateway_landing)  # the last run's taps
     con.close()
@@ -124,9 +132,11 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     con = duckdb.connect(str(warehouse), read_only=True)
     results = con.execute("SELECT * FROM experiments.campaign_results").df()
     clicks = con.execute("SELECT * FROM experiments.click_through").df()
+    conversations = _conversations(con)
     con.close()
     console.print(truth_table(results, effects))
     console.print(click_truth_table(clicks, DEFAULT_CLICK_THROUGH))
+    console.print(conversations)
     seconds = time.perf_counter() - started
     console.print(f"holdouts at {DEMO_HOLDOUT:.0%} in this demo (campaign copies in "
                   f"{settings.campaigns}); demo took {seconds:.0f}s")  # fmt: skip
@@ -199,6 +209,52 @@ class _LinkService:
         if done.unexpected:
             raise RuntimeError(f"the link service refused demo taps: {done.unexpected[:5]}")
         return sum(done.people.values())
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _conversations(con) -> str:
+    """The reminded appointments by their answer, and the replies waiting for a person."""
+    statuses = con.execute("""SELECT reply_status, count(*) FROM marts.fct_appointments
+        WHERE appointment_id IN (SELECT occasion FROM sends.decisions
+                                 WHERE campaign_id = 'appointment_reminder' AND outcome = 'sent')
+        GROUP BY 1 ORDER BY 2 DESC""").fetchall()  # fmt: skip
+    inbox = con.execute("SELECT count(*) FROM sends.inbox").fetchone()[0]
+    answers = con.execute("SELECT count(*) FROM sends.messages WHERE run_id = 'answers'")
+    return (
+        "reminded appointments by their answer: "
+        + (", ".join(f"{s} {n:,}" for s, n in statuses) or "none")
+        + f"; answers queued {answers.fetchone()[0]:,}; replies waiting for a person {inbox:,}"
+    )
+
+
+class _Receiver:
+    """The receiver in this process for the demo's simulated replies (the outbox has no
+    carrier to bring them); they are stamped with the simulated time."""
+
+    def __init__(self, settings: Settings) -> None:
+        import secrets
+        import threading
+
+        from send_jobs.campaign_specs import load_program
+        from send_jobs.receiver import make_server
+
+        self.secret = secrets.token_urlsafe(18)
+        self.now: list[datetime] = []  # the simulated moment of the replies, set by answer()
+        self.server = make_server(0, self.secret, settings.gateway_landing,
+                                  load_program().brand, clock=lambda: self.now[0])  # fmt: skip
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, con, at: datetime, *, seed: int, run_id: str) -> int:
+        from simulator.conversations import answer_questions
+
+        self.now[:] = [at]
+        port = self.server.server_address[1]
+        sent = answer_questions(con, port, self.secret, DEFAULT_ANSWERS, seed=seed,
+                                run_id=run_id)  # fmt: skip
+        return sum(sent.values())
 
     def close(self) -> None:
         self.server.shutdown()

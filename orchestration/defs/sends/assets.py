@@ -15,6 +15,7 @@ from warehouse.freshness import marts_as_of
 
 RECEIPTS = dg.AssetKey(["sends", "receipts"])
 CLICKS = dg.AssetKey(["sends", "clicks"])
+REPLY_ACTIONS = dg.AssetKey(["sends", "reply_actions"])
 
 
 class SendConfig(dg.Config):
@@ -79,15 +80,25 @@ def send_run(
             description="Taps on the tracked links appended by the link service, loaded into "
             "sends.clicks; they become sms_click events in the marts.",
         ),
+        dg.AssetSpec(
+            REPLY_ACTIONS, group_name="sends", kinds={"duckdb"},
+            description="Replies that answered a text's question (reply_options), matched when "
+            "the replies load: sends.reply_actions, and the answers queued once each.",
+        ),
     ],
     pool=WAREHOUSE_POOL,
 )  # fmt: skip
 def gateway_receipts(warehouse: DuckDBResource, settings: SettingsResource):
-    """One load of every journal under <landing>/gateway: receipts, replies and clicks."""
+    """One load of every journal under <landing>/gateway: receipts, replies (matched to open
+    questions) and clicks."""
     with warehouse.get_connection() as con:
         counts = receipts.ingest(con, settings.get().gateway_landing)
     yield dg.MaterializeResult(asset_key=RECEIPTS, metadata=counts)
     yield dg.MaterializeResult(asset_key=CLICKS, metadata={"clicks": counts["clicks"]})
+    yield dg.MaterializeResult(
+        asset_key=REPLY_ACTIONS,
+        metadata={k: counts[k] for k in ("answers_recorded", "answers_queued")},
+    )
 
 
 def _replay_time(handover_at: str) -> datetime | None:
