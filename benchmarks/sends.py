@@ -190,7 +190,7 @@ def _round(work: Path, r: int, cfg: KannelConfig, n: int, program, carrier: Path
     landing = work / f"landing-{r}"
     rx = _receiver(cfg, landing)
     started = time.perf_counter()
-    delivery = deliver(con, prog, AS_OF, gateway)
+    delivery = deliver(con, prog, AS_OF, gateway, links=work / f"links-{r}")  # as a send run
     ours_s = time.perf_counter() - started
     _wait(lambda: len(kannel_box.carrier_messages(carrier)) >= skip + sent, 120)
     _wait(lambda: len(_journal_lines(landing)) >= 2 * sent, 600)

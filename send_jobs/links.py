@@ -2,10 +2,11 @@
 service (``send_jobs.link_service``) resolves codes from.
 
 A message's code is the keyed hash of its idempotency key (SHA-256 of a secret kept in the
-warehouse, ``sends.link_secret``, and the key), as 10 base-62 characters: about 59 bits, so
-with ten million live codes a guess finds one with odds of about one in 10^11, and a repeated
-decision renders the same text. The destination is the campaign's ``link`` (or the program's
-``link_destination``) with UTM parameters naming the campaign and variant.
+warehouse, ``sends.link_secret``, and the key): its first 64 bits in base64url, 11
+characters, so with ten million live codes a guess finds one with odds of about one in
+2 x 10^12, and a repeated decision renders the same text. The destination is the
+campaign's ``link`` (or the program's ``link_destination``) with UTM parameters naming the
+campaign and variant.
 
 A code is registered before its message is handed over: ``register`` writes the chunk's
 codes as one JSON-lines file per chunk under ``<links>/<UTC date>/``, written to a temporary
@@ -24,9 +25,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from send_jobs.gateways import fsync_dir
 
-ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-CODE_LENGTH = 10
-CODE = re.compile(rf"^[0-9A-Za-z]{{{CODE_LENGTH}}}$")
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"  # base64url
+CODE_LENGTH = 11  # 64 bits
+CODE = re.compile(rf"^[0-9A-Za-z_-]{{{CODE_LENGTH}}}$")
 UTM = {"utm_source": "retentext", "utm_medium": "sms"}
 # who opened a link (send_jobs.link_service.user_agent_class): only people count as clicks
 UA_CLASSES = ("preview", "mobile", "desktop", "unknown")
@@ -54,20 +55,11 @@ def ensure_secret(con) -> None:
     )
 
 
-def code_number_sql(key_sql: str) -> str:
-    """SQL for the first 60 bits of the keyed hash of the idempotency key ``key_sql``."""
+def code_sql(key_sql: str) -> str:
+    """SQL for the code of the message with idempotency key ``key_sql``: the first 64 bits
+    of the keyed hash in base64url without padding (11 characters)."""
     keyed = f"sha256((SELECT secret FROM sends.link_secret) || ':' || {key_sql})"
-    return f"CAST('0x' || substr({keyed}, 1, 15) AS UBIGINT)"
-
-
-def code_sql(number_sql: str) -> str:
-    """SQL for the code: the column ``number_sql`` (``code_number_sql``) in base 62, least
-    significant digit first; the top digit wraps, as 62^10 < 2^60."""
-    powers = ", ".join(f"{62**i}::UBIGINT" for i in range(CODE_LENGTH))
-    return (
-        f"array_to_string(list_transform([{powers}], "
-        f"lambda p: substr('{ALPHABET}', CAST(({number_sql} // p) % 62 AS INTEGER) + 1, 1)), '')"
-    )
+    return f"rtrim(translate(to_base64(unhex(substr({keyed}, 1, 16))), '+/', '-_'), '=')"
 
 
 def register(con, folder: Path, chunk_id: str, at: datetime, message_ids: str) -> int:

@@ -4,6 +4,7 @@ loaded into the warehouse, and the audience fields they feed."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import json
@@ -28,11 +29,10 @@ PHONE_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/6
 NO_CONTROL = {"global_control_share": 0.0}
 
 
-def base62(number: int, length: int = 10) -> str:
-    """Least significant digit first, the top one wrapping (an independent reading of the
-    code's definition in send_jobs.links)."""
-    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-    return "".join(alphabet[(number // 62**i) % 62] for i in range(length))
+def base64url(digest_hex: str) -> str:
+    """The first 64 bits of a hex digest in base64url without padding (an independent
+    reading of the code's definition in send_jobs.links)."""
+    return base64.urlsafe_b64encode(bytes.fromhex(digest_hex[:16])).decode().rstrip("=")
 
 
 def sent(tmp_path, n: int = 5, **campaign_fields):
@@ -75,7 +75,7 @@ def journaled(tmp_path) -> list[dict]:
             for line in f.read_text().splitlines()]  # fmt: skip
 
 
-def test_a_code_is_the_keyed_hash_of_the_message_in_base62(tmp_path):
+def test_a_code_is_the_keyed_hash_of_the_message_in_base64url(tmp_path):
     w, _, _ = sent(tmp_path, n=200)
     secret = w.con.execute("SELECT secret FROM sends.link_secret").fetchone()[0]
     assert len(secret) == 64
@@ -83,7 +83,7 @@ def test_a_code_is_the_keyed_hash_of_the_message_in_base62(tmp_path):
     assert len(rows) == 200
     for key, code, text in rows:
         digest = hashlib.sha256(f"{secret}:{key}".encode()).hexdigest()
-        assert code == base62(int(digest[:15], 16))
+        assert code == base64url(digest) and len(code) == 11
         assert f"https://nwg.example/r/{code} " in text
         assert code not in hashlib.md5(key.encode()).hexdigest()  # not the message id's hash
     assert len({code for _, code, _ in rows}) == 200
@@ -161,7 +161,7 @@ def test_the_service_redirects_records_each_click_and_refuses_the_rest(tmp_path)
         unknown = request(server, "/r/" + ("Z" if first[0] != "Z" else "Y") + first[1:])
         assert unknown == (404, None, b"not found\n")
         assert request(server, "/r/short")[0] == 400
-        assert request(server, "/r/" + first[:9] + "!")[0] == 400
+        assert request(server, "/r/" + first[:10] + "!")[0] == 400
         assert request(server, "/elsewhere")[0] == 404
     clicks = journaled(tmp_path)
     assert [(c["code"], c["ua_class"]) for c in clicks] == [
@@ -206,7 +206,7 @@ def test_forged_and_broken_click_lines_are_quarantined_with_a_reason(tmp_path):
     folder.mkdir(parents=True)
     line = {"click_id": "a" * 32, "code": code, "message_id": mid, "ua_class": "mobile",
             "received_at": "2026-06-10T16:00:00.000000Z"}  # fmt: skip
-    rows = [line, {**line, "click_id": "b" * 32, "code": "0000000000"},
+    rows = [line, {**line, "click_id": "b" * 32, "code": "00000000000"},
             {**line, "click_id": "c" * 32, "message_id": "f" * 16},
             {**line, "click_id": "d" * 32, "ua_class": "robot"}]  # fmt: skip
     text = "".join(json.dumps(r) + "\n" for r in rows) + "{not json}\n"
@@ -407,3 +407,26 @@ def test_closed_loop_the_measured_click_through_covers_the_true_rate(tmp_path):
         assert row.ctr_ci_low <= rate <= row.ctr_ci_high, (tier, row.ctr, rate)
         assert row.ctr_seq_ci_low <= rate <= row.ctr_seq_ci_high
         assert row.preview_only > 0  # previews were fetched and were not counted
+
+
+def test_the_links_length_counts_in_the_segment_qa(tmp_path):
+    w = MiniWarehouse(tmp_path / "w.duckdb")
+    w.customer("C1")
+    text = (
+        "Your order is ready for collection at the counter, bring the code we emailed you"
+        + "!" * 20
+    )
+    for base, outcome, reason in [
+        ("https://nwg.example/r/", "sent", "sent"),  # 17 + 100 + 1 + 32 = 150 characters
+        ("https://links.northwind-goods-online-store.example/r/", "suppressed",
+         "qa: 2 segments exceed the campaign maximum of 1"),  # 182 characters
+    ]:  # fmt: skip
+        prog = program(**NO_CONTROL, link_base=base)
+        short = campaign(prog, id="ready", category="transactional", max_segments=1,
+                         variants=[{"id": "v1", "template": text + " {{ link }}"}])  # fmt: skip
+        run = decide(w.con, prog, [short], utc(AT), dry_run=True)
+        got = w.con.execute("SELECT outcome, reason, length(rendered_text) FROM sends.decisions "
+                            "WHERE run_id = ?", [run.run_id]).fetchone()  # fmt: skip
+        assert got[:2] == (outcome, reason)
+        w.con.execute("DELETE FROM sends.decisions")
+        w.con.execute("DELETE FROM sends.runs")
