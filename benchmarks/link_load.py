@@ -46,9 +46,10 @@ def registered(con, folder: Path, n: int) -> list[str]:
         SELECT printf('%016x', i), 'key' || i, 'load', TIMESTAMP '2026-06-10 15:00', 'load',
             'marketing', 'C' || i, '+1212555' || lpad(i::VARCHAR, 4, '0'), 'x', 'GSM-7', 1,
             'submitted', TIMESTAMP '2026-06-10 15:00', 1,
-            {links.code_sql("'key' || i")},
+            {links.code_sql("number")},
             'https://shop.example/p/' || (i % 7) || '?utm_source=retentext'
-        FROM range({n}) AS t(i)"""
+        FROM (SELECT i, {links.code_number_sql("'key' || i")} AS number
+              FROM range({n}) AS t(i))"""
     )
     con.execute("CREATE TEMP TABLE every AS SELECT message_id FROM sends.messages")
     links.register(con, folder, "load-00001", datetime(2026, 6, 10, 15), "every")
@@ -97,7 +98,8 @@ def plan(codes: list[str], clicks: int, junk: int, seed: int) -> list[tuple[str,
         code = "".join(rng.choice(links.ALPHABET) for _ in range(links.CODE_LENGTH))
         if code not in known:
             unknown.append((f"/r/{code}", 404))
-    malformed = [(f"/r/{c}", 400) for c in ("short", "x" * 12, "abc%20defghi", "..%2F..%2Fetc")]
+    shapes = ("short", "x" * 12, "abc_defghij", "abc%20defgh", "..%2F..%2Fetc")
+    malformed = [(f"/r/{c}", 400) for c in shapes]
     requests = good + unknown + [malformed[i % len(malformed)] for i in range(junk)]
     rng.shuffle(requests)
     return requests

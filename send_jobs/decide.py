@@ -437,6 +437,7 @@ def _render(con, program: Program, active: list[Campaign], run_id: str) -> None:
         f"""CREATE OR REPLACE TEMP TABLE rendered AS
         WITH keyed AS (
             SELECT r.*, md5(r.idempotency_key) AS digest,
+                {links.code_number_sql("r.idempotency_key")} AS link_number,
                 CASE {" ".join(variant_case)} END AS variant
             FROM ranked AS r WHERE r.reason_or_null IS NULL),
         -- a customer has had a first marketing text once one was handed to the gateway;
@@ -447,7 +448,7 @@ def _render(con, program: Program, active: list[Campaign], run_id: str) -> None:
               AND status IN ('submitted', 'accepted', 'unconfirmed', 'delivered', 'undelivered')),
         prepared AS (
             SELECT k.*, substr(k.digest, 1, 16) AS message_id,
-                {links.code_sql("k.idempotency_key")} AS link_code, {link_url} AS link_url,
+                {links.code_sql("k.link_number")} AS link_code, {link_url} AS link_url,
                 k.category = 'marketing' AND f.customer_id IS NULL AS needs_opt_out
             FROM keyed AS k LEFT JOIN first_marketing AS f USING (customer_id)),
         texts AS (

@@ -2,8 +2,9 @@
 service (``send_jobs.link_service``) resolves codes from.
 
 A message's code is the keyed hash of its idempotency key (SHA-256 of a secret kept in the
-warehouse, ``sends.link_secret``, and the key): its first 64 bits in base64url, 11
-characters, so with ten million live codes a guess finds one with odds of about one in
+warehouse, ``sends.link_secret``, and the key): its first 64 bits in 11 base-62 digits
+(letters and digits only: ``_`` and ``-`` are GSM-7 characters some carriers turn into other
+ones), so with ten million live codes a guess finds one with odds of about one in
 2 x 10^12, and a repeated decision renders the same text. The destination is the
 campaign's ``link`` (or the program's ``link_destination``) with UTM parameters naming the
 campaign and variant.
@@ -25,9 +26,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from send_jobs.gateways import fsync_dir
 
-ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"  # base64url
-CODE_LENGTH = 11  # 64 bits
-CODE = re.compile(rf"^[0-9A-Za-z_-]{{{CODE_LENGTH}}}$")
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+CODE_LENGTH = 11  # base-62 digits of a 64-bit number
+CODE = re.compile(rf"^[0-9A-Za-z]{{{CODE_LENGTH}}}$")
 UTM = {"utm_source": "retentext", "utm_medium": "sms"}
 # who opened a link (send_jobs.link_service.user_agent_class): only people count as clicks
 UA_CLASSES = ("preview", "mobile", "desktop", "unknown")
@@ -55,11 +56,21 @@ def ensure_secret(con) -> None:
     )
 
 
-def code_sql(key_sql: str) -> str:
-    """SQL for the code of the message with idempotency key ``key_sql``: the first 64 bits
-    of the keyed hash in base64url without padding (11 characters)."""
+def code_number_sql(key_sql: str) -> str:
+    """SQL for the first 64 bits of the keyed hash of the idempotency key ``key_sql``."""
     keyed = f"sha256((SELECT secret FROM sends.link_secret) || ':' || {key_sql})"
-    return f"rtrim(translate(to_base64(unhex(substr({keyed}, 1, 16))), '+/', '-_'), '=')"
+    return f"CAST('0x' || substr({keyed}, 1, 16) AS UBIGINT)"
+
+
+def code_sql(number_sql: str) -> str:
+    """SQL for the code of the column ``number_sql`` (``code_number_sql``): its 11 base-62
+    digits, least significant first, as 0-9, A-Z, a-z (letters and digits only: GSM-7 and
+    ASCII agree on them, and no link detector stops at one)."""
+    digits = []
+    for i in range(CODE_LENGTH):
+        d = f"CAST(({number_sql} // {62**i}::UBIGINT) % 62 AS INTEGER)"
+        digits.append(f"chr({d} + CASE WHEN {d} < 10 THEN 48 WHEN {d} < 36 THEN 55 ELSE 61 END)")
+    return " || ".join(digits)
 
 
 def register(con, folder: Path, chunk_id: str, at: datetime, message_ids: str) -> int:

@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from send_jobs import kannel_box
 from send_jobs.config import KannelConfig
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_PORTS = (13000, 13001, 13002, 13003, 13013, 13080)
+DEFAULT_PORTS = (13000, 13001, 13002, 13003, 13013, 13080, 13081)
 CAMPAIGNS = "('loyalty_recognition', 'winback')"  # audiences that do not move with the hour
 
 
@@ -111,6 +112,8 @@ def test_replies_through_make_gateway_up_stop_exactly_the_opted_out(send_warehou
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         cfg = KannelConfig.from_env({}, folder / "data" / "kannel")  # make ran without RETENTEXT_*
+        with urllib.request.urlopen(f"http://127.0.0.1:{cfg.links_port}/health", timeout=5) as r:
+            assert r.status == 200  # the link service came up with the gateway
         for (text, sender, _), (_, phone) in zip(REPLIES, people, strict=False):
             kannel_box.inject_reply(cfg, sender(phone), text, timeout=3)
         # STOP, START, STOP within one minute from one phone: the last word stands

@@ -4,7 +4,6 @@ loaded into the warehouse, and the audience fields they feed."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import http.client
 import json
@@ -29,10 +28,12 @@ PHONE_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/6
 NO_CONTROL = {"global_control_share": 0.0}
 
 
-def base64url(digest_hex: str) -> str:
-    """The first 64 bits of a hex digest in base64url without padding (an independent
-    reading of the code's definition in send_jobs.links)."""
-    return base64.urlsafe_b64encode(bytes.fromhex(digest_hex[:16])).decode().rstrip("=")
+def base62(digest_hex: str) -> str:
+    """The first 64 bits of a hex digest as 11 base-62 digits, least significant first (an
+    independent reading of the code's definition in send_jobs.links)."""
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    number = int(digest_hex[:16], 16)
+    return "".join(alphabet[(number // 62**i) % 62] for i in range(11))
 
 
 def sent(tmp_path, n: int = 5, **campaign_fields):
@@ -75,7 +76,7 @@ def journaled(tmp_path) -> list[dict]:
             for line in f.read_text().splitlines()]  # fmt: skip
 
 
-def test_a_code_is_the_keyed_hash_of_the_message_in_base64url(tmp_path):
+def test_a_code_is_the_keyed_hash_of_the_message_in_base62(tmp_path):
     w, _, _ = sent(tmp_path, n=200)
     secret = w.con.execute("SELECT secret FROM sends.link_secret").fetchone()[0]
     assert len(secret) == 64
@@ -83,7 +84,7 @@ def test_a_code_is_the_keyed_hash_of_the_message_in_base64url(tmp_path):
     assert len(rows) == 200
     for key, code, text in rows:
         digest = hashlib.sha256(f"{secret}:{key}".encode()).hexdigest()
-        assert code == base64url(digest) and len(code) == 11
+        assert code == base62(digest) and code.isalnum() and code.isascii()
         assert f"https://nwg.example/r/{code} " in text
         assert code not in hashlib.md5(key.encode()).hexdigest()  # not the message id's hash
     assert len({code for _, code, _ in rows}) == 200

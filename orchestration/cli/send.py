@@ -124,19 +124,7 @@ def receiver(args: argparse.Namespace, settings: Settings) -> int:
         port, cfg.receiver_secret, root, load_program().brand,
         region=cfg.reply_region, smsc_regions=dict(cfg.smsc_regions),
     )  # fmt: skip
-
-    def stop(*_):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    console.print(f"receiver on http://127.0.0.1:{port} appending to {root}")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return _serve(server, f"receiver on http://127.0.0.1:{port} appending to {root}")
 
 
 def links_cmd(args: argparse.Namespace, settings: Settings) -> int:
@@ -150,16 +138,22 @@ def links_cmd(args: argparse.Namespace, settings: Settings) -> int:
     port = args.port or config.KannelConfig.from_settings(settings).links_port
     link_base = load_program().link_base
     server = make_server(port, settings.links, settings.gateway_landing, link_base)
+    return _serve(
+        server,
+        f"links on http://127.0.0.1:{port}{server.prefix}<code> ({link_base} proxied here), "
+        f"{len(server.registry.codes):,} codes from {settings.links}; clicks to "
+        f"{settings.gateway_landing / 'clicks'}",
+    )
+
+
+def _serve(server, banner: str) -> int:
+    """Serve in the foreground until Ctrl-C or SIGTERM."""
 
     def stop(*_):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    console.print(
-        f"links on http://127.0.0.1:{port}{server.prefix}<code> ({link_base} proxied here), "
-        f"{len(server.registry.codes):,} codes from {settings.links}; clicks to "
-        f"{settings.gateway_landing / 'clicks'}"
-    )
+    console.print(banner)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
