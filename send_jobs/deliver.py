@@ -38,12 +38,13 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from send_jobs import links, receipts
+from send_jobs import receipts
 from send_jobs.campaign_specs import Program
 from send_jobs.consent import consent_sql
 from send_jobs.decide import load_rules, window_check
 from send_jobs.gateways import JOURNALS, Answer
 from send_jobs.ledger import DLR_STATUS, advance, ensure_schema
+from send_jobs.links import register as write_to_registry
 
 Clock = Callable[[], datetime]  # the moment of hand-over, passed in by the caller
 DEFAULT_RECEIPT_TIMEOUT_H = 72.0  # for messages of a gateway other than this delivery's
@@ -376,7 +377,7 @@ def _register_links(con, folder: Path, result: Delivery, at: datetime) -> None:
     of the chunk is handed over and the delivery stops with the reason."""
     result.chunks += 1
     try:
-        n = links.register(con, folder, f"{result.batch_id}-{result.chunks:05d}", at, "_batch")
+        n = write_to_registry(con, folder, f"{result.batch_id}-{result.chunks:05d}", at, "_batch")
     except OSError as exc:
         con.execute("ROLLBACK")
         raise LinkRegistryError(
