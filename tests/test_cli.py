@@ -185,9 +185,13 @@ def test_the_demos_campaigns_and_its_truth_table(tmp_path):
            "rel_ci_high": 0.254, "seq_rel_ci_low": -0.031, "seq_rel_ci_high": 0.316}  # fmt: skip
     service = {**row, "campaign_id": "appointment_reminder", "n_control": 0,
                "rel_lift": float("nan"), "note": NO_HOLDOUT_BY_DESIGN}  # fmt: skip
+    nan = float("nan")
+    # nobody held out ordered: no relative lift, so no interval to hold the truth
+    tiny = {**row, "campaign_id": "tiny", "rel_lift": nan, "rel_ci_low": nan,
+            "rel_ci_high": nan, "note": ""}  # fmt: skip
     results = pd.DataFrame([{**row, "campaign_id": "replenishment_reminder"},
                             {**row, "campaign_id": "quiet", "rel_ci_high": -0.01},
-                            service])  # fmt: skip
+                            service, tiny])  # fmt: skip
     console = Console(record=True, width=250)
     console.print(truth_table(results, {"replenishment_reminder": 0.25}))
     lines = console.export_text().splitlines()
@@ -200,6 +204,8 @@ def test_the_demos_campaigns_and_its_truth_table(tmp_path):
     [appointment] = [line for line in lines if "appointment_reminder" in line]
     cells = [cell.strip() for cell in appointment.split("│")]
     assert cells[4:-2] == ["0", "", "", ""] and cells[-2] == NO_HOLDOUT_BY_DESIGN
+    [small] = [line for line in lines if "tiny" in line]
+    assert small.split("│")[-2].strip() == "not estimable yet"  # not a miss of the truth
 
 
 def test_tables_keep_one_line_per_row_in_a_log(capsys):

@@ -112,11 +112,13 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
             step(send_and_print(settings, as_of, as_of))
             con = duckdb.connect(str(warehouse))
             run_id = f"{day:%Y%m%d}T{hour:02d}0000Z"
-            n = respond(con, landing, effects, baseline_rate=args.baseline,
-                        seed=args.seed * 1000 + i * 10 + hour, run_id=run_id)  # fmt: skip
             seed = args.seed * 1000 + i * 10 + hour
-            taps = links.tap(con, as_of + timedelta(hours=1), seed=seed, run_id=run_id)
-            answered = replies.answer(con, as_of + timedelta(hours=2), seed=seed, run_id=run_id)
+            n = respond(con, landing, effects, baseline_rate=args.baseline, seed=seed,
+                        run_id=run_id)  # fmt: skip
+            # the taps and answers draw from streams of their own, independent of the orders
+            taps = links.tap(con, as_of + timedelta(hours=1), seed=seed * 10 + 1, run_id=run_id)
+            answered = replies.answer(con, as_of + timedelta(hours=2), seed=seed * 10 + 2,
+                                      run_id=run_id)  # fmt: skip
             con.close()
             console.print(f"the world responded to run {run_id} with {n:,} orders, tapped "
                           f"{taps:,} links and answered {answered:,} questions")  # fmt: skip
@@ -156,8 +158,8 @@ def truth_table(results, effects: dict[str, float]) -> Table:
     for row in top.itertuples():
         truth = effects.get(row.campaign_id, 0.0)
         counts = (row.campaign_id, f"{truth:+.0%}", f"{row.n_treatment:,}", f"{row.n_control:,}")
-        if row.n_control == 0 or row.n_treatment == 0:
-            table.add_row(*counts, "", "", "", row.note)  # why it is not measured
+        if row.n_control == 0 or row.n_treatment == 0 or row.rel_ci_low != row.rel_ci_low:
+            table.add_row(*counts, "", "", "", row.note or "not estimable yet")  # why not
             continue
         covered = row.rel_ci_low <= truth <= row.rel_ci_high
         table.add_row(
