@@ -117,7 +117,7 @@ INBOX = """
 CREATE OR REPLACE VIEW sends.inbox AS
 SELECT i.inbound_id, i.phone_e164, i.text, i.intent, i.received_at,
     CASE WHEN i.flagged THEN 'flagged: read as ' || i.intent
-         ELSE 'answers no open question' END AS why,
+         ELSE 'matches no option of an open question' END AS why,
     (SELECT m.campaign_id FROM sends.messages AS m
      WHERE m.phone_e164 = i.phone_e164 AND m.handed_over_at <= i.received_at
      ORDER BY m.handed_over_at DESC LIMIT 1) AS last_campaign

@@ -123,7 +123,8 @@ def test_replies_record_the_state_and_queue_each_answer_once(tmp_path):
         ("C2", "Northwind Goods: We will call you to find a new time.", "queued"),
     ]
     inbox = w.con.execute("SELECT text, why, last_campaign FROM sends.inbox").fetchall()
-    assert inbox == [("Thanks, see you tomorrow!", "answers no open question", "reminder")]
+    why = "matches no option of an open question"
+    assert inbox == [("Thanks, see you tomorrow!", why, "reminder")]
     # the next delivery hands the answers over, once; loading again queues nothing new
     done = deliver(w.con, prog, at[0] + timedelta(minutes=5), OutboxGateway(tmp_path / "out"))
     assert done.counts["submitted"] == 2
@@ -189,5 +190,5 @@ def test_the_overview_lists_the_replies_for_a_person(tmp_path):
     table = html[html.index("<table data-inbox>") :]
     assert "&lt;b&gt;Can I bring my dog?&lt;/b&gt;" in table  # the words, as text
     assert "…0000" in table and "+12125550000" not in html
-    assert "answers no open question" in table and "<td>reminder</td>" in table
+    assert "matches no option of an open question" in table and "<td>reminder</td>" in table
     assert table.count("<tr>") == 2  # the header and the one reply
