@@ -5,8 +5,6 @@ consent keywords keeping their meaning, and the inbox for what no option explain
 from __future__ import annotations
 
 import http.client
-import threading
-from contextlib import contextmanager
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -18,7 +16,7 @@ from send_jobs.campaign_specs import CampaignError
 from send_jobs.decide import decide
 from send_jobs.deliver import deliver
 from send_jobs.gateways import OutboxGateway
-from send_jobs.receiver import make_server
+from send_jobs.receiver import make_server, serving
 
 AT = "2026-06-10T15:00:00Z"  # 11:00 in New York
 SECRET = "receiver-test"
@@ -42,16 +40,11 @@ def reminder(prog, **fields):
         **fields})  # fmt: skip
 
 
-@contextmanager
 def receiver(tmp_path, at):
     """The real receiver in this process, stamping replies with the simulated time ``at[0]``."""
-    server = make_server(0, SECRET, tmp_path / "gateway", "Northwind Goods", clock=lambda: at[0])
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+    return serving(
+        make_server(0, SECRET, tmp_path / "gateway", "Northwind Goods", clock=lambda: at[0])
+    )
 
 
 def reply(server, phone: str, text: str, at: list | None = None) -> str:
@@ -74,6 +67,14 @@ def world(tmp_path, *customers):
     for i, cid in enumerate(customers):
         w.customer(cid, phone=f"+1212555{i:04d}")
         w.booking(cid, f"B-{cid}", "2026-06-11T14:00:00Z", "2026-06-01T10:00:00Z")
+    return w, prog
+
+
+def reminded(tmp_path, *customers):
+    """``world`` after the reminder's run at AT went out through the outbox."""
+    w, prog = world(tmp_path, *customers)
+    decide(w.con, prog, [reminder(prog)], utc(AT))
+    deliver(w.con, prog, utc(AT), OutboxGateway(tmp_path / "out"))
     return w, prog
 
 
@@ -104,9 +105,7 @@ def test_a_consent_keyword_is_never_an_answer_option():
 
 
 def test_replies_record_the_state_and_queue_each_answer_once(tmp_path):
-    w, prog = world(tmp_path, "C1", "C2")
-    decide(w.con, prog, [reminder(prog)], utc(AT))
-    deliver(w.con, prog, utc(AT), OutboxGateway(tmp_path / "out"))
+    w, prog = reminded(tmp_path, "C1", "C2")
     at = [utc(AT) + timedelta(hours=1)]
     with receiver(tmp_path, at) as server:
         assert reply(server, "+12125550000", " c. ", at) == ""  # no inline answer: queued
@@ -133,9 +132,7 @@ def test_replies_record_the_state_and_queue_each_answer_once(tmp_path):
 
 
 def test_stop_to_a_question_opts_out_and_answers_nothing(tmp_path):
-    w, prog = world(tmp_path, "C1")
-    decide(w.con, prog, [reminder(prog)], utc(AT))
-    deliver(w.con, prog, utc(AT), OutboxGateway(tmp_path / "out"))
+    w, prog = reminded(tmp_path, "C1")
     at = [utc(AT) + timedelta(hours=1)]
     with receiver(tmp_path, at) as server:
         stop = reply(server, "+12125550000", "STOP", at)
@@ -178,9 +175,7 @@ def test_a_reply_answers_the_last_open_question_only(tmp_path):
 def test_the_overview_lists_the_replies_for_a_person(tmp_path):
     from experiments.reports import write_reports
 
-    w, prog = world(tmp_path, "C1")
-    decide(w.con, prog, [reminder(prog)], utc(AT))
-    deliver(w.con, prog, utc(AT), OutboxGateway(tmp_path / "out"))
+    w, prog = reminded(tmp_path, "C1")
     at = [utc(AT) + timedelta(hours=1)]
     with receiver(tmp_path, at) as server:
         reply(server, "+12125550000", "<b>Can I bring my dog?</b>", at)

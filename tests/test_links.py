@@ -7,8 +7,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,6 +20,7 @@ from send_jobs.deliver import LinkRegistryError, deliver
 from send_jobs.gateways import OutboxGateway
 from send_jobs.link_service import make_server, user_agent_class
 from send_jobs.links import destination
+from send_jobs.receiver import serving
 
 AT = "2026-06-10T15:00:00Z"
 PHONE_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Mobile"
@@ -49,16 +48,8 @@ def sent(tmp_path, n: int = 5, **campaign_fields):
     return w, prog, done
 
 
-@contextmanager
 def link_service(tmp_path, link_base="https://nwg.example/r/"):
-    server = make_server(0, tmp_path / "links", tmp_path / "gateway", link_base)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+    return serving(make_server(0, tmp_path / "links", tmp_path / "gateway", link_base))
 
 
 def request(server, path: str, method: str = "GET", user_agent: str | None = PHONE_UA):
@@ -308,13 +299,9 @@ def test_clicks_become_explicit_sms_click_events_and_a_customer_field(send_wareh
     tapped = datetime.fromisoformat("2025-05-31T16:30:00+00:00")
     server = make_server(0, tmp_path / "links", landing / "gateway", "https://nwg.example/r/",
                          clock=lambda: tapped)  # fmt: skip
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(server):
         assert request(server, f"/r/{messages[0][0]}")[0] == 302
         assert request(server, f"/r/{messages[1][0]}", user_agent="Twitterbot/1.0")[0] == 302
-    finally:
-        server.shutdown()
-        server.server_close()
     assert main(["receipts", *args]) == 0
     assert main(["run", "--landing", str(landing), "--as-of", "2025-05-31T18:00:00Z", *args]) == 0
     con = duckdb.connect(str(warehouse), read_only=True)
@@ -343,17 +330,13 @@ def test_click_through_per_campaign_and_variant_counts_people_once(tmp_path):
     at = [utc("2026-06-10T16:00:00Z")]
     server = make_server(0, tmp_path / "links", tmp_path / "gateway", prog.link_base,
                          clock=lambda: at[0])  # fmt: skip
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(server):
         for code in people + twice:
             assert request(server, f"/r/{code}")[0] == 302
         for code in bot_only + people[:1]:
             assert request(server, f"/r/{code}", user_agent="facebookexternalhit/1.1")[0] == 302
         at[0] = utc("2026-06-12T10:00:00Z")  # after the measurement's as_of
         assert request(server, f"/r/{late}")[0] == 302
-    finally:
-        server.shutdown()
-        server.server_close()
     receipts.ingest(w.con, tmp_path / "gateway")
     table = measure_clicks(w.con, utc("2026-06-11T15:00:00Z")).set_index("variant")
     expected = {"all": (40, 9, 12, 2)}
@@ -391,13 +374,9 @@ def test_closed_loop_the_measured_click_through_covers_the_true_rate(tmp_path):
     tapped_at = utc("2026-06-10T18:00:00Z")
     server = make_server(0, tmp_path / "links", tmp_path / "gateway", prog.link_base,
                          clock=lambda: tapped_at)  # fmt: skip
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(server):
         ctr = {f"for_{tier}": rate for tier, rate in truth.items()}
         tapped = tap_links(w.con, server.server_address[1], prog.link_base, ctr, seed=11)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert tapped.unexpected == []
     receipts.ingest(w.con, tmp_path / "gateway")
     table = measure_clicks(w.con, utc("2026-06-11T15:00:00Z")).set_index("campaign_id")

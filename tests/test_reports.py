@@ -5,7 +5,6 @@ import json
 import re
 import shutil
 import subprocess
-import threading
 from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -27,6 +26,7 @@ from send_jobs.decide import decide
 from send_jobs.deliver import deliver
 from send_jobs.gateways import OutboxGateway
 from send_jobs.link_service import make_server
+from send_jobs.receiver import serving
 from simulator.clicks import tap_links
 from simulator.experiment_world import write_experiment_world
 from simulator.response import respond
@@ -110,12 +110,8 @@ def tap_through_the_link_service(con, root: Path, link_base: str, ctr: dict) -> 
     after the decision."""
     server = make_server(0, root / "links", root / "landing" / "gateway", link_base,
                          clock=lambda: DECIDED + timedelta(hours=1))  # fmt: skip
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(server):
         assert tap_links(con, server.server_address[1], link_base, ctr, seed=5).unexpected == []
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture(scope="session")

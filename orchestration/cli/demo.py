@@ -21,6 +21,9 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -101,29 +104,27 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
 
     simulate_landing(landing, args.customers, args.start, args.history_days, args.seed, 0.002)
     first = args.start + timedelta(days=args.history_days)
-    links = _LinkService(settings)
-    replies = _Receiver(settings)
-    for i in range(args.send_days):
-        day = first + timedelta(days=i)
-        step(load_and_build(settings, _midnight(day)))
-        for hour in SEND_HOURS:
-            as_of = _midnight(day) + timedelta(hours=hour)
-            # simulated time: the hand-over happens at the run's own time
-            step(send_and_print(settings, as_of, as_of))
-            con = duckdb.connect(str(warehouse))
-            run_id = f"{day:%Y%m%d}T{hour:02d}0000Z"
-            seed = args.seed * 1000 + i * 10 + hour
-            n = respond(con, landing, effects, baseline_rate=args.baseline, seed=seed,
-                        run_id=run_id)  # fmt: skip
-            # the taps and answers draw from streams of their own, independent of the orders
-            taps = links.tap(con, as_of + timedelta(hours=1), seed=seed * 10 + 1, run_id=run_id)
-            answered = replies.answer(con, as_of + timedelta(hours=2), seed=seed * 10 + 2,
+    with _recipients(settings) as recipients:
+        for i in range(args.send_days):
+            day = first + timedelta(days=i)
+            step(load_and_build(settings, _midnight(day)))
+            for hour in SEND_HOURS:
+                as_of = _midnight(day) + timedelta(hours=hour)
+                # simulated time: the hand-over happens at the run's own time
+                step(send_and_print(settings, as_of, as_of))
+                con = duckdb.connect(str(warehouse))
+                run_id = f"{day:%Y%m%d}T{hour:02d}0000Z"
+                seed = args.seed * 1000 + i * 10 + hour
+                n = respond(con, landing, effects, baseline_rate=args.baseline, seed=seed,
+                            run_id=run_id)  # fmt: skip
+                # the taps and answers draw from streams of their own, independent of the orders
+                taps = recipients.tap(con, as_of + timedelta(hours=1), seed=seed * 10 + 1,
                                       run_id=run_id)  # fmt: skip
-            con.close()
-            console.print(f"the world responded to run {run_id} with {n:,} orders, tapped "
-                          f"{taps:,} links and answered {answered:,} questions")  # fmt: skip
-    links.close()
-    replies.close()
+                answered = recipients.answer(con, as_of + timedelta(hours=2),
+                                             seed=seed * 10 + 2, run_id=run_id)  # fmt: skip
+                con.close()
+                console.print(f"the world responded to run {run_id} with {n:,} orders, tapped "
+                              f"{taps:,} links and answered {answered:,} questions")  # fmt: skip
     con = duckdb.connect(str(warehouse))
     receipts.ingest(con, settings.gateway_landing)  # the last run's taps
     con.close()
@@ -185,38 +186,6 @@ def click_truth_table(clicks, truth: dict[str, float]) -> Table:
     return table
 
 
-class _LinkService:
-    """The link service in this process for the demo's simulated recipients; their taps
-    are stamped with the simulated time."""
-
-    def __init__(self, settings: Settings) -> None:
-        import threading
-
-        from send_jobs.campaign_specs import load_program
-        from send_jobs.link_service import make_server
-
-        self.link_base = load_program().link_base
-        self.now: list[datetime] = []  # the simulated moment of the taps, set by tap()
-        self.server = make_server(0, settings.links, settings.gateway_landing, self.link_base,
-                                  clock=lambda: self.now[0])  # fmt: skip
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def tap(self, con, at: datetime, *, seed: int, run_id: str) -> int:
-        from simulator.clicks import tap_links
-
-        self.now[:] = [at]
-        port = self.server.server_address[1]
-        done = tap_links(con, port, self.link_base, DEFAULT_CLICK_THROUGH, seed=seed,
-                         run_id=run_id)  # fmt: skip
-        if done.unexpected:
-            raise RuntimeError(f"the link service refused demo taps: {done.unexpected[:5]}")
-        return sum(done.people.values())
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def _conversations(con) -> str:
     """The reminded appointments by their answer, and the replies waiting for a person."""
     statuses = con.execute("""SELECT reply_status, count(*) FROM marts.fct_appointments
@@ -232,35 +201,54 @@ def _conversations(con) -> str:
     )
 
 
-class _Receiver:
-    """The receiver in this process for the demo's simulated replies (the outbox has no
-    carrier to bring them); they are stamped with the simulated time."""
+@dataclass
+class _Recipients:
+    """The demo's simulated recipients: they tap their links through the link service and
+    answer questions through the receiver, both in this process; ``now`` is the simulated
+    moment both stamp what comes in with."""
 
-    def __init__(self, settings: Settings) -> None:
-        import secrets
-        import threading
+    now: list[datetime]
+    link_base: str
+    links_port: int
+    secret: str
+    receiver_port: int
 
-        from send_jobs.campaign_specs import load_program
-        from send_jobs.receiver import make_server
+    def tap(self, con, at: datetime, *, seed: int, run_id: str) -> int:
+        from simulator.clicks import tap_links
 
-        self.secret = secrets.token_urlsafe(18)
-        self.now: list[datetime] = []  # the simulated moment of the replies, set by answer()
-        self.server = make_server(0, self.secret, settings.gateway_landing,
-                                  load_program().brand, clock=lambda: self.now[0])  # fmt: skip
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.now[:] = [at]
+        done = tap_links(con, self.links_port, self.link_base, DEFAULT_CLICK_THROUGH,
+                         seed=seed, run_id=run_id)  # fmt: skip
+        if done.unexpected:
+            raise RuntimeError(f"the link service refused demo taps: {done.unexpected[:5]}")
+        return sum(done.people.values())
 
     def answer(self, con, at: datetime, *, seed: int, run_id: str) -> int:
         from simulator.conversations import answer_questions
 
         self.now[:] = [at]
-        port = self.server.server_address[1]
-        sent = answer_questions(con, port, self.secret, DEFAULT_ANSWERS, seed=seed,
-                                run_id=run_id)  # fmt: skip
+        sent = answer_questions(con, self.receiver_port, self.secret, DEFAULT_ANSWERS,
+                                seed=seed, run_id=run_id)  # fmt: skip
         return sum(sent.values())
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+
+@contextmanager
+def _recipients(settings: Settings) -> Iterator[_Recipients]:
+    """The link service and the receiver in this process (the outbox has no carrier to
+    bring replies) for the demo's recipients."""
+    import secrets
+
+    from send_jobs import link_service, receiver
+    from send_jobs.campaign_specs import load_program
+
+    program, now, secret = load_program(), [], secrets.token_urlsafe(18)
+    links = link_service.make_server(0, settings.links, settings.gateway_landing,
+                                     program.link_base, clock=lambda: now[0])  # fmt: skip
+    replies = receiver.make_server(0, secret, settings.gateway_landing, program.brand,
+                                   clock=lambda: now[0])  # fmt: skip
+    with receiver.serving(links), receiver.serving(replies):
+        yield _Recipients(now, program.link_base, links.server_address[1], secret,
+                          replies.server_address[1])  # fmt: skip
 
 
 def _pct(value: float) -> str:

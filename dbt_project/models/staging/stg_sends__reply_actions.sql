@@ -21,18 +21,5 @@ select
     action
 from {{ source('sends', 'reply_actions') }}
 {%- else %}
-select
-    cast(null as {{ dbt.type_string() }}) as event_id,
-    cast(null as {{ dbt.type_string() }}) as customer_id,
-    cast(null as {{ dbt.type_string() }}) as event_type,
-    cast(null as {{ dbt.type_timestamp() }}) as occurred_at,
-    cast(null as {{ dbt.type_string() }}) as provenance,
-    cast(null as {{ dbt.type_string() }}) as channel,
-    cast(null as {{ dbt.type_string() }}) as product_id,
-    cast(null as {{ dbt.type_string() }}) as properties,
-    cast(null as date) as partition_date,
-    cast(null as {{ dbt.type_timestamp() }}) as loaded_at,
-    cast(null as {{ dbt.type_string() }}) as occasion,
-    cast(null as {{ dbt.type_string() }}) as action
-where 1 = 0
+{{ no_events(extra=['occasion', 'action']) }}
 {%- endif %}
