@@ -21,13 +21,18 @@ TRIGGER_COLUMNS = (
     "checklist",
     "bought_after",  # a purchase of product_id after this time suppresses the message
 )
-# dim_customers with the fields that are measured from the decision's moment
-CUSTOMERS_AT_DECISION = """SELECT *,
-        date_diff('second', last_sms_click_at, $as_of) / 86400.0 AS days_since_sms_click,
-        CASE WHEN last_sms_click_at IS NOT NULL
-             THEN coalesce(last_order_at > last_sms_click_at, false) END
-            AS ordered_since_sms_click
-    FROM marts.dim_customers"""
+# dim_customers with the fields that are measured from the decision's moment, and the
+# predicted value of the features build (null for a customer who never bought)
+CUSTOMERS_AT_DECISION = """SELECT c.*,
+        date_diff('second', c.last_sms_click_at, $as_of) / 86400.0 AS days_since_sms_click,
+        CASE WHEN c.last_sms_click_at IS NOT NULL
+             THEN coalesce(c.last_order_at > c.last_sms_click_at, false) END
+            AS ordered_since_sms_click,
+        v.probability_alive,
+        v.probability_alive - v.probability_alive_30d_ago AS probability_alive_change_30d,
+        v.expected_purchases_90d, v.expected_revenue_90d
+    FROM marts.dim_customers AS c
+    LEFT JOIN predictions.customer_value AS v ON v.customer_id = c.customer_id"""
 _OPS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 

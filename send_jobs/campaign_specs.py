@@ -52,6 +52,11 @@ AUDIENCE_FIELDS = {
     # as of the decision, from the customer's last tap on a link in one of our texts
     "days_since_sms_click": float,  # null when never
     "ordered_since_sms_click": bool,  # null when never
+    # predicted by the last features build (predictions.customer_value); null for prospects
+    "probability_alive": float,
+    "probability_alive_change_30d": float,  # below 0: falling; null for buyers of < 30 days
+    "expected_purchases_90d": float,
+    "expected_revenue_90d": float,
 }
 OPS = {"eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "is_null", "not_null"}
 ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")

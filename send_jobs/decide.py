@@ -34,6 +34,7 @@ from send_jobs.campaign_specs import RULES_DIR, Campaign, Program
 from send_jobs.consent import consent_sql
 from send_jobs.ledger import PRE_PERIOD_DAYS, RECIPIENT_FAILURE_SQL, ensure_schema
 from send_jobs.templates import render_sql, sql_literal
+from targeting import customer_value
 
 
 @dataclass
@@ -160,6 +161,7 @@ def decide(
     """Write this run's decisions (and queue its messages unless dry_run). A run whose
     decisions exist already is not decided again (``resumed``)."""
     ensure_schema(con)
+    customer_value.ensure_tables(con)
     links.ensure_secret(con)
     answers.store_options(con, program, campaigns)
     con.execute("SET TimeZone = 'UTC'")

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PLAIN = ("ingest", "warehouse", "send_jobs", "experiments", "simulator")
+PLAIN = ("ingest", "warehouse", "send_jobs", "experiments", "targeting", "simulator")
 OURS = (*PLAIN, "orchestration", "benchmarks")
 ENV_WRITER = "warehouse/tool_env.py"  # dbt's profile, Dagster's and GX's switches
 FORBIDDEN_IN_PLAIN = ("dagster", "dagster_dbt", "dagster_duckdb", "orchestration")

@@ -21,6 +21,7 @@ EXPECTED_KEYS = {
     "fct_events": "event_id",
     "fct_consent_events": "consent_event_id",
     "fct_appointments": "appointment_id",
+    "customer_purchase_history": "customer_id",
 }
 
 

@@ -155,6 +155,11 @@ def test_a_new_landing_day_flows_through_the_whole_chain_with_no_manual_launch(t
         built = wait_until("the features as of the new day", lambda: [
             r for r in materializations(instance, "marts", "dim_customers")
             if as_of_of(r) == midnight.isoformat()], 240, log, instance)[0]  # fmt: skip
+        # the predicted value is fitted in the same run, after the dbt build
+        valued = wait_until("the predicted value of the new day", lambda: [
+            r for r in materializations(instance, "predictions", "customer_value")
+            if r.run_id == built.run_id], 60, log, instance)[0]  # fmt: skip
+        assert metadata(valued)["as_of"] == midnight.isoformat()
         sent = wait_until("a send run", lambda: materializations(instance, "sends", "run"),
                           150, log)[0]  # fmt: skip
         handed_over = metadata(sent)["delivery_handed_over"]

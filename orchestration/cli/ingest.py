@@ -137,12 +137,13 @@ def _build_features(instance, resources: dict, as_of: datetime, warehouse: Path)
 
     from orchestration.defs.features import defs as features_defs
     from orchestration.defs.features import features
+    from orchestration.defs.features.predictions import customer_value
     from warehouse.contract import public_marts
 
     started = time.perf_counter()
     with console.status(f"building features as of {as_of.isoformat()}"):
         result = dg.materialize(
-            [features],
+            [features, customer_value],
             instance=instance,
             resources={**resources, "dbt": features_defs.resources["dbt"]},
             run_config={
@@ -152,7 +153,10 @@ def _build_features(instance, resources: dict, as_of: datetime, warehouse: Path)
             raise_on_error=False,
         )
     if not result.success:
-        error("dbt build failed; see the dbt output above (dbt_project/logs/dbt.log has all of it)")
+        error(
+            "the features build failed; see the output above "
+            "(dbt_project/logs/dbt.log has all of dbt's)"
+        )
         return 1
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     con = duckdb.connect(str(warehouse), read_only=True)
@@ -169,6 +173,7 @@ def _build_features(instance, resources: dict, as_of: datetime, warehouse: Path)
         "SELECT lifecycle_stage, count(*) FROM marts.dim_customers GROUP BY 1 ORDER BY 2 DESC"
     ).fetchall()
     console.print("lifecycle: " + ", ".join(f"{s} {n:,}" for s, n in stages))
+    _print_value_fits(con, as_of)
     con.close()
     for e in failed:
         warn(
@@ -176,6 +181,18 @@ def _build_features(instance, resources: dict, as_of: datetime, warehouse: Path)
             f"did not pass ({e.severity.value})"
         )
     return 0
+
+
+def _print_value_fits(con, as_of: datetime) -> None:
+    """One line per predicted-value model: fitted on how many, or why not."""
+    fits = con.execute(
+        """SELECT model, status, reason, customers, distinct_rows
+           FROM predictions.customer_value_fits WHERE as_of = ? ORDER BY model""",
+        [as_of.replace(tzinfo=None)],
+    ).fetchall()
+    for model, status, reason, customers, rows in fits:
+        said = f"{status} on {customers:,} customers ({rows:,} distinct histories)"
+        console.print(f"predicted value, {model}: {said}" + (f"; {reason}" if reason else ""))
 
 
 def _print_strays(strays: list) -> None:
