@@ -3,8 +3,9 @@ estimates from ``experiments.stats``. Writes ``experiments.units`` and
 ``experiments.campaign_results`` (schema ``experiments``), and keeps each analysis date's
 results in ``experiments.campaign_results_history``.
 
-Units (intent to treat): each customer's first decision per campaign that was ``sent`` or
-``held_out`` in a real run, whose attribution window (default 7 days) has closed by as_of. A
+Units (intent to treat): each customer's first decision per campaign that was ``sent``,
+``held_out`` or ``not_targeted`` (treated, but uplift targeting chose not to text) in a real
+run, whose attribution window (default 7 days) has closed by as_of. A
 message that was not delivered still counts in its arm.
 
 Outcomes within (decided_at, decided_at + window]: ``conversion`` (any order not cancelled),
@@ -60,6 +61,13 @@ WINNER_RULE = (
     "excludes zero, above, against every other variant of the campaign"
 )
 
+# the decision's further covariates and its uplift targeting, kept on each unit for the
+# uplift models (targeting/uplift.py) and their Qini evaluation
+UPLIFT_COLUMNS = (
+    "orders_count", "lifetime_revenue", "days_since_last_order", "probability_alive",
+    "expected_revenue_90d", "targeting", "predicted_uplift",
+)  # fmt: skip
+
 DDL = """
 CREATE SCHEMA IF NOT EXISTS experiments;
 """
@@ -74,9 +82,10 @@ def build_units(con, as_of: datetime, window_days: int = 7) -> int:
             SELECT d.campaign_id, d.category, d.customer_id, d.arm, d.as_of AS decided_at,
                 d.variant, d.product_id, d.outcome AS decision,
                 coalesce(d.estimated_cost, 0) AS estimated_cost, d.lifecycle_stage,
-                d.loyalty_tier, d.rfm_segment, d.pre_period_revenue AS decided_pre_period
+                d.loyalty_tier, d.rfm_segment, d.pre_period_revenue AS decided_pre_period,
+                {", ".join(f"d.{c}" for c in UPLIFT_COLUMNS)}
             FROM sends.decisions AS d JOIN sends.runs AS r USING (run_id)
-            WHERE NOT r.dry_run AND d.outcome IN ('sent', 'held_out')
+            WHERE NOT r.dry_run AND d.outcome IN ('sent', 'held_out', 'not_targeted')
             QUALIFY row_number() OVER (PARTITION BY d.campaign_id, d.customer_id
                                        ORDER BY d.as_of) = 1),
         units AS (
@@ -97,12 +106,12 @@ def build_units(con, as_of: datetime, window_days: int = 7) -> int:
                      sum(o.net_revenue) FILTER (WHERE o.ordered_at <= u.decided_at
                          AND o.ordered_at > u.decided_at - INTERVAL {PRE_PERIOD_DAYS} DAY),
                      0) AS pre_period_revenue,
-            u.product_id
+            u.product_id, {", ".join(f"u.{c}" for c in UPLIFT_COLUMNS)}
         FROM units AS u
         LEFT JOIN orders AS o ON o.customer_id = u.customer_id
         GROUP BY u.campaign_id, u.category, u.customer_id, u.arm, u.decided_at, u.variant,
             u.decision, u.estimated_cost, u.lifecycle_stage, u.loyalty_tier, u.rfm_segment,
-            u.product_id""",
+            u.product_id, {", ".join(f"u.{c}" for c in UPLIFT_COLUMNS)}""",
         {"as_of": as_of.replace(tzinfo=None)},
     )
     con.execute(

@@ -120,3 +120,20 @@ def lift_over_time(history: pd.DataFrame, campaign_id: str) -> go.Figure:
     fig.update_layout(title="Conversion lift over time (%)", xaxis_title="analysis date",
                       yaxis_title="relative lift, %")  # fmt: skip
     return fig
+
+
+def qini_chart(curves: pd.DataFrame, campaign_id: str) -> go.Figure:
+    """The campaign's Qini curve: the incremental margin found by texting the top share of
+    the evaluated units by predicted uplift, against a random order's straight line."""
+    part = curves[curves.campaign_id == campaign_id].sort_values("fraction")
+    x = list(part.fraction * 100)
+    end = float(part.qini.iloc[-1]) if len(part) else 0.0
+    fig = go.Figure([
+        go.Scatter(x=x, y=part.qini, mode="lines", name="ranked by the model"),
+        go.Scatter(x=[0, 100], y=[0, end], mode="lines", line={"dash": "dot"},
+                   name="random order"),
+    ])  # fmt: skip
+    fig.update_layout(title="Qini curve (randomised units, later period)",
+                      xaxis_title="share of units texted, highest predicted uplift first, %",
+                      yaxis_title="incremental margin, USD")  # fmt: skip
+    return fig

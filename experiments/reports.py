@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from markupsafe import Markup
 
 from experiments.analysis import WINNER_RULE, variant_winners
-from experiments.pages import campaign_lines, lift_over_time, program_totals
+from experiments.pages import campaign_lines, lift_over_time, program_totals, qini_chart
 
 METRIC_NAMES = {
     "conversion": "Conversion (any order)",
@@ -212,7 +212,11 @@ def campaign_html(line: dict, results: pd.DataFrame, guardrails: pd.DataFrame,
     held = mine[mine.comparison == "vs_holdout"]
     variants = mine[mine.comparison == "variant_vs_variant"].sort_values("segment")
     g = guardrails[guardrails.campaign_id == line["id"]] if len(guardrails) else guardrails
-    chart = _Charts().html(lift_over_time(history, line["id"]), "chart-lift-over-time")
+    charts = _Charts()
+    chart = charts.html(lift_over_time(history, line["id"]), "chart-lift-over-time")
+    uplift = line.get("uplift")
+    if uplift is not None:
+        uplift["chart"] = charts.html(qini_chart(line["qini_curves"], line["id"]), "chart-qini")
     page = {
         **line, "chart": chart, "srm": bool(line["row"].srm_flag),
         "guardrails": g.iloc[0] if len(g) else None,
@@ -223,6 +227,31 @@ def campaign_html(line: dict, results: pd.DataFrame, guardrails: pd.DataFrame,
     return TEMPLATES.get_template("campaign.html.j2").render(
         title=str(line["id"]), c=page, winner_rule=WINNER_RULE
     )
+
+
+def _add_uplift(con, lines: list[dict], results: pd.DataFrame, tables: set[str]) -> None:
+    """For each uplift-targeted campaign: its Qini evaluation, the whole policy's measured
+    revenue per unit against the holdout, and how many treated units it texted."""
+    evaluation = _table(con, "uplift_evaluation", tables)
+    curves = _table(con, "qini_curves", tables)
+    for line in lines:
+        line["uplift"] = None
+        row = evaluation[evaluation.campaign_id == line["id"]] if len(evaluation) else evaluation
+        if not len(row):
+            continue
+        revenue = results[
+            (results.campaign_id == line["id"]) & (results.metric == "revenue")
+            & (results.comparison == "vs_holdout") & (results.segment == "all")
+        ]  # fmt: skip
+        treated = dict(con.execute(
+            """SELECT decision, count(*) FROM experiments.units
+               WHERE campaign_id = ? AND arm = 'treatment' GROUP BY 1""", [line["id"]]
+        ).fetchall())  # fmt: skip
+        line["uplift"] = {
+            "eval": row.iloc[0], "revenue": revenue.iloc[0] if len(revenue) else None,
+            "texted": treated.get("sent", 0), "not_targeted": treated.get("not_targeted", 0),
+        }  # fmt: skip
+        line["qini_curves"] = curves
 
 
 def write_reports(con, folder: Path, as_of,
@@ -243,6 +272,7 @@ def write_reports(con, folder: Path, as_of,
     for line in lines:  # the campaign's rows, "all" first, then its variants
         mine = clicks[clicks.campaign_id == line["id"]] if len(clicks) else clicks
         line["clicks"] = sorted(mine.itertuples(), key=lambda r: (r.variant != "all", r.variant))
+    _add_uplift(con, lines, results, tables)
     pages = {
         "overview": ("index.html", overview_html(
             lines, _table(con, "program_results", tables), guardrails, as_of, inbox_rows(con))),

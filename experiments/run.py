@@ -18,8 +18,10 @@ from experiments.cohorts import build_cohorts
 from experiments.guardrails import flagged_rates, measure_guardrails
 from experiments.program import measure_program
 from experiments.reports import write_reports
+from experiments.uplift import measure_uplift
 from send_jobs.campaign_specs import Campaign, Program, load_campaigns, load_program
 from send_jobs.ledger import ensure_schema
+from targeting.uplift import ModelRecord, train_and_score
 
 
 @dataclass
@@ -31,6 +33,8 @@ class Measurement:
     units: int
     cohort_rows: int
     seconds: float
+    uplift: pd.DataFrame  # experiments.uplift_evaluation (uplift-targeted campaigns)
+    uplift_models: list[ModelRecord]  # this analysis's training of each uplift model
 
     @property
     def variant_winners(self) -> dict[str, str | None]:
@@ -66,10 +70,13 @@ def measure(con, as_of: datetime, window_days: int = 7,
     guardrails = measure_guardrails(con, as_of)
     clicks = measure_clicks(con, as_of, planned)
     whole = measure_program(con, as_of, program)
+    models = train_and_score(con, campaigns, program.gross_margin_rate, as_of)
+    uplift = measure_uplift(con, campaigns, program.gross_margin_rate, as_of)
     units = con.execute("SELECT count(*) FROM experiments.units").fetchone()[0]
     cohort_rows = build_cohorts(con, as_of)
     seconds = time.perf_counter() - started
-    return Measurement(results, guardrails, whole, clicks, units, cohort_rows, seconds)
+    return Measurement(results, guardrails, whole, clicks, units, cohort_rows, seconds,
+                       uplift, models)  # fmt: skip
 
 
 def planned_units(campaigns: list[Campaign], program: Program) -> dict[str, int]:

@@ -8,6 +8,7 @@ Each trigger yields the customers it concerns and the explicit facts a message m
 from __future__ import annotations
 
 from send_jobs.campaign_specs import Campaign, Condition
+from send_jobs.ledger import PRE_PERIOD_DAYS
 from send_jobs.templates import sql_literal
 
 # Columns every trigger query returns, besides customer_id (NULL where not applicable).
@@ -28,11 +29,18 @@ CUSTOMERS_AT_DECISION = """SELECT c.*,
         CASE WHEN c.last_sms_click_at IS NOT NULL
              THEN coalesce(c.last_order_at > c.last_sms_click_at, false) END
             AS ordered_since_sms_click,
+        date_diff('second', c.last_order_at, $as_of) / 86400.0 AS days_since_last_order,
         v.probability_alive,
         v.probability_alive - v.probability_alive_30d_ago AS probability_alive_change_30d,
         v.expected_purchases_90d, v.expected_revenue_90d
     FROM marts.dim_customers AS c
     LEFT JOIN predictions.customer_value AS v ON v.customer_id = c.customer_id"""
+# each customer's net revenue in the PRE_PERIOD_DAYS before $as_of (the analysis's CUPED
+# covariate and one of the uplift models' inputs)
+PRE_PERIOD_SQL = f"""SELECT customer_id, sum(net_revenue) AS revenue FROM marts.fct_orders
+    WHERE order_status <> 'cancelled' AND ordered_at <= $as_of
+      AND ordered_at > $as_of - INTERVAL {PRE_PERIOD_DAYS} DAY
+    GROUP BY 1"""
 _OPS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
@@ -173,7 +181,8 @@ def audience_sql(c: Campaign) -> str:
             d.phone_e164, d.country, d.region, d.time_zone, d.first_name, d.loyalty_tier,
             CAST(d.loyalty_points AS VARCHAR) AS loyalty_points, d.top_category,
             d.lifecycle_stage, d.rfm_segment, d.orders_count, d.lifetime_revenue, d.language,
-            d.days_since_sms_click, d.ordered_since_sms_click
+            d.days_since_sms_click, d.ordered_since_sms_click, d.days_since_last_order,
+            d.probability_alive, d.expected_revenue_90d
             {tracked}
         FROM ({_trigger_sql(c)}) AS t
         JOIN ({CUSTOMERS_AT_DECISION}) AS d ON d.customer_id = t.customer_id

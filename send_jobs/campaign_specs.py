@@ -52,6 +52,7 @@ AUDIENCE_FIELDS = {
     # as of the decision, from the customer's last tap on a link in one of our texts
     "days_since_sms_click": float,  # null when never
     "ordered_since_sms_click": bool,  # null when never
+    "days_since_last_order": float,  # as of the decision; null for prospects
     # predicted by the last features build (predictions.customer_value); null for prospects
     "probability_alive": float,
     "probability_alive_change_30d": float,  # below 0: falling; null for buyers of < 30 days
@@ -100,6 +101,23 @@ class ReplyOption:
 
 
 @dataclass(frozen=True)
+class Targeting:
+    """Whom of its audience a campaign texts: everyone (``all``), or under ``uplift`` those
+    whose predicted incremental margin covers the text's cost plus ``offer_cost`` (USD per
+    text), and a random ``learning_share`` of the rest so the model keeps learning. The
+    holdout is drawn before targeting, so it measures the policy as a whole."""
+
+    mode: str = "all"
+    learning_share: float = 0.10
+    offer_cost: float = 0.0
+    # earlier campaigns of the same offer whose randomised units the model learns from too
+    learn_from: tuple[str, ...] = ()
+
+
+TARGETING_MODES = ("all", "uplift")
+
+
+@dataclass(frozen=True)
 class Campaign:
     id: str
     name: str
@@ -123,6 +141,7 @@ class Campaign:
     # the units (texted + held out) at which the test is read: the always-valid intervals are
     # tightest there, and from there on the fixed-horizon interval gives the verdict
     planned_units: int | None = None
+    targeting: Targeting = field(default_factory=Targeting)
 
     def is_active(self, day: date) -> bool:
         return (self.active_from is None or self.active_from <= day) and (
@@ -150,6 +169,7 @@ class Program:
     cost_per_segment: dict[str, float]
     fields: dict[str, dict[str, Any]] = field(default_factory=dict)
     sequential_tuning: int = 5000  # the sample size the always-valid intervals are tightest at
+    gross_margin_rate: float = 0.40  # the share of net revenue that is margin (uplift targeting)
 
 
 def load_program(rules_dir: Path = RULES_DIR) -> Program:
@@ -179,6 +199,7 @@ def load_program(rules_dir: Path = RULES_DIR) -> Program:
             cost_per_segment={k: float(v) for k, v in raw["cost_per_segment"].items()},
             fields=fields,
             sequential_tuning=int(raw.get("measurement", {}).get("sequential_tuning", 5000)),
+            gross_margin_rate=_share(raw.get("gross_margin_rate", 0.40)),
         )
         if program.sequential_tuning <= 0:
             problems.append((str(path), "measurement.sequential_tuning", "must be positive"))
@@ -218,7 +239,7 @@ def load_campaigns(
 KNOWN_FIELDS = frozenset({
     "id", "name", "category", "priority", "trigger", "audience", "holdout_share", "active",
     "cooldown_days", "max_segments", "uses_tracked_fields", "variants", "cost_per_segment",
-    "planned_units", "link", "reply_options",
+    "planned_units", "link", "reply_options", "targeting",
 })  # fmt: skip
 
 
@@ -246,6 +267,7 @@ def parse_campaign(raw: Any, program: Program, file: str = "<campaign>") -> Camp
     link = _link(raw.get("link"), bad)
     options, valid_hours = _reply_options(raw.get("reply_options"), bad)
     variants = _variants(raw.get("variants"), program, trigger, tracked, bad)
+    targeting = _targeting(raw.get("targeting"), category, holdout, bad)
     if category == "transactional":
         for v in variants:
             if v.offer:
@@ -273,6 +295,7 @@ def parse_campaign(raw: Any, program: Program, file: str = "<campaign>") -> Camp
         link=link,
         reply_options=options,
         reply_valid_hours=valid_hours,
+        targeting=targeting,
     )
 
 
@@ -312,6 +335,43 @@ def _trigger(raw: Any, bad) -> tuple[str, dict[str, Any]]:
         else:
             params[key] = value
     return trigger, params
+
+
+def _targeting(raw: Any, category: Any, holdout: float, bad) -> Targeting:
+    """targeting.mode (all or uplift), learning_share, offer_cost and learn_from."""
+    if raw is None:
+        return Targeting()
+    if not isinstance(raw, dict):
+        bad("targeting", "must be a mapping: mode, learning_share, offer_cost, learn_from")
+        return Targeting()
+    for key in raw:
+        if key not in ("mode", "learning_share", "offer_cost", "learn_from"):
+            bad(f"targeting.{key}",
+                "unknown; expected mode, learning_share, offer_cost or learn_from")  # fmt: skip
+    learn_from = raw.get("learn_from", [])
+    if not isinstance(learn_from, list) or not all(
+        isinstance(x, str) and ID.match(x) for x in learn_from
+    ):
+        bad("targeting.learn_from", "must be a list of campaign ids")
+        learn_from = []
+    mode = raw.get("mode", "all")
+    if mode not in TARGETING_MODES:
+        bad("targeting.mode", f"must be one of {', '.join(TARGETING_MODES)}")
+    elif mode == "uplift" and category == "transactional":
+        bad("targeting.mode", "a transactional message goes to everyone it concerns")
+    elif mode == "uplift" and holdout <= 0:
+        bad("targeting.mode", "uplift learns from the holdout and is measured by it: "
+                              "holdout_share must be above 0")  # fmt: skip
+    try:
+        learning = _share(raw.get("learning_share", Targeting.learning_share))
+    except ValueError as exc:
+        bad("targeting.learning_share", str(exc))
+        learning = 0.0
+    offer = raw.get("offer_cost", 0.0)
+    if not isinstance(offer, int | float) or isinstance(offer, bool) or offer < 0:
+        bad("targeting.offer_cost", "must be a number of USD per text, 0 or more")
+        offer = 0.0
+    return Targeting(str(mode), learning, float(offer), tuple(learn_from))
 
 
 def _holdout(raw: Any, bad) -> float:

@@ -29,12 +29,12 @@ from datetime import datetime
 from pathlib import Path
 
 from send_jobs import answers, encoding, links
-from send_jobs.audience import audience_sql, condition_sql
+from send_jobs.audience import PRE_PERIOD_SQL, audience_sql, condition_sql
 from send_jobs.campaign_specs import RULES_DIR, Campaign, Program
 from send_jobs.consent import consent_sql
-from send_jobs.ledger import PRE_PERIOD_DAYS, RECIPIENT_FAILURE_SQL, ensure_schema
+from send_jobs.ledger import RECIPIENT_FAILURE_SQL, ensure_schema
 from send_jobs.templates import render_sql, sql_literal
-from targeting import customer_value
+from targeting import customer_value, uplift
 
 
 @dataclass
@@ -162,6 +162,7 @@ def decide(
     decisions exist already is not decided again (``resumed``)."""
     ensure_schema(con)
     customer_value.ensure_tables(con)
+    uplift.ensure_tables(con)
     links.ensure_secret(con)
     answers.store_options(con, program, campaigns)
     con.execute("SET TimeZone = 'UTC'")
@@ -190,6 +191,7 @@ def decide(
             ("guardrails", lambda: _guardrails(con, program, params, run_id)),
             ("render", lambda: _render(con, program, active, run_id)),
             ("qa", lambda: _qa(con, params)),
+            ("targeting", lambda: _target(con, program, active)),
             ("ledger", lambda: _write(con, run_id, dry_run, params, len(active))),
         ):  # fmt: skip
             step()
@@ -275,7 +277,8 @@ def _history_ctes(program: Program, run_id: str) -> str:
         past AS (
             SELECT d.campaign_id, d.customer_id, d.occasion, d.as_of, d.category
             FROM sends.decisions AS d JOIN sends.runs AS r USING (run_id)
-            WHERE NOT r.dry_run AND d.outcome IN ('sent', 'held_out') AND d.run_id <> '{run_id}'),
+            WHERE NOT r.dry_run AND d.outcome IN ('sent', 'held_out', 'not_targeted')
+              AND d.run_id <> '{run_id}'),
         caps AS (
             SELECT customer_id,
                 count(*) FILTER (WHERE as_of > $as_of - INTERVAL 24 HOUR
@@ -470,12 +473,8 @@ def _qa(con, params) -> None:
     """Check every rendered message and settle each candidate's outcome and reason; keep
     the customer's segments and pre-period revenue as the decision saw them."""
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE decided AS
-        WITH pre_period AS (
-            SELECT customer_id, sum(net_revenue) AS revenue FROM marts.fct_orders
-            WHERE order_status <> 'cancelled' AND ordered_at <= $as_of
-              AND ordered_at > $as_of - INTERVAL {PRE_PERIOD_DAYS} DAY
-            GROUP BY 1),
+        f"""CREATE OR REPLACE TEMP TABLE checked AS
+        WITH pre_period AS ({PRE_PERIOD_SQL}),
         qa AS (
             SELECT r.*, coalesce(p1.usd, p0.usd) AS usd,
                 CASE
@@ -506,11 +505,55 @@ def _qa(con, params) -> None:
             q.variant, q.rendered_text, q.encoding, q.segments,
             q.segments * q.usd AS estimated_cost, q.message_id, q.fallback_fields,
             r.lifecycle_stage, r.loyalty_tier, r.rfm_segment,
-            coalesce(p.revenue, 0) AS pre_period_revenue, q.link_code, q.link_url
+            coalesce(p.revenue, 0) AS pre_period_revenue, r.orders_count, r.lifetime_revenue,
+            r.days_since_last_order, r.probability_alive, r.expected_revenue_90d,
+            q.link_code, q.link_url
         FROM ranked AS r
         LEFT JOIN qa AS q USING (campaign_id, customer_id)
         LEFT JOIN pre_period AS p USING (customer_id)""",
         params,
+    )
+
+
+def _target(con, program: Program, active: list[Campaign]) -> None:
+    """Uplift targeting, after every guardrail: a treated unit the policy does not select is
+    ``not_targeted`` (no text; still a unit of the treatment arm, so the holdout measures the
+    policy as a whole). A unit is texted when it falls in the campaign's random learning
+    share, when no model has been trained yet, or when its predicted incremental margin
+    covers the text's estimated cost plus the offer's; a holdout records what the policy
+    would have done."""
+    con.execute("""CREATE OR REPLACE TEMP TABLE targeted_campaigns (campaign_id VARCHAR,
+        learning_share DOUBLE, offer_cost DOUBLE)""")
+    rows = [[c.id, c.targeting.learning_share, c.targeting.offer_cost]
+            for c in active if c.targeting.mode == "uplift"]  # fmt: skip
+    if rows:
+        con.executemany("INSERT INTO targeted_campaigns VALUES (?, ?, ?)", rows)
+    salt = sql_literal(program.assignment_salt)
+    learning = hash01(f"{salt} || ':learning:' || c.campaign_id || ':' || c.customer_id")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE decided AS
+        WITH policy AS (
+            SELECT c.campaign_id, c.customer_id, u.predicted_incremental_margin,
+                coalesce(c.estimated_cost, 0) + t.offer_cost AS cost,
+                CASE WHEN {learning} < t.learning_share THEN 'learning'
+                     WHEN u.predicted_incremental_margin IS NULL THEN 'no_model'
+                     WHEN u.predicted_incremental_margin > coalesce(c.estimated_cost, 0)
+                                                           + t.offer_cost THEN 'selected'
+                     ELSE 'not_selected' END AS targeting
+            FROM checked AS c JOIN targeted_campaigns AS t USING (campaign_id)
+            LEFT JOIN predictions.campaign_uplift AS u
+                ON u.campaign_id = c.campaign_id AND u.customer_id = c.customer_id
+            WHERE c.outcome IN ('sent', 'held_out'))
+        SELECT c.* REPLACE (
+                CASE WHEN p.targeting = 'not_selected' AND c.outcome = 'sent'
+                     THEN 'not_targeted' ELSE c.outcome END AS outcome,
+                CASE WHEN p.targeting = 'not_selected' AND c.outcome = 'sent'
+                     THEN printf('uplift targeting: predicted incremental margin %.4f USD '
+                                 || 'does not cover the cost %.4f USD',
+                                 p.predicted_incremental_margin, p.cost)
+                     ELSE c.reason END AS reason),
+            p.targeting, p.predicted_incremental_margin AS predicted_uplift
+        FROM checked AS c LEFT JOIN policy AS p USING (campaign_id, customer_id)"""
     )
 
 
@@ -521,7 +564,9 @@ def _write(con, run_id: str, dry_run: bool, params, n_campaigns: int) -> None:
         SELECT '{run_id}' AS run_id, $as_of AS as_of, campaign_id, category, customer_id, arm,
             outcome, reason, variant, rendered_text, encoding, segments, estimated_cost,
             phone_e164, occasion, product_id, local_time, idempotency_key, message_id,
-            fallback_fields, lifecycle_stage, loyalty_tier, rfm_segment, pre_period_revenue
+            fallback_fields, lifecycle_stage, loyalty_tier, rfm_segment, pre_period_revenue,
+            orders_count, lifetime_revenue, days_since_last_order, probability_alive,
+            expected_revenue_90d, targeting, predicted_uplift
         FROM decided""",
         params,
     )

@@ -52,6 +52,17 @@ ALTER TABLE sends.decisions ADD COLUMN IF NOT EXISTS lifecycle_stage VARCHAR;
 ALTER TABLE sends.decisions ADD COLUMN IF NOT EXISTS loyalty_tier VARCHAR;
 ALTER TABLE sends.decisions ADD COLUMN IF NOT EXISTS rfm_segment VARCHAR;
 ALTER TABLE sends.decisions ADD COLUMN IF NOT EXISTS pre_period_revenue DOUBLE;
+-- the rest of what the uplift models learn from, as the decision saw it
+ALTER TABLE sends.decisions ADD COLUMN IF NOT EXISTS orders_count DOUBLE;
+ALTER TABLE sends.decisions ADD COLUMN IF NOT EXISTS lifetime_revenue DOUBLE;
+ALTER TABLE sends.decisions ADD COLUMN IF NOT EXISTS days_since_last_order DOUBLE;
+ALTER TABLE sends.decisions ADD COLUMN IF NOT EXISTS probability_alive DOUBLE;
+ALTER TABLE sends.decisions ADD COLUMN IF NOT EXISTS expected_revenue_90d DOUBLE;
+-- a campaign with uplift targeting: what the policy did with the unit (learning, no_model,
+-- selected, not_selected; for a holdout, what it would have done) and the model's predicted
+-- incremental margin; NULL for a campaign that texts its whole audience
+ALTER TABLE sends.decisions ADD COLUMN IF NOT EXISTS targeting VARCHAR;
+ALTER TABLE sends.decisions ADD COLUMN IF NOT EXISTS predicted_uplift DOUBLE;
 CREATE TABLE IF NOT EXISTS sends.messages (
     message_id VARCHAR PRIMARY KEY, idempotency_key VARCHAR NOT NULL UNIQUE,
     run_id VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL, campaign_id VARCHAR NOT NULL,

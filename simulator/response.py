@@ -26,15 +26,17 @@ import pandas as pd
 Effects = dict[str, float | dict[str, float]]
 
 
-def _units(con, run_id: str | None = None) -> pd.DataFrame:
+def units_of(con, run_id: str | None = None) -> pd.DataFrame:
+    """Each campaign's units (first sent, held-out or not-targeted decision per customer) of
+    one run, or of every real run, with whether its message went out."""
     where = "AND d.run_id = $run" if run_id else ""
     return con.execute(
         f"""SELECT d.campaign_id, d.customer_id, d.arm, d.as_of AS decided_at, d.product_id,
-            d.lifecycle_stage,
+            d.lifecycle_stage, d.loyalty_tier, d.phone_e164,
             coalesce(m.status IN ('submitted', 'accepted', 'delivered'), false) AS went_out
         FROM sends.decisions AS d JOIN sends.runs AS r USING (run_id)
         LEFT JOIN sends.messages AS m ON m.message_id = d.message_id AND d.outcome = 'sent'
-        WHERE NOT r.dry_run AND d.outcome IN ('sent', 'held_out') {where}
+        WHERE NOT r.dry_run AND d.outcome IN ('sent', 'held_out', 'not_targeted') {where}
         QUALIFY row_number() OVER (PARTITION BY d.campaign_id, d.customer_id
                                    ORDER BY d.as_of) = 1
         ORDER BY d.campaign_id, d.customer_id""",
@@ -80,13 +82,20 @@ def respond(
 ) -> int:
     """Orders the units of one send run (of every run without ``run_id``) place in the
     following days, as landing files; returns how many were written."""
-    units = _units(con, run_id)
+    units = units_of(con, run_id)
     if units.empty:
         return 0
     rng = np.random.default_rng(seed)
-    tag = run_id or f"seed{seed}"
     buys = _buys(units, effects, baseline_rate, rng)
-    chosen = units[buys].reset_index(drop=True)
+    return write_orders(con, landing, units[buys], run_id or f"seed{seed}", rng, window_days)
+
+
+def write_orders(con, landing: Path, chosen: pd.DataFrame, tag: str, rng,
+                 window_days: int = 7) -> int:  # fmt: skip
+    """One order per chosen unit within its window after the decision, as landing files
+    ``orders/<day>.resp-<tag>.csv``: a line of the decision's product, else of a product
+    drawn from the catalog, at its list price."""
+    chosen = chosen.reset_index(drop=True)
     catalog = con.execute(
         "SELECT product_id, price FROM marts.dim_products ORDER BY product_id"
     ).df()

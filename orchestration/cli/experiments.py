@@ -44,11 +44,26 @@ def measure_and_print(settings: Settings, as_of: datetime, window_days: int = 7)
         console.print(_clicks_table(measured.clicks))
     for flag in measured.guardrail_flags:
         warn(f"guardrail worse than the program's norm: {flag}")
+    _print_uplift(measured)
     print(
         f"experiments as of {as_of.isoformat()}: {units:,} units, {len(results):,} "
         f"result rows, {cohort_rows:,} cohort rows in {seconds:.1f}s"
     )
     return 0
+
+
+def _print_uplift(measured) -> None:
+    """Per uplift-targeted campaign: its model's training and its Qini coefficient."""
+    qini = {row.campaign_id: row for row in measured.uplift.itertuples()}
+    for model in measured.uplift_models:
+        said = (f"trained on {model.treated_units:,} texted and {model.control_units:,} "
+                f"held-out units, {model.scored_customers:,} customers scored"
+                if model.status == "trained" else f"not trained: {model.reason}")  # fmt: skip
+        row = qini.get(model.campaign_id)
+        if row is not None and row.qini_coefficient == row.qini_coefficient:
+            said += (f"; Qini coefficient {row.qini_coefficient:.3f} USD per unit "
+                     f"{_ci(row.ci_low, row.ci_high)}")  # fmt: skip
+        console.print(f"uplift model, {model.campaign_id}: {said}")
 
 
 def _results_table(results, as_of: datetime, units: int, seconds: float) -> Table:
