@@ -85,10 +85,10 @@ def run(n: int, seed: int, folder: Path) -> dict:
     del frame
     grouped, group_s = timed(lambda: con.execute(
         f"""SELECT repeat_purchases AS x, recency_days AS t_x, age_days AS t, count(*) AS n
-            FROM {HISTORY} GROUP BY ALL""").df())  # fmt: skip
+            FROM {HISTORY} GROUP BY ALL ORDER BY ALL""").df())  # fmt: skip
     spends, spend_group_s = timed(lambda: con.execute(
         f"""SELECT repeat_purchases AS x, mean_repeat_value AS m, count(*) AS n FROM {HISTORY}
-            WHERE repeat_purchases > 0 GROUP BY ALL""").df())  # fmt: skip
+            WHERE repeat_purchases > 0 GROUP BY ALL ORDER BY ALL""").df())  # fmt: skip
     bg, bg_s = timed(lambda: clv.fit_beta_geo(grouped.x, grouped.t_x, grouped.t, grouped.n))
     gg, gg_s = timed(lambda: clv.fit_gamma_gamma(spends.x, spends.m, spends.n))
     _, score_s = timed(lambda: write_scores(con, bg, gg, AS_OF))

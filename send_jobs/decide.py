@@ -521,18 +521,34 @@ def _target(con, program: Program, active: list[Campaign]) -> None:
     policy as a whole). A unit is texted when it falls in the campaign's random learning
     share, when no model has been trained yet, or when its predicted incremental margin
     covers the text's estimated cost plus the offer's; a holdout records what the policy
-    would have done."""
-    con.execute("""CREATE OR REPLACE TEMP TABLE targeted_campaigns (campaign_id VARCHAR,
-        learning_share DOUBLE, offer_cost DOUBLE)""")
+    would have done. Only the targeted campaigns' rows are touched, in place."""
+    con.execute("DROP TABLE IF EXISTS decided")
+    con.execute("ALTER TABLE checked ADD COLUMN targeting VARCHAR")
+    con.execute("ALTER TABLE checked ADD COLUMN predicted_uplift DOUBLE")
     rows = [[c.id, c.targeting.learning_share, c.targeting.offer_cost]
             for c in active if c.targeting.mode == "uplift"]  # fmt: skip
     if rows:
+        con.execute("""CREATE OR REPLACE TEMP TABLE targeted_campaigns (campaign_id VARCHAR,
+            learning_share DOUBLE, offer_cost DOUBLE)""")
         con.executemany("INSERT INTO targeted_campaigns VALUES (?, ?, ?)", rows)
+        con.execute(_targeting_update_sql(program))
+    con.execute("ALTER TABLE checked RENAME TO decided")
+
+
+def _targeting_update_sql(program: Program) -> str:
     salt = sql_literal(program.assignment_salt)
     learning = hash01(f"{salt} || ':learning:' || c.campaign_id || ':' || c.customer_id")
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE decided AS
-        WITH policy AS (
+    return f"""
+        UPDATE checked AS d SET targeting = p.targeting,
+            predicted_uplift = p.predicted_incremental_margin,
+            outcome = CASE WHEN p.targeting = 'not_selected' AND d.outcome = 'sent'
+                           THEN 'not_targeted' ELSE d.outcome END,
+            reason = CASE WHEN p.targeting = 'not_selected' AND d.outcome = 'sent'
+                          THEN printf('uplift targeting: predicted incremental margin %.4f USD '
+                                      || 'does not cover the cost %.4f USD',
+                                      p.predicted_incremental_margin, p.cost)
+                          ELSE d.reason END
+        FROM (
             SELECT c.campaign_id, c.customer_id, u.predicted_incremental_margin,
                 coalesce(c.estimated_cost, 0) + t.offer_cost AS cost,
                 CASE WHEN {learning} < t.learning_share THEN 'learning'
@@ -543,18 +559,8 @@ def _target(con, program: Program, active: list[Campaign]) -> None:
             FROM checked AS c JOIN targeted_campaigns AS t USING (campaign_id)
             LEFT JOIN predictions.campaign_uplift AS u
                 ON u.campaign_id = c.campaign_id AND u.customer_id = c.customer_id
-            WHERE c.outcome IN ('sent', 'held_out'))
-        SELECT c.* REPLACE (
-                CASE WHEN p.targeting = 'not_selected' AND c.outcome = 'sent'
-                     THEN 'not_targeted' ELSE c.outcome END AS outcome,
-                CASE WHEN p.targeting = 'not_selected' AND c.outcome = 'sent'
-                     THEN printf('uplift targeting: predicted incremental margin %.4f USD '
-                                 || 'does not cover the cost %.4f USD',
-                                 p.predicted_incremental_margin, p.cost)
-                     ELSE c.reason END AS reason),
-            p.targeting, p.predicted_incremental_margin AS predicted_uplift
-        FROM checked AS c LEFT JOIN policy AS p USING (campaign_id, customer_id)"""
-    )
+            WHERE c.outcome IN ('sent', 'held_out')) AS p
+        WHERE p.campaign_id = d.campaign_id AND p.customer_id = d.customer_id"""
 
 
 def _write(con, run_id: str, dry_run: bool, params, n_campaigns: int) -> None:

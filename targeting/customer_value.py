@@ -70,14 +70,14 @@ def predict_customer_value(con, as_of: datetime) -> list[FitRecord]:
     as_of_naive = as_of.replace(tzinfo=None)
     histories = con.execute(
         f"""SELECT repeat_purchases AS x, recency_days AS t_x, age_days AS t, count(*) AS n
-            FROM {HISTORY} GROUP BY ALL"""
+            FROM {HISTORY} GROUP BY ALL ORDER BY ALL"""
     ).df()
     purchases, purchases_fit = _fit(
         "bg_nbd", histories, lambda h: clv.fit_beta_geo(h.x, h.t_x, h.t, h.n)
     )
     spends = con.execute(
         f"""SELECT repeat_purchases AS x, mean_repeat_value AS m, count(*) AS n FROM {HISTORY}
-            WHERE repeat_purchases > 0 AND mean_repeat_value > 0 GROUP BY ALL"""
+            WHERE repeat_purchases > 0 AND mean_repeat_value > 0 GROUP BY ALL ORDER BY ALL"""
     ).df()
     spend, spend_fit = _fit("gamma_gamma", spends, lambda s: clv.fit_gamma_gamma(s.x, s.m, s.n))
     if spend is not None and spend.q <= 1:
@@ -92,6 +92,7 @@ def predict_customer_value(con, as_of: datetime) -> list[FitRecord]:
     con.execute("BEGIN")
     try:
         write_scores(con, purchases, spend, as_of_naive)
+        purchases_fit = _with_unscored(con, purchases_fit)
         con.execute("DELETE FROM predictions.customer_value_fits WHERE as_of = ?", [as_of_naive])
         for record in (purchases_fit, spend_fit):
             con.execute(
@@ -119,6 +120,21 @@ def _fit(name: str, rows: pd.DataFrame, fit):
     record = FitRecord(name, status, reason, params, float(model.log_likelihood),
                        int(rows.n.sum()), len(rows))  # fmt: skip
     return (model if model.converged else None), record
+
+
+def _with_unscored(con, fit: FitRecord) -> FitRecord:
+    """A fitted BG/NBD whose expected purchases cannot be computed for some customers (the
+    estimate at a far edge of the parameter space, as when every buyer bought twice) says
+    how many; their expected purchases and revenue are NULL."""
+    if fit.status != "fitted":
+        return fit
+    unscored = con.execute(
+        "SELECT count(*) FROM predictions.customer_value WHERE expected_purchases_90d IS NULL"
+    ).fetchone()[0]
+    if not unscored:
+        return fit
+    why = f"expected purchases not computable at these parameters for {unscored} customers"
+    return FitRecord(**{**asdict(fit), "reason": why})
 
 
 def _not_fitted(name: str, rows: pd.DataFrame, reason: str) -> FitRecord:

@@ -153,6 +153,12 @@ class MiniWarehouse:
         )
 
 
+def decided_customers(con, run_id: str) -> set[str]:
+    """The customers a run made a decision for (its audience after the conditions)."""
+    rows = con.execute("SELECT customer_id FROM sends.decisions WHERE run_id = ?", [run_id])
+    return {r[0] for r in rows.fetchall()}
+
+
 def program(**changes):
     return replace(load_program(), **changes)
 

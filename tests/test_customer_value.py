@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from lifetimes import BetaGeoFitter, GammaGammaFitter
 from lifetimes.datasets import load_cdnow_summary_data_with_monetary_value
-from mini_warehouse import MiniWarehouse, campaign, program, utc
+from mini_warehouse import MiniWarehouse, campaign, decided_customers, program, utc
 
 from send_jobs.decide import decide
 from targeting import clv
-from targeting.customer_value import ensure_tables, predict_customer_value
+from targeting.customer_value import ensure_tables, predict_customer_value, write_scores
 
 # Fader, Hardie and Lee (2005), CDNOW, 2,357 customers, weeks: r, alpha, a, b; and the
 # Gamma-Gamma fit of "RFM and CLV" on the 946 repeat buyers: p, q, v
@@ -210,12 +210,7 @@ def test_high_value_with_falling_probability_alive_is_an_audience(tmp_path):
         {"field": "probability_alive_change_30d", "op": "lt", "value": -0.1},
     ])  # fmt: skip
     run = decide(w.con, prog, [save], utc(AT))
-    picked = {
-        r[0]
-        for r in w.con.execute(
-            "SELECT customer_id FROM sends.decisions WHERE run_id = ?", [run.run_id]
-        ).fetchall()
-    }
+    picked = decided_customers(w.con, run.run_id)
     assert picked == {"VALUABLE_FALLING"}
 
 
@@ -241,3 +236,25 @@ def test_the_fit_recovers_the_parameters_it_was_drawn_from():
     fitted = {"r": bg.r, "alpha": bg.alpha, "a": bg.a, "b": bg.b, "p": gg.p, "q": gg.q, "v": gg.v}
     for name, true in {**TRUE_BG, **TRUE_GG}.items():
         assert fitted[name] == pytest.approx(true, rel=0.10), name
+
+
+def test_scores_a_model_cannot_give_are_null_not_nan(tmp_path):
+    """At the far edge of the parameter space (every buyer in the experiment worlds buys
+    exactly twice) the expected purchases overflow: they are stored as NULL, which no
+    audience condition matches, while DuckDB would rank a NaN above every number."""
+    w = MiniWarehouse(tmp_path / "w.duckdb")
+    ensure_tables(w.con)
+    w.con.execute(
+        "INSERT INTO marts.customer_purchase_history (customer_id, first_purchase_date, "
+        "repeat_purchases, recency_days, age_days, mean_repeat_value, as_of) VALUES "
+        "('EDGE', DATE '2025-01-01', 1, 50, 400, 24.0, TIMESTAMP '2026-06-10')"
+    )
+    edge = clv.BetaGeo(r=1.8e7, alpha=2.1e9, a=8.7e5, b=1.15e-6)
+    assert np.isnan(clv.expected_purchases(edge, 90, [1], [50], [400])).all()
+    write_scores(w.con, edge, clv.GammaGamma(*PUBLISHED_GG), datetime(2026, 6, 10))
+    alive, purchases, revenue, nans = w.con.execute(
+        """SELECT probability_alive, expected_purchases_90d, expected_revenue_90d,
+               count(*) FILTER (WHERE isnan(expected_purchases_90d)) OVER ()
+           FROM predictions.customer_value"""
+    ).fetchone()
+    assert 0 <= alive <= 1 and purchases is None and revenue is None and nans == 0

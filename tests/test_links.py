@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from mini_warehouse import MiniWarehouse, campaign, program, utc
+from mini_warehouse import MiniWarehouse, campaign, decided_customers, program, utc
 
 from send_jobs import receipts
 from send_jobs.campaign_specs import CampaignError
@@ -250,12 +250,7 @@ def test_clicked_recently_and_not_bought_is_an_audience(tmp_path):
         {"field": "ordered_since_sms_click", "op": "eq", "value": False},
     ])  # fmt: skip
     run = decide(w.con, prog, [nudge], utc(AT))
-    picked = {
-        r[0]
-        for r in w.con.execute(
-            "SELECT customer_id FROM sends.decisions WHERE run_id = ?", [run.run_id]
-        ).fetchall()
-    }
+    picked = decided_customers(w.con, run.run_id)
     assert picked == {"CLICKED_2D"}
     with pytest.raises(CampaignError, match="takes true or false"):
         campaign(prog, audience=[{"field": "ordered_since_sms_click", "op": "eq", "value": 0}])
