@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/retentext demo --out $(DEMO_DIR)
 	@echo "landing files: $(DEMO_DIR)/landing (simulated history, plus the customers' responses to the sends)"
-	@echo "warehouse: $(DEMO_DIR)/warehouse.duckdb (raw.*, raw.quarantine, marts.*, sends.* decisions and messages, experiments.*; open with duckdb or any BI tool)"
+	@echo "warehouse: $(DEMO_DIR)/warehouse.duckdb (raw.*, raw.quarantine, marts.*, predictions.*, sends.* decisions and messages, experiments.*; open with duckdb or any BI tool)"
 	@echo "outbox: $(DEMO_DIR)/outbox (JSON-lines batches with manifests)"
 	@echo "reports: $(DEMO_DIR)/reports/index.html (start here: the program and a verdict per campaign), one page per campaign, incrementality.html, cohorts.html"
 
