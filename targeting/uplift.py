@@ -1,7 +1,8 @@
 """Uplift targeting: each customer's predicted incremental margin from a campaign's text,
-learned from the campaign's own randomised decisions.
+learned from the campaign's own randomised decisions (and those of the earlier campaigns its
+``targeting.learn_from`` names).
 
-Training units are the campaign's holdout (not texted) and the treated units that were texted
+Training units are the campaigns' holdout (not texted) and the treated units that were texted
 whatever a model said: before any model (``no_model``), from a campaign that texted its whole
 audience, and the random ``learning`` share. So both arms are random samples of the audience.
 The outcome is the margin in the attribution window (net revenue x the program's gross margin
