@@ -56,16 +56,16 @@ POLICIES = ("send_to_all", "rfm", "uplift")
 RFM_BEST = ["champions", "loyal"]
 
 
-def _campaign(program, cid: str, world: int, holdout: float, **fields):
+def _campaign(program, cid: str, world: int, holdout: float, audience: tuple = (),
+              **fields):  # fmt: skip
+    """A campaign for one world's customers (and any further ``audience`` conditions)."""
     spec = {
         "id": cid, "name": cid, "category": "marketing", "priority": 10,
         "trigger": {"type": "customers"}, "holdout_share": holdout,
-        "audience": [{"field": "region", "op": "eq", "value": region_of(world)}],
+        "audience": [{"field": "region", "op": "eq", "value": region_of(world)}, *audience],
         "variants": [{"id": "v1", "template": "Hi {{ first_name }}, we miss you: 10% off"}],
+        **fields,
     }  # fmt: skip
-    spec.update(fields)
-    spec["audience"] = spec["audience"] + fields.get("extra_audience", [])
-    spec.pop("extra_audience", None)
     return parse_campaign(spec, program, f"<{cid}>")
 
 
@@ -74,7 +74,7 @@ def policy_campaigns(program, policy: str, worlds: int) -> list:
     for w in range(worlds):
         fields: dict = {}
         if policy == "rfm":
-            fields["extra_audience"] = [{"field": "rfm_segment", "op": "in", "value": RFM_BEST}]
+            fields["audience"] = ({"field": "rfm_segment", "op": "in", "value": RFM_BEST},)
         if policy == "uplift":
             fields["targeting"] = {"mode": "uplift", "learning_share": 0.1,
                                    "learn_from": [f"learn_w{w:03d}"]}  # fmt: skip
@@ -119,9 +119,10 @@ def apply_policy(root: Path, policy: str, worlds: int, seed: int, program) -> pd
     shutil.copy(root / "warehouse.duckdb", copy / "warehouse.duckdb")
     warehouse = copy / "warehouse.duckdb"
     campaigns = policy_campaigns(program, policy, worlds)
-    with duckdb.connect(str(warehouse)) as con:
-        analyse(con, POLICY_AT, {c.id: c.holdout_share for c in campaigns})
-        train_and_score(con, campaigns, program.gross_margin_rate, POLICY_AT)
+    if policy == "uplift":  # the models learn from the learning period's units
+        with duckdb.connect(str(warehouse)) as con:
+            analyse(con, POLICY_AT, {c.id: c.holdout_share for c in campaigns})
+            train_and_score(con, campaigns, program.gross_margin_rate, POLICY_AT)
     at = POLICY_AT + timedelta(hours=1)
     _send_and_respond(warehouse, copy / "landing", program, campaigns, at, copy / "outbox",
                       seed + 1)  # fmt: skip

@@ -18,7 +18,6 @@ import argparse
 import json
 import resource
 import tempfile
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from benchmarks.customer_value import timed
 from send_jobs.campaign_specs import load_program, parse_campaign
 from simulator.kinds import KINDS, kind_of
 from targeting import uplift
@@ -92,12 +92,6 @@ def warehouse(path: Path, n: int, seed: int) -> duckdb.DuckDBPyConnection:
     )
     con.unregister("frame")
     return con
-
-
-def timed(fn):
-    started = time.perf_counter()
-    value = fn()
-    return value, round(time.perf_counter() - started, 3)
 
 
 def run(n: int, seed: int, bootstrap: int, folder: Path) -> dict:
